@@ -1,0 +1,257 @@
+"""Pipeline config: the YAML a user keeps in their repo, validated by pydantic.
+
+The smallest valid config is a name, a source and a target; everything else has a
+default or is inferred from the data (see ``conveyor.pipeline.resolve``). Secrets never
+live here: they come from the environment (``conveyor.settings``).
+
+Example:
+    >>> cfg = ConveyorConfig.model_validate(
+    ...     {"name": "adult-income", "data": {"source": "adult.csv", "target": "class"}}
+    ... )
+    >>> cfg.split.test_size
+    0.2
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from conveyor.errors import ConfigError
+
+__all__ = [
+    "ConveyorConfig",
+    "DataConfig",
+    "ModelSpec",
+    "PromotionConfig",
+    "SplitConfig",
+    "TrainingConfig",
+    "ValidationConfig",
+    "VersioningConfig",
+    "config_hash",
+    "format_validation_error",
+    "load_config",
+]
+
+Task = Literal["binary", "multiclass", "regression"]
+
+DEFAULT_NA_VALUES = ["", "?", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "-"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class DataConfig(_Strict):
+    """Where the table comes from and how to clean it."""
+
+    source: str = Field(
+        description="Local path or URL of the table: .csv, .parquet, s3://..., postgresql://..."
+    )
+    target: str = Field(description="Name of the column to predict.")
+    format: Literal["auto", "csv", "parquet", "sql"] = Field(
+        "auto", description="Reader to use; 'auto' picks it from the source's scheme and suffix."
+    )
+    table: str | None = Field(None, description="SQL source: table to read.")
+    query: str | None = Field(None, description="SQL source: query to run instead of a table.")
+    na_values: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_NA_VALUES),
+        description="String values read as missing (after stripping spaces).",
+    )
+    strip_whitespace: bool = Field(
+        True, description="Strip spaces from header names and string values."
+    )
+    drop_columns: list[str] = Field(
+        default_factory=list, description="Columns to drop before anything else."
+    )
+    drop_id_columns: bool = Field(
+        True, description="Drop ID-like columns (unique per row) and constant columns."
+    )
+    categorical_columns: list[str] | None = Field(
+        None, description="Force these columns categorical (default: inferred)."
+    )
+    numeric_columns: list[str] | None = Field(
+        None, description="Force these columns numeric (default: inferred)."
+    )
+    datetime_columns: list[str] | None = Field(
+        None, description="Parse these columns as date/time (default: inferred)."
+    )
+    max_rows: int | None = Field(None, gt=0, description="Read at most this many rows.")
+
+
+class ValidationConfig(_Strict):
+    """Great Expectations checks: the config's own plus the saved baseline."""
+
+    enabled: bool = True
+    max_null_fraction: float = Field(
+        0.95, ge=0, le=1, description="Fail a column whose null fraction exceeds this."
+    )
+    null_fraction_tolerance: float = Field(
+        0.10,
+        ge=0,
+        le=1,
+        description="Allowed rise of a column's null fraction over the baseline's.",
+    )
+    max_unseen_category_fraction: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Allowed fraction of rows whose category the baseline never saw.",
+    )
+    range_tolerance: float = Field(
+        0.5,
+        ge=0,
+        description="Allowed widening of a numeric column's baseline range, as a fraction of it.",
+    )
+    out_of_range_fraction: float = Field(
+        0.01, ge=0, le=1, description="Allowed fraction of values outside the widened range."
+    )
+    min_rows: int = Field(50, ge=1, description="Fail a batch with fewer rows.")
+    update_baseline: bool = Field(
+        False, description="Replace the saved baseline with this batch's profile."
+    )
+
+
+class VersioningConfig(_Strict):
+    """DVC: where validated datasets are tracked and pushed."""
+
+    enabled: bool = True
+    remote: str | None = Field(
+        None,
+        description="DVC remote URL (local dir or s3://...); default .conveyor/dvc-remote.",
+    )
+
+
+class SplitConfig(_Strict):
+    """How the held-out set is chosen."""
+
+    strategy: Literal["auto", "stratified", "random", "time"] = Field(
+        "auto", description="'auto': stratified for classification, random for regression."
+    )
+    test_size: float = Field(0.2, gt=0, lt=1)
+    time_column: str | None = Field(None, description="Required for strategy 'time'.")
+    seed: int = 42
+
+
+class ModelSpec(_Strict):
+    """One candidate model."""
+
+    type: str = Field(
+        description=(
+            "xgboost, lightgbm, torch_mlp, random_forest, logistic_regression, ridge,"
+            " hist_gradient_boosting, or an import path such as"
+            " sklearn.ensemble.ExtraTreesClassifier."
+        )
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="Estimator keyword args.")
+
+
+class TrainingConfig(_Strict):
+    """Task, candidate models and the metric that picks between them."""
+
+    task: Literal["auto", "binary", "multiclass", "regression"] = "auto"
+    models: list[ModelSpec] = Field(
+        default_factory=list, description="Candidates; default: one per task (see docs)."
+    )
+    metric: str | None = Field(
+        None, description="Primary metric; default roc_auc / f1_macro / rmse by task."
+    )
+    seed: int = 42
+
+
+class PromotionConfig(_Strict):
+    """Quality gates a challenger must pass to become champion."""
+
+    thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description=(
+            "Absolute bounds by metric: a floor for higher-is-better metrics (roc_auc: 0.8),"
+            " a ceiling for lower-is-better ones (rmse: 10)."
+        ),
+    )
+    min_improvement: float = Field(
+        0.0, description="Margin by which the challenger must beat the champion's primary metric."
+    )
+    auto_promote: bool = Field(True, description="Move 'champion' when the gates pass.")
+
+
+class ConveyorConfig(_Strict):
+    """A Conveyor project: one dataset, one task, one registered model."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
+        description="Project name; also the registered model and experiment name.",
+    )
+    data: DataConfig
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    versioning: VersioningConfig = Field(default_factory=VersioningConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    tracking_uri: str | None = Field(
+        None,
+        description=(
+            "MLflow tracking URI; default sqlite under .conveyor/. MLFLOW_TRACKING_URI wins."
+        ),
+    )
+
+    @field_validator("data")
+    @classmethod
+    def _sql_needs_table_or_query(cls, data: DataConfig) -> DataConfig:
+        if data.table and data.query:
+            raise ValueError("set either data.table or data.query, not both")
+        return data
+
+
+def format_validation_error(exc: ValidationError, *, source: str = "config") -> str:
+    """Turn a pydantic error into lines naming the key path and the bad value."""
+    lines = []
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; `conveyor config schema` lists keys)"
+        value = err.get("input")
+        shown = "" if err["type"] == "missing" else f" (got {value!r:.80})"
+        lines.append(f"{source}: {path}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path) -> ConveyorConfig:
+    """Read and validate a YAML pipeline config.
+
+    Relative ``data.source`` paths resolve against the config file's folder.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or fails validation.
+    """
+    import yaml
+
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"config file not found: {file}")
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        config = ConveyorConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source=str(file))) from exc
+    source = config.data.source
+    if "://" not in source and not Path(source).is_absolute():
+        resolved = str((file.parent / source).resolve())
+        config = config.model_copy(update={"data": config.data.model_copy(update={"source": resolved})})
+    return config
+
+
+def config_hash(config: BaseModel) -> str:
+    """Stable sha256 of a config (or of one of its sections)."""
+    payload = json.dumps(config.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]

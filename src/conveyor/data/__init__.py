@@ -1,0 +1,1 @@
+"""Data pipeline: sources, cleaning, validation (GX), versioning (DVC), split, demo data."""

@@ -1,0 +1,81 @@
+"""One exception tree for Conveyor.
+
+Adapters wrap library errors (``raise RegistryError(...) from exc``); only ``cli.py``
+maps them to exit codes and human messages, only ``serving/`` to HTTP status codes::
+
+    ConveyorError                 exit 1 unless noted
+    ├── ConfigError               exit 2: bad YAML, unknown key, bad value
+    ├── DataError                 source missing, unreadable, target absent, ...
+    │   └── DataValidationError   the batch failed its expectation suite
+    ├── VersioningError           DVC add / push / pull failed
+    ├── TrainingError             model could not be built or fitted
+    ├── RegistryError             MLflow tracking / registry failed
+    │   └── PromotionError        a promote / rollback request cannot be honoured
+    └── PipelineError             runner problems: unknown run id, missing step output
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "ConveyorError",
+    "DataError",
+    "DataValidationError",
+    "PipelineError",
+    "PromotionError",
+    "RegistryError",
+    "TrainingError",
+    "VersioningError",
+]
+
+
+class ConveyorError(Exception):
+    """Base of every error Conveyor raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(ConveyorError):
+    """The pipeline config or the runtime settings are invalid."""
+
+    exit_code = 2
+
+
+class DataError(ConveyorError):
+    """The data cannot be read or cannot be used for the configured task."""
+
+
+class DataValidationError(DataError):
+    """The batch failed its expectation suite.
+
+    Attributes:
+        failures: one human-readable line per failed expectation.
+        report_path: where the HTML report was written, if one was.
+    """
+
+    def __init__(
+        self, message: str, *, failures: list[str] | None = None, report_path: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.failures = failures or []
+        self.report_path = report_path
+
+
+class VersioningError(ConveyorError):
+    """DVC could not track, push or pull a dataset."""
+
+
+class TrainingError(ConveyorError):
+    """A model could not be built, fitted or evaluated."""
+
+
+class RegistryError(ConveyorError):
+    """The MLflow tracking store or model registry failed."""
+
+
+class PromotionError(RegistryError):
+    """A promotion or rollback cannot be honoured (unknown version, no previous, ...)."""
+
+
+class PipelineError(ConveyorError):
+    """The runner cannot do what was asked (unknown run id or step, missing output)."""

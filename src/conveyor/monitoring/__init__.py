@@ -1,0 +1,1 @@
+"""Monitoring: metrics, reference profiles, drift (see issue 4)."""

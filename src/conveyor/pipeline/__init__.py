@@ -1,0 +1,1 @@
+"""Step composition and the local runner (cache, progress, run record)."""

@@ -1,0 +1,1 @@
+"""MLflow adapter: tracking, model registry, promotion gates, lineage."""

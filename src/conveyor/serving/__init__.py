@@ -1,0 +1,1 @@
+"""Model serving (see issue 3)."""

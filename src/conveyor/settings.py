@@ -1,0 +1,67 @@
+"""Runtime settings from the environment: where state lives, service URIs, secrets.
+
+The pipeline config (``conveyor.config``) says *what* to build; settings say *where*.
+Precedence for the MLflow tracking URI, as MLflow users expect:
+``MLFLOW_TRACKING_URI`` > the config's ``tracking_uri`` > the embedded SQLite store.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from conveyor.errors import ConfigError
+
+__all__ = ["Settings", "get_settings", "quiet_dependencies"]
+
+STATE_DIR = ".conveyor"
+
+
+class Settings(BaseSettings):
+    """Process-wide settings, read once from ``CONVEYOR_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="CONVEYOR_", extra="ignore")
+
+    project_dir: Path | None = Field(
+        None, description="Project root holding .conveyor/; default: the config file's folder."
+    )
+    mlflow_tracking_uri: str | None = Field(
+        None, validation_alias="MLFLOW_TRACKING_URI", description="Overrides every other URI."
+    )
+    dvc_remote: str | None = Field(None, description="Overrides versioning.remote.")
+    admin_token: str | None = Field(None, description="Bearer token for admin endpoints.")
+
+    def state_dir(self, project_dir: Path) -> Path:
+        """The ``.conveyor/`` folder of a project."""
+        return (self.project_dir or project_dir) / STATE_DIR
+
+    def tracking_uri(self, project_dir: Path, configured: str | None = None) -> str:
+        """The MLflow tracking URI in force for a project."""
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        if configured:
+            return configured
+        return f"sqlite:///{(self.state_dir(project_dir) / 'mlflow.db').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings (cached; call ``get_settings.cache_clear()`` in tests)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(f"invalid environment settings: {exc}") from exc
+
+
+def quiet_dependencies() -> None:
+    """Turn off dependency telemetry and chatter; our users run offline too."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")

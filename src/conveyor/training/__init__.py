@@ -1,0 +1,1 @@
+"""Training pipeline: model factory, preprocessing, training, evaluation, plots."""
