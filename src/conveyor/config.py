@@ -247,7 +247,9 @@ def load_config(path: str | Path) -> ConveyorConfig:
     source = config.data.source
     if "://" not in source and not Path(source).is_absolute():
         resolved = str((file.parent / source).resolve())
-        config = config.model_copy(update={"data": config.data.model_copy(update={"source": resolved})})
+        config = config.model_copy(
+            update={"data": config.data.model_copy(update={"source": resolved})}
+        )
     return config
 
 

@@ -1,0 +1,316 @@
+"""The ``conveyor`` command line: thin commands over the pipeline, with lazy imports.
+
+Only this module prints and maps errors to exit codes: 0 success, 1 pipeline or runtime
+failure, 2 usage or config error. Heavy libraries load inside the command that needs
+them, so ``conveyor --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from conveyor.pipeline.project import Project
+    from conveyor.registry.store import ModelRegistry
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="conveyor",
+    help="Conveyor: from a raw table to a validated, versioned, registered and gated model.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Inspect the pipeline config.", no_args_is_help=True)
+data_app = typer.Typer(help="Dataset versions tracked by DVC.", no_args_is_help=True)
+models_app = typer.Typer(help="Registered models.", no_args_is_help=True)
+runs_app = typer.Typer(help="Pipeline runs recorded under .conveyor/runs.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(data_app, name="data")
+app.add_typer(models_app, name="models")
+app.add_typer(runs_app, name="runs")
+
+ConfigOpt = Annotated[
+    Path, typer.Option("--config", "-c", help="Pipeline config (YAML).", show_default=True)
+]
+DEFAULT_CONFIG = Path("conveyor.yaml")
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _guarded(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call ``fn`` mapping Conveyor errors to one clear line and an exit code."""
+    from conveyor.errors import ConveyorError
+
+    try:
+        return fn(*args, **kwargs)
+    except ConveyorError as exc:
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted; nothing was registered by the unfinished step", 130)
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        if os.environ.get("CONVEYOR_DEBUG"):
+            raise
+        _fail(f"unexpected {type(exc).__name__}: {exc} (set CONVEYOR_DEBUG=1 for a traceback)", 1)
+
+
+def _project(config_path: Path) -> Project:
+    from conveyor.config import load_config
+    from conveyor.pipeline.project import Project
+    from conveyor.settings import get_settings, quiet_dependencies
+
+    quiet_dependencies()
+    config = load_config(config_path)
+    return Project.open(config, config_dir=config_path.resolve().parent, settings=get_settings())
+
+
+def _registry(config_path: Path, tracking_uri: str | None) -> tuple[ModelRegistry, str]:
+    from conveyor.registry.store import ModelRegistry
+    from conveyor.settings import get_settings, quiet_dependencies
+
+    quiet_dependencies()
+    settings = get_settings()
+    if tracking_uri:
+        uri = tracking_uri
+    elif config_path.is_file():
+        uri = _project(config_path).tracking_uri
+    else:
+        uri = settings.tracking_uri(Path.cwd())
+    return ModelRegistry(uri), uri
+
+
+# -- run ----------------------------------------------------------------------
+@app.command()
+def run(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    step: Annotated[str | None, typer.Option(help="Run only this step (needs --run-id).")] = None,
+    run_id: Annotated[str | None, typer.Option(help="Run id to add the step to.")] = None,
+    force: Annotated[bool, typer.Option(help="Ignore the step cache.")] = False,
+) -> None:
+    """Run the training pipeline: ingest, validate, version, train, evaluate, register, promote."""
+    from conveyor.cli.report import StepProgress, print_failure, print_summary
+
+    if step and not run_id:
+        _fail("--step needs --run-id (the run whose earlier outputs it reads)", 2)
+    project = _guarded(_project, config)
+    console = _console()
+    from conveyor.pipeline.runner import PipelineRunner
+
+    with StepProgress(console) as progress:
+        runner = PipelineRunner(project, on_event=progress.update)
+        try:
+            if step:
+                record = _guarded(runner.run_step, step, run_id=run_id, force=force)
+            else:
+                record = _guarded(runner.run, force=force)
+        except typer.Exit:
+            progress.stop()
+            print_failure(console, project, runner.last_run_id)
+            raise
+    print_summary(console, project, record)
+
+
+# -- config -------------------------------------------------------------------
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the JSON Schema of the pipeline config."""
+    import json
+
+    from conveyor.config import ConveyorConfig
+
+    print(json.dumps(ConveyorConfig.model_json_schema(), indent=2))
+
+
+@config_app.command("show")
+def config_show(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Print the fully resolved config: every inferred value and default made explicit."""
+    import yaml
+
+    from conveyor.pipeline.inspect import resolved_config
+
+    project = _guarded(_project, config)
+    resolved = _guarded(resolved_config, project)
+    print(yaml.safe_dump(resolved.model_dump(mode="json"), sort_keys=False), end="")
+
+
+@config_app.command("validate")
+def config_validate(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Check a config file without reading any data."""
+    project = _guarded(_project, config)
+    _console().print(f"[green]ok[/] {config}: project {project.config.name!r}")
+
+
+# -- data ---------------------------------------------------------------------
+@data_app.command("versions")
+def data_versions(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """List the dataset versions recorded for this project."""
+    from rich.table import Table
+
+    from conveyor.data.versioning import DatasetVersioner
+
+    project = _guarded(_project, config)
+    versioner = DatasetVersioner(project.root, remote=project.dvc_remote)
+    table = Table("md5", "path", "size", "recorded", "remote")
+    for v in _guarded(versioner.versions):
+        table.add_row(v.md5, v.path, f"{v.size:,}", v.created_at, v.remote)
+    _console().print(table)
+
+
+@data_app.command("pull")
+def data_pull(
+    md5: Annotated[str | None, typer.Argument(help="Version to restore (default: newest).")] = None,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    dest: Annotated[Path | None, typer.Option(help="Write it here instead.")] = None,
+) -> None:
+    """Restore a recorded dataset version from the DVC remote."""
+    from conveyor.data.versioning import DatasetVersioner
+
+    project = _guarded(_project, config)
+    versioner = DatasetVersioner(project.root, remote=project.dvc_remote)
+    if md5 is None:
+        versions = _guarded(versioner.versions)
+        if not versions:
+            _fail("no dataset version recorded yet; run `conveyor run` first", 1)
+        md5 = versions[0].md5
+    path = _guarded(versioner.pull, md5, dest=dest)
+    _console().print(f"[green]restored[/] {md5} -> {path}")
+
+
+# -- models -------------------------------------------------------------------
+TrackingOpt = Annotated[
+    str | None, typer.Option(help="MLflow tracking URI (default: the project's store).")
+]
+
+
+@models_app.command("list")
+def models_list(config: ConfigOpt = DEFAULT_CONFIG, tracking_uri: TrackingOpt = None) -> None:
+    """List registered models with their champion, challenger and previous versions."""
+    from rich.table import Table
+
+    registry, uri = _guarded(_registry, config, tracking_uri)
+    table = Table("model", "versions", "latest", "champion", "challenger", "previous")
+    for m in _guarded(registry.list_models):
+        cells = [str(m.get(k) or "-") for k in ("latest", "champion", "challenger", "previous")]
+        table.add_row(m["name"], str(m.get("versions", "-")), *cells)
+    _console().print(table)
+    _console().print(f"[dim]store: {uri}[/]")
+
+
+@app.command()
+def promote(
+    name: str,
+    version: str,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    tracking_uri: TrackingOpt = None,
+) -> None:
+    """Make VERSION the champion of NAME by hand (the old champion becomes 'previous')."""
+    registry, _ = _guarded(_registry, config, tracking_uri)
+    info = _guarded(registry.promote, name, version)
+    _console().print(f"[green]{name} v{info.version} is now champion[/]")
+
+
+@app.command()
+def rollback(
+    name: str, config: ConfigOpt = DEFAULT_CONFIG, tracking_uri: TrackingOpt = None
+) -> None:
+    """Move 'champion' of NAME back to its 'previous' version."""
+    registry, _ = _guarded(_registry, config, tracking_uri)
+    info = _guarded(registry.rollback, name)
+    _console().print(f"[green]{name} rolled back: v{info.version} is champion again[/]")
+
+
+@app.command()
+def lineage(
+    name: str, version: str, config: ConfigOpt = DEFAULT_CONFIG, tracking_uri: TrackingOpt = None
+) -> None:
+    """Show where a model version came from: data, validation, config, code, run."""
+    import json
+
+    registry, _ = _guarded(_registry, config, tracking_uri)
+    print(json.dumps(_guarded(registry.lineage, name, version), indent=2, default=str))
+
+
+@app.command()
+def ui(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    tracking_uri: TrackingOpt = None,
+    port: Annotated[int, typer.Option(help="Port of the MLflow UI.")] = 5000,
+) -> None:
+    """Open the MLflow UI on the project's tracking store."""
+    import subprocess
+
+    registry, uri = _guarded(_registry, config, tracking_uri)
+    argv = registry.ui_command(port=port)
+    _console().print(f"MLflow UI for {uri} on http://127.0.0.1:{port} (Ctrl-C to stop)")
+    try:
+        sys.exit(subprocess.call(argv))
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+# -- runs ---------------------------------------------------------------------
+@runs_app.command("list")
+def runs_list(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """List recorded pipeline runs, newest first."""
+    from conveyor.cli.report import print_runs
+
+    print_runs(_console(), _guarded(_project, config))
+
+
+@runs_app.command("show")
+def runs_show(run_id: str, config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Print a run record (JSON)."""
+    import json
+
+    from conveyor.pipeline.store import RunStore
+
+    project = _guarded(_project, config)
+    store = RunStore(project.runs_dir, project.cache_dir)
+    print(json.dumps(_guarded(store.read_record, run_id), indent=2))
+
+
+# -- demo ---------------------------------------------------------------------
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Option("--dir", help="Where to create the demo.")] = Path(
+        "demo"
+    ),
+    rows: Annotated[int, typer.Option(help="Rows of demo data.", min=100)] = 20000,
+    seed: Annotated[int, typer.Option(help="Seed of the demo data.")] = 0,
+    drift: Annotated[float, typer.Option(help="Shift the data by this much (0 = none).")] = 0.0,
+) -> None:
+    """Create a demo project (seeded churn data + config) and print how to run it."""
+    from conveyor.pipeline.inspect import write_demo_project
+
+    config_path = _guarded(write_demo_project, directory, rows=rows, seed=seed, drift=drift)
+    _console().print(f"[green]demo project[/] {config_path} (run: conveyor run -c {config_path})")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""What a person sees of a run: live step progress and the closing summary table."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from rich.console import Console
+    from rich.status import Status
+
+    from conveyor.pipeline.project import Project
+    from conveyor.pipeline.runner import StepEvent
+
+__all__ = ["StepProgress", "print_failure", "print_runs", "print_summary"]
+
+
+def _validation_brief(summary: dict[str, Any]) -> str:
+    if summary.get("skipped"):
+        return "skipped (validation.enabled: false)"
+    made = ", baseline created" if summary.get("baseline_created") else ""
+    return f"{summary['evaluated']} expectations passed{made}"
+
+
+_BRIEFS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "ingest": lambda s: f"{s['rows']:,} rows, {s['columns']} columns, task {s['task']}",
+    "validate": _validation_brief,
+    "version": lambda s: "skipped" if s.get("skipped") else f"md5 {s['md5'][:12]}",
+    "split": lambda s: f"{s['train_rows']:,} train / {s['test_rows']:,} held out",
+    "train": lambda s: f"{s['model']} in {s['fit_seconds']:.1f}s",
+    "evaluate": lambda s: ", ".join(f"{k} {v:.4f}" for k, v in list(s["metrics"].items())[:3]),
+    "register": lambda s: f"{s['name']} v{s['version']}",
+    "promote": lambda s: f"-> {s['alias']}",
+}
+
+
+class StepProgress:
+    """Shows a spinner on the running step and one line per finished step."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._status: Status | None = None
+
+    def __enter__(self) -> StepProgress:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Remove the spinner."""
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+    def update(self, event: StepEvent) -> None:
+        """Render one progress event."""
+        name = f"{event.step.name:<9}"
+        if event.kind == "start":
+            self.stop()
+            self._status = self.console.status(f"{name} {event.step.title}...")
+            self._status.start()
+            return
+        self.stop()
+        if event.kind == "failed":
+            self.console.print(f"[red]✘ {name}[/] {event.error}")
+            return
+        tag = "[dim]cached[/]" if event.kind == "cached" else f"{event.seconds:6.2f}s"
+        brief = _BRIEFS[event.step.name](event.summary or {})
+        self.console.print(f"[green]✔[/] {name} {tag}  {brief}")
+
+
+def _metric_rows(run: dict[str, Any]) -> list[tuple[str, str, str]]:
+    metrics = run["steps"]["evaluate"]["summary"]["metrics"]
+    champion = (run["steps"].get("promote", {}).get("summary") or {}).get("champion_metrics") or {}
+    return [
+        (k, f"{v:.4f}", f"{champion[k]:.4f}" if k in champion else "-") for k, v in metrics.items()
+    ]
+
+
+def print_summary(console: Console, project: Project, run: dict[str, Any]) -> None:
+    """The closing table: data, validation, metrics vs champion, model, where to look."""
+    steps = run["steps"]
+    if "promote" not in steps:
+        console.print(f"run {run['run_id']}: {run['status']} ({', '.join(steps)})")
+        return
+    ingest, version = steps["ingest"]["summary"], steps["version"]["summary"]
+    validate, register = steps["validate"]["summary"], steps["register"]["summary"]
+    promote = steps["promote"]["summary"]
+    total = sum(s.get("seconds", 0.0) for s in steps.values())
+    info = Table.grid(padding=(0, 2))
+    info.add_row("run", f"{run['run_id']} ({total:.1f}s)")
+    info.add_row("data", f"md5 {version['md5']} ({ingest['rows']:,} rows)")
+    check = "skipped" if validate.get("skipped") else f"passed ({validate['evaluated']} checks)"
+    info.add_row("validation", check)
+    alias_style = "green" if promote["alias"] == "champion" else "yellow"
+    info.add_row(
+        "model",
+        f"{register['name']} v{register['version']} -> [{alias_style}]{promote['alias']}[/]",
+    )
+    info.add_row("gate", "; ".join(promote.get("reasons", [])))
+    metrics = Table("metric", "challenger", "champion (same held-out)", title="held-out metrics")
+    for row in _metric_rows(run):
+        metrics.add_row(*row)
+    console.print(info)
+    console.print(metrics)
+    _where_to_look(console, project, run)
+
+
+def _where_to_look(console: Console, project: Project, run: dict[str, Any]) -> None:
+    config_path = project.root / "conveyor.yaml"
+    flag = f" -c {config_path}" if config_path.is_file() else ""
+    console.print("[bold]where to look[/]")
+    console.print(f"  MLflow UI     conveyor ui{flag}   (store: {project.tracking_uri})")
+    console.print(f"  plots         {run['steps']['evaluate']['outputs']}/plots/")
+    report = run["steps"]["validate"]["summary"].get("report")
+    if report:
+        console.print(f"  GX report     {report}")
+    console.print(f"  run record    {project.runs_dir / run['run_id'] / 'record.json'}")
+
+
+def print_failure(console: Console, project: Project, run_id: str | None) -> None:
+    """After a failed run: the validation failures and where the report is."""
+    path = project.runs_dir / str(run_id) / "record.json"
+    if run_id is None or not path.is_file():
+        return
+    record = json.loads(path.read_text(encoding="utf-8"))
+    for line in record.get("validation_failures", [])[:20]:
+        console.print(f"  [red]-[/] {line}", soft_wrap=True)
+    if record.get("validation_report"):
+        console.print(f"  GX report: {record['validation_report']}")
+    console.print(f"  run {record['run_id']} recorded as {record['status']}; registry untouched")
+
+
+def print_runs(console: Console, project: Project) -> None:
+    """Table of recorded runs, newest first."""
+    table = Table("run", "status", "started", "steps (cached)", "model")
+    for path in sorted(project.runs_dir.glob("*/record.json"), reverse=True)[:30]:
+        run = json.loads(path.read_text(encoding="utf-8"))
+        steps = run.get("steps", {})
+        cached = sum(1 for s in steps.values() if s.get("status") == "cached")
+        reg = steps.get("register", {}).get("summary") or {}
+        model = f"v{reg['version']}" if reg.get("version") else "-"
+        table.add_row(
+            run["run_id"], run["status"], run["started_at"], f"{len(steps)} ({cached})", model
+        )
+    console.print(table)

@@ -1,0 +1,216 @@
+"""The local runner: runs the steps in order, reuses cached ones, records every run.
+
+Each run gets an id and a record (``.conveyor/runs/<id>/record.json``) that says which
+steps ran, which were reused from cache, how long each took, and how the run ended. A
+step's outputs are indexed in the cache only once complete, so Ctrl-C or a crash never
+leaves an output a later run would trust; the next run resumes from the last complete
+step. Registration is idempotent on its cache key (see ``registry.store``), so an
+interrupted run never leaves a duplicate model version behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+from conveyor import __version__
+from conveyor.errors import ConveyorError, DataValidationError
+from conveyor.pipeline.context import RunContext
+from conveyor.pipeline.project import Project
+from conveyor.pipeline.steps import STEPS, Step, cache_key, step_named
+from conveyor.pipeline.store import RunStore, new_run_id, utc_now
+
+__all__ = ["PipelineRunner", "StepEvent", "code_version"]
+
+log = logging.getLogger(__name__)
+
+EventKind = Literal["start", "done", "cached", "failed"]
+_LIBRARIES = ("scikit-learn", "lightgbm", "xgboost-cpu", "pandas", "numpy", "pyarrow")
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """Progress of one step, for whoever displays it."""
+
+    kind: EventKind
+    step: Step
+    seconds: float = 0.0
+    summary: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """Identity of the code that produces step outputs: Conveyor's sources and key libs."""
+    h = hashlib.sha256(__version__.encode())
+    package = Path(__file__).resolve().parent.parent
+    for path in sorted(package.rglob("*.py")):
+        h.update(path.read_bytes())
+    for lib in _LIBRARIES:
+        try:
+            h.update(f"{lib}=={metadata.version(lib)}".encode())
+        except metadata.PackageNotFoundError:
+            continue
+    return h.hexdigest()[:16]
+
+
+class PipelineRunner:
+    """Runs the training pipeline of one project in this process."""
+
+    def __init__(
+        self, project: Project, *, on_event: Callable[[StepEvent], None] | None = None
+    ) -> None:
+        self.project = project
+        self.store = RunStore(project.runs_dir, project.cache_dir)
+        self.on_event = on_event or (lambda event: None)
+        self.last_run_id: str | None = None
+
+    def run(self, *, force: bool = False) -> dict[str, Any]:
+        """Run every step; return the run record.
+
+        Args:
+            force: ignore the cache and run every step again.
+
+        Raises:
+            ConveyorError: a step failed; the run is recorded as failed first.
+        """
+        return self._execute(new_run_id(), STEPS, force=force)
+
+    def run_step(self, step_name: str, *, run_id: str, force: bool = False) -> dict[str, Any]:
+        """Run one step of an existing (or new) run, reading its upstream outputs.
+
+        This is what an orchestrator task calls: ``conveyor run --step NAME --run-id ID``.
+        """
+        return self._execute(run_id, (step_named(step_name),), force=force)
+
+    # -- internals ----------------------------------------------------------
+    def _execute(self, run_id: str, steps: Iterable[Step], *, force: bool) -> dict[str, Any]:
+        self.last_run_id = run_id
+        record = self._open_record(run_id)
+        ctx = self._context(run_id, record)
+        record["status"] = "running"
+        self.store.write_record(run_id, record)
+        try:
+            for step in steps:
+                self._run_one(step, ctx, record, force=force)
+        except BaseException as exc:
+            self._fail(record, exc)
+            raise
+        finished = all(s.name in record["steps"] for s in STEPS)
+        record["status"] = "succeeded" if finished else "partial"
+        record["finished_at"] = utc_now()
+        record["config"] = ctx.config.model_dump(mode="json") if "ingest" in ctx.outputs else None
+        self.store.write_record(run_id, record)
+        return record
+
+    def _open_record(self, run_id: str) -> dict[str, Any]:
+        if (self.store.run_dir(run_id) / "record.json").is_file():
+            return self.store.read_record(run_id)
+        return {
+            "run_id": run_id,
+            "project": self.project.config.name,
+            "project_dir": str(self.project.root),
+            "conveyor_version": __version__,
+            "started_at": utc_now(),
+            "status": "running",
+            "steps": {},
+        }
+
+    def _context(self, run_id: str, record: dict[str, Any]) -> RunContext:
+        ctx = RunContext(project=self.project, run_id=run_id, store=self.store)
+        for name, entry in record["steps"].items():
+            if entry.get("status") in ("succeeded", "cached"):
+                ctx.outputs[name] = Path(entry["outputs"])
+                ctx.summaries[name] = entry["summary"]
+                ctx.keys[name] = entry["key"]
+        return ctx
+
+    def _run_one(self, step: Step, ctx: RunContext, record: dict[str, Any], *, force: bool) -> None:
+        parts = step.key_parts(ctx)
+        key = cache_key(step, parts, code_version()) if parts is not None else None
+        cached = None if (force or key is None) else self.store.cache_lookup(step.name, key)
+        ctx.keys[step.name] = key or f"uncached-{ctx.run_id}"
+        started = time.perf_counter()
+        if cached is not None:
+            summary = self.store.load_json(cached, "_summary")
+            self._finish(
+                step,
+                ctx=ctx,
+                record=record,
+                folder=cached,
+                summary=summary,
+                status="cached",
+                started=started,
+            )
+            return
+        self.on_event(StepEvent("start", step))
+        record["steps"][step.name] = {"status": "running", "started_at": utc_now()}
+        self.store.write_record(ctx.run_id, record)
+        folder = self.store.step_dir(ctx.run_id, step.name)
+        (folder / ".complete").unlink(missing_ok=True)
+        summary = step.execute(ctx, folder)
+        extra = summary.pop("extra_keys", [])
+        self.store.save_json(folder, "_summary", summary)
+        keys = [key] if key else []
+        keys += [cache_key(step, p, code_version()) for p in extra]
+        self.store.cache_store(step.name, keys, folder, ctx.run_id)
+        self._finish(
+            step,
+            ctx=ctx,
+            record=record,
+            folder=folder,
+            summary=summary,
+            status="succeeded",
+            started=started,
+        )
+
+    def _finish(
+        self,
+        step: Step,
+        *,
+        ctx: RunContext,
+        record: dict[str, Any],
+        folder: Path,
+        summary: dict[str, Any],
+        status: Literal["succeeded", "cached"],
+        started: float,
+    ) -> None:
+        seconds = time.perf_counter() - started
+        ctx.outputs[step.name], ctx.summaries[step.name] = folder, summary
+        record["steps"][step.name] = {
+            "status": status,
+            "key": ctx.keys[step.name],
+            "outputs": str(folder),
+            "seconds": round(seconds, 4),
+            "summary": summary,
+        }
+        self.store.write_record(ctx.run_id, record)
+        self.on_event(StepEvent("cached" if status == "cached" else "done", step, seconds, summary))
+
+    def _fail(self, record: dict[str, Any], exc: BaseException) -> None:
+        running = [n for n, s in record["steps"].items() if s.get("status") == "running"]
+        message = str(exc) or type(exc).__name__
+        if isinstance(exc, KeyboardInterrupt):
+            status, message = "interrupted", "interrupted by the user"
+        else:
+            status = "failed"
+        for name in running:
+            record["steps"][name]["status"] = status
+            record["steps"][name]["error"] = message
+            self.on_event(StepEvent("failed", step_named(name), error=message))
+        record["status"] = status
+        record["error"] = message
+        if isinstance(exc, DataValidationError):
+            record["validation_failures"] = exc.failures
+            record["validation_report"] = exc.report_path
+        if not isinstance(exc, ConveyorError | KeyboardInterrupt):
+            log.exception("step failed unexpectedly")
+        record["finished_at"] = utc_now()
+        self.store.write_record(record["run_id"], record)

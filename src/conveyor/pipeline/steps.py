@@ -1,0 +1,435 @@
+"""The training pipeline's steps: each wires domain functions to the run store.
+
+A step is a ``Step``: its cache key says what its result depends on (config section,
+upstream content, code); ``execute`` reads upstream outputs from the context, calls the
+pure functions of ``data``, ``training`` and ``registry``, writes its outputs and returns
+a small JSON summary for the run record. No step holds domain logic of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from conveyor import __version__
+from conveyor.config import config_hash
+from conveyor.errors import DataError, DataValidationError
+from conveyor.pipeline.context import RunContext, digest
+
+__all__ = ["STEPS", "Step", "step_named"]
+
+log = logging.getLogger(__name__)
+
+KeyFn = Callable[[RunContext], list[Any] | None]
+ExecuteFn = Callable[[RunContext, Path], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One named stage of the pipeline.
+
+    Attributes:
+        name: step name, used on the CLI (``--step``) and in the run record.
+        title: what the step does, for progress output.
+        needs: steps whose outputs it reads.
+        key_parts: what the result depends on; ``None`` means never reuse from cache.
+        execute: does the work, writes outputs into the folder, returns the summary.
+    """
+
+    name: str
+    title: str
+    needs: tuple[str, ...]
+    key_parts: KeyFn
+    execute: ExecuteFn
+
+
+def file_md5(path: Path) -> str:
+    """md5 of a file's content (what DVC records)."""
+    h = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# -- ingest -------------------------------------------------------------------
+def _ingest_key(ctx: RunContext) -> list[Any] | None:
+    from conveyor.data.sources import source_fingerprint
+
+    fingerprint = source_fingerprint(ctx.project.config.data)
+    if fingerprint is None:
+        return None
+    return [fingerprint, config_hash(ctx.project.config.data), ctx.project.config.training.task]
+
+
+def _ingest(ctx: RunContext, out: Path) -> dict[str, Any]:
+    from conveyor.data.cleaning import clean_table
+    from conveyor.data.schema import infer_task
+    from conveyor.data.sources import read_table
+
+    data_config = ctx.project.config.data
+    raw = read_table(data_config)
+    frame, schema, report = clean_table(raw, data_config)
+    task = infer_task(frame[schema.target])
+    forced = ctx.project.config.training.task
+    if forced == "regression" and task != "regression":
+        import pandas as pd
+
+        if not pd.api.types.is_numeric_dtype(frame[schema.target]):
+            raise DataError(
+                f"training.task is 'regression' but target {schema.target!r} is not numeric"
+            )
+    path = ctx.store.save_frame(out, "data", frame)
+    ctx.memo["ingest/data"] = frame
+    ctx.store.save_json(out, "cleaning", report.to_dict())
+    return {
+        "digest": file_md5(path),
+        "rows": len(frame),
+        "columns": len(frame.columns),
+        "task": task if forced == "auto" else forced,
+        "schema": schema.to_dict(),
+        "cleaning": report.to_dict(),
+    }
+
+
+# -- validate -----------------------------------------------------------------
+def _baseline_digest(ctx: RunContext) -> str:
+    path = ctx.project.baseline_path
+    return file_md5(path) if path.is_file() else "absent"
+
+
+def _validate_key(ctx: RunContext) -> list[Any]:
+    cfg = ctx.project.config.validation
+    return [ctx.summary("ingest")["digest"], config_hash(cfg), _baseline_digest(ctx)]
+
+
+def _validate(ctx: RunContext, out: Path) -> dict[str, Any]:
+    cfg = ctx.project.config.validation
+    if not cfg.enabled:
+        return {"success": True, "skipped": True, "evaluated": 0}
+    from conveyor.data.validation import validate_batch
+
+    report = validate_batch(
+        ctx.frame("ingest", "data"),
+        ctx.schema,
+        cfg,
+        baseline_path=ctx.project.baseline_path,
+        report_dir=out,
+    )
+    ctx.store.save_json(out, "validation", report.to_dict())
+    if not report.success:
+        lines = [f.line() for f in report.failures]
+        raise DataValidationError(
+            f"data validation failed: {len(lines)} of {report.evaluated} expectations",
+            failures=lines,
+            report_path=report.report_path,
+        )
+    return {
+        "success": True,
+        "evaluated": report.evaluated,
+        "baseline_created": report.baseline_created,
+        "baseline": report.baseline_path,
+        "report": report.report_path,
+        # When this run created the baseline, the same data is also valid under the new one.
+        "extra_keys": [[*_validate_key(ctx)[:2], _baseline_digest(ctx)]],
+    }
+
+
+# -- version ------------------------------------------------------------------
+def _version_key(ctx: RunContext) -> list[Any]:
+    cfg = ctx.project.config.versioning
+    return [ctx.summary("ingest")["digest"], cfg.enabled, ctx.project.dvc_remote]
+
+
+def _version(ctx: RunContext, out: Path) -> dict[str, Any]:
+    data_digest = ctx.summary("ingest")["digest"]
+    if not ctx.project.config.versioning.enabled:
+        return {"skipped": True, "md5": data_digest}
+    from conveyor.data.versioning import DatasetVersioner
+
+    target = ctx.project.dataset_path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".parquet.tmp")
+    shutil.copyfile(ctx.output("ingest") / "data.parquet", tmp)
+    tmp.replace(target)
+    version = DatasetVersioner(ctx.project.root, remote=ctx.project.dvc_remote).track(target)
+    ctx.store.save_json(out, "version", version.to_dict())
+    return {"skipped": False, **version.to_dict()}
+
+
+# -- split --------------------------------------------------------------------
+def _split_key(ctx: RunContext) -> list[Any]:
+    return [ctx.summary("ingest")["digest"], config_hash(ctx.config.split), ctx.task]
+
+
+def _split(ctx: RunContext, out: Path) -> dict[str, Any]:
+    from conveyor.data.split import split_frame
+
+    train, test = split_frame(
+        ctx.frame("ingest", "data"),
+        target=ctx.schema.target,
+        task=ctx.task,
+        config=ctx.config.split,
+    )
+    ctx.store.save_frame(out, "train", train)
+    ctx.store.save_frame(out, "test", test)
+    ctx.memo["split/train"], ctx.memo["split/test"] = train, test
+    return {"train_rows": len(train), "test_rows": len(test), "strategy": ctx.config.split.strategy}
+
+
+# -- train --------------------------------------------------------------------
+def _train_key(ctx: RunContext) -> list[Any]:
+    return [ctx.keys["split"], config_hash(ctx.config.training), ctx.summary("ingest")["schema"]]
+
+
+def _train(ctx: RunContext, out: Path) -> dict[str, Any]:
+    from conveyor.training.train import train_model
+
+    training = ctx.config.training
+    result = train_model(
+        ctx.frame("split", "train"),
+        schema=ctx.schema,
+        task=ctx.task,
+        models=training.models,
+        metric=training.metric or "",
+        seed=training.seed,
+    )
+    ctx.store.save_model(out, "model", result.pipeline)
+    ctx.memo["train/model"] = result.pipeline
+    return {
+        "model": result.model,
+        "params": result.params,
+        "fit_seconds": round(result.fit_seconds, 3),
+        "candidates": [
+            {"model": c.model, "score": c.score, "fit_seconds": round(c.fit_seconds, 3)}
+            for c in result.candidates
+        ],
+        "label_classes": list(result.label_classes) if result.label_classes else None,
+    }
+
+
+# -- evaluate -----------------------------------------------------------------
+def _evaluate_key(ctx: RunContext) -> list[Any]:
+    return [ctx.keys["train"]]
+
+
+def _evaluate(ctx: RunContext, out: Path) -> dict[str, Any]:
+    from conveyor.training.evaluate import evaluate_model
+    from conveyor.training.plots import save_evaluation_plots
+
+    model, test = ctx.model("train", "model"), ctx.frame("split", "test")
+    evaluation = evaluate_model(model, test, schema=ctx.schema, task=ctx.task)
+    plots = save_evaluation_plots(
+        model, test, schema=ctx.schema, task=ctx.task, out_dir=out / "plots"
+    )
+    ctx.store.save_json(out, "evaluation", evaluation.to_dict())
+    return {
+        "metrics": evaluation.metrics,
+        "rows": evaluation.rows,
+        "plots": [p.name for p in plots],
+    }
+
+
+# -- register -----------------------------------------------------------------
+def _register_key(ctx: RunContext) -> list[Any]:
+    return [
+        ctx.keys["evaluate"],
+        ctx.keys["validate"],
+        ctx.keys["version"],
+        ctx.project.config.name,
+        ctx.project.tracking_uri,
+    ]
+
+
+def _git_commit(root: Path) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=False
+        )
+    except OSError:
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _lineage_tags(ctx: RunContext, champion: str | None) -> dict[str, str]:
+    version = ctx.summary("version")
+    validation = ctx.summary("validate")
+    tags = {
+        "conveyor.version": __version__,
+        "conveyor.run_id": ctx.run_id,
+        "conveyor.task": ctx.task,
+        "conveyor.config_hash": config_hash(ctx.config),
+        "conveyor.data_md5": str(version.get("md5")),
+        "conveyor.dvc_remote": str(version.get("remote", "not versioned")),
+        "conveyor.dvc_path": str(version.get("path", "not versioned")),
+        "conveyor.validation": (
+            "skipped" if validation.get("skipped") else f"passed ({validation['evaluated']} checks)"
+        ),
+        "conveyor.parent_champion": champion or "none",
+        "conveyor.model_type": ctx.summary("train")["model"],
+    }
+    commit = _git_commit(ctx.project.root)
+    if commit:
+        tags["conveyor.git_commit"] = commit
+    return tags
+
+
+def _register(ctx: RunContext, out: Path) -> dict[str, Any]:
+    from conveyor.registry.store import ModelRegistry
+
+    name = ctx.project.config.name
+    key = ctx.keys["register"]
+    registry = ModelRegistry(ctx.project.tracking_uri)
+    existing = registry.find_version(name, key=key)
+    if existing is None:
+        champion = registry.get_alias(name, "champion")
+        tags = _lineage_tags(ctx, champion.version if champion else None)
+        run_id = _log_run(ctx, registry, tags)
+        existing = registry.register(name=name, run_id=run_id, key=key, tags=tags)
+    summary = {
+        "name": name,
+        **existing.to_dict(),
+        "model_uri": f"models:/{name}/{existing.version}",
+    }
+    ctx.store.save_json(out, "registration", summary)
+    return summary
+
+
+def _log_run(ctx: RunContext, registry: Any, tags: dict[str, str]) -> str:
+    evaluation = ctx.summary("evaluate")
+    train = ctx.frame("split", "train")
+    schema = ctx.schema
+    artifacts = sorted((ctx.output("evaluate") / "plots").glob("*.png"))
+    artifacts += [ctx.output("ingest") / "cleaning.json"]
+    validation_report = ctx.summary("validate").get("report")
+    if validation_report:
+        artifacts.append(Path(validation_report))
+    params = {
+        "model": ctx.summary("train")["model"],
+        **{f"model.{k}": v for k, v in ctx.summary("train")["params"].items()},
+        "task": ctx.task,
+        "split.strategy": ctx.config.split.strategy,
+        "split.test_size": ctx.config.split.test_size,
+        "metric": ctx.config.training.metric,
+        "train_rows": len(train),
+        "test_rows": evaluation["rows"],
+    }
+    run_id: str = registry.log_training_run(
+        experiment=ctx.project.config.name,
+        run_name=f"conveyor-{ctx.run_id}",
+        params=params,
+        metrics=evaluation["metrics"],
+        artifacts=artifacts,
+        pipeline=ctx.model("train", "model"),
+        input_example=train[list(schema.features)].head(5),
+        dataset=ctx.frame("ingest", "data"),
+        dataset_name=ctx.project.config.name,
+        dataset_source=ctx.project.config.data.source,
+        dataset_digest=ctx.summary("ingest")["digest"],
+        target=schema.target,
+        tags=tags,
+    )
+    return run_id
+
+
+# -- promote ------------------------------------------------------------------
+def _promote_key(ctx: RunContext) -> list[Any]:
+    return [ctx.keys["register"], config_hash(ctx.config.promotion)]
+
+
+def _promote(ctx: RunContext, out: Path) -> dict[str, Any]:
+    from conveyor.registry.promotion import evaluate_gate
+    from conveyor.registry.store import ModelRegistry
+    from conveyor.training.evaluate import metric_directions
+
+    name, version = ctx.project.config.name, ctx.summary("register")["version"]
+    metric = ctx.config.training.metric or ""
+    challenger = ctx.summary("evaluate")["metrics"]
+    registry = ModelRegistry(ctx.project.tracking_uri)
+    champion = registry.get_alias(name, "champion")
+    if champion is not None and champion.version == version:
+        summary = {"passed": True, "alias": "champion", "reasons": ["already the champion"]}
+        return {**summary, "champion_metrics": challenger, "previous_champion": None}
+    champion_metrics = _score_champion(ctx, registry, champion.version) if champion else None
+    decision = evaluate_gate(
+        metric=metric,
+        challenger=challenger,
+        champion=champion_metrics,
+        config=ctx.config.promotion,
+        directions=metric_directions(),
+    )
+    if decision.passed and ctx.config.promotion.auto_promote:
+        registry.promote(name, version)
+        alias = "champion"
+    else:
+        reason = (
+            "; ".join(r for r in decision.reasons) if not decision.passed else "auto_promote off"
+        )
+        registry.mark_challenger(name, version, reason=reason)
+        alias = "challenger"
+    summary = {
+        **decision.to_dict(),
+        "alias": alias,
+        "champion_metrics": champion_metrics,
+        "previous_champion": champion.version if champion else None,
+    }
+    ctx.store.save_json(out, "promotion", summary)
+    return summary
+
+
+def _score_champion(ctx: RunContext, registry: Any, version: str) -> dict[str, float] | None:
+    """The champion's metrics on this run's held-out set (same data as the challenger)."""
+    from conveyor.training.evaluate import evaluate_model
+
+    pipeline = registry.load_pipeline(f"models:/{ctx.project.config.name}/{version}")
+    try:
+        evaluation = evaluate_model(
+            pipeline, ctx.frame("split", "test"), schema=ctx.schema, task=ctx.task
+        )
+    except Exception as exc:  # the champion may predate a schema change
+        log.warning("champion v%s could not score this held-out set: %s", version, exc)
+        return {}
+    return evaluation.metrics
+
+
+STEPS: tuple[Step, ...] = (
+    Step("ingest", "Read and clean the source table", (), _ingest_key, _ingest),
+    Step("validate", "Validate with Great Expectations", ("ingest",), _validate_key, _validate),
+    Step("version", "Version the dataset with DVC", ("ingest",), _version_key, _version),
+    Step("split", "Split train / held-out", ("ingest",), _split_key, _split),
+    Step("train", "Train candidate models", ("split",), _train_key, _train),
+    Step("evaluate", "Evaluate on held-out data", ("train", "split"), _evaluate_key, _evaluate),
+    Step(
+        "register",
+        "Track and register in MLflow",
+        ("evaluate", "validate", "version"),
+        _register_key,
+        _register,
+    ),
+    Step("promote", "Apply the promotion gate", ("register", "evaluate"), _promote_key, _promote),
+)
+
+
+def step_named(name: str) -> Step:
+    """Look a step up by name.
+
+    Raises:
+        PipelineError: unknown step.
+    """
+    from conveyor.errors import PipelineError
+
+    for step in STEPS:
+        if step.name == name:
+            return step
+    raise PipelineError(f"unknown step {name!r}; steps: {', '.join(s.name for s in STEPS)}")
+
+
+def cache_key(step: Step, parts: list[Any], code_version: str) -> str:
+    """The key a step's outputs are indexed under."""
+    return digest(step.name, code_version, parts)

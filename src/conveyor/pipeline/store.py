@@ -1,0 +1,182 @@
+"""The local run store: one folder per run, step outputs inside, a cache index beside.
+
+Layout under ``.conveyor/``::
+
+    runs/<run_id>/record.json         the run record (status, steps, timings, results)
+    runs/<run_id>/<step>/...          the step's outputs (parquet, json, model, plots)
+    cache/<step>-<key>.json           {"run_id": ..., "outputs": "<dir of the outputs>"}
+
+A cached step does not copy its outputs: the new run's record points at the folder of
+the run that produced them. Files are written to a temporary name and renamed, so a
+crash never leaves a half-written output that a later run would trust.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from conveyor.errors import PipelineError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["RunStore", "atomic_write_text", "new_run_id", "utc_now"]
+
+
+def utc_now() -> str:
+    """ISO-8601 UTC timestamp, second precision."""
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: ``20261126T051500-3f9a1c``."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a file by rename so readers never see half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class RunStore:
+    """Reads and writes runs, step outputs and the cache index of one project."""
+
+    def __init__(self, runs_dir: Path, cache_dir: Path) -> None:
+        self.runs_dir = runs_dir
+        self.cache_dir = cache_dir
+
+    # -- runs ---------------------------------------------------------------
+    def run_dir(self, run_id: str) -> Path:
+        """Folder of a run (not created)."""
+        return self.runs_dir / run_id
+
+    def write_record(self, run_id: str, record: dict[str, Any]) -> None:
+        """Persist a run record."""
+        atomic_write_text(self.run_dir(run_id) / "record.json", json.dumps(record, indent=2))
+
+    def read_record(self, run_id: str) -> dict[str, Any]:
+        """Load a run record.
+
+        Raises:
+            PipelineError: no such run.
+        """
+        path = self.run_dir(run_id) / "record.json"
+        if not path.is_file():
+            known = ", ".join(self.run_ids()[:5]) or "none yet"
+            raise PipelineError(f"unknown run id {run_id!r} (latest: {known})")
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return data
+
+    def run_ids(self) -> list[str]:
+        """Known run ids, newest first."""
+        if not self.runs_dir.is_dir():
+            return []
+        return sorted((p.name for p in self.runs_dir.iterdir() if p.is_dir()), reverse=True)
+
+    # -- step outputs -------------------------------------------------------
+    def step_dir(self, run_id: str, step: str) -> Path:
+        """Fresh output folder of a step in a run."""
+        path = self.run_dir(run_id) / step
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @staticmethod
+    def save_json(folder: Path, name: str, data: Any) -> Path:
+        """Write ``<folder>/<name>.json``."""
+        path = folder / f"{name}.json"
+        atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str))
+        return path
+
+    @staticmethod
+    def load_json(folder: Path, name: str) -> Any:
+        """Read ``<folder>/<name>.json``.
+
+        Raises:
+            PipelineError: the output is missing.
+        """
+        path = folder / f"{name}.json"
+        if not path.is_file():
+            raise PipelineError(f"missing step output {path}; re-run the step that makes it")
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    @staticmethod
+    def save_frame(folder: Path, name: str, frame: pd.DataFrame) -> Path:
+        """Write ``<folder>/<name>.parquet`` (atomically)."""
+        path = folder / f"{name}.parquet"
+        tmp = folder / f".{name}.parquet.tmp"
+        frame.to_parquet(tmp, index=False)
+        tmp.replace(path)
+        return path
+
+    @staticmethod
+    def load_frame(folder: Path, name: str) -> pd.DataFrame:
+        """Read ``<folder>/<name>.parquet``.
+
+        Raises:
+            PipelineError: the output is missing.
+        """
+        import pandas as pd
+
+        path = folder / f"{name}.parquet"
+        if not path.is_file():
+            raise PipelineError(f"missing step output {path}; re-run the step that makes it")
+        return pd.read_parquet(path)
+
+    @staticmethod
+    def save_model(folder: Path, name: str, model: Any) -> Path:
+        """Write a fitted model to the run store (joblib; local intermediate only).
+
+        The registry never receives this file: MLflow serialises the model itself with
+        the format chosen in ``conveyor.registry.serialization``.
+        """
+        import joblib
+
+        path = folder / f"{name}.joblib"
+        tmp = folder / f".{name}.joblib.tmp"
+        joblib.dump(model, tmp)
+        tmp.replace(path)
+        return path
+
+    @staticmethod
+    def load_model(folder: Path, name: str) -> Any:
+        """Read a model this store wrote.
+
+        Raises:
+            PipelineError: the output is missing.
+        """
+        import joblib
+
+        path = folder / f"{name}.joblib"
+        if not path.is_file():
+            raise PipelineError(f"missing step output {path}; re-run the step that makes it")
+        return joblib.load(path)
+
+    # -- cache index --------------------------------------------------------
+    def cache_lookup(self, step: str, key: str) -> Path | None:
+        """Output folder of an earlier identical step, if it is still complete."""
+        entry = self.cache_dir / f"{step}-{key}.json"
+        if not entry.is_file():
+            return None
+        folder = Path(json.loads(entry.read_text(encoding="utf-8"))["outputs"])
+        return folder if (folder / ".complete").is_file() else None
+
+    def cache_store(self, step: str, keys: list[str], folder: Path, run_id: str) -> None:
+        """Mark a step's outputs complete and index them under each key."""
+        atomic_write_text(folder / ".complete", utc_now())
+        for key in keys:
+            payload = json.dumps({"run_id": run_id, "outputs": str(folder)})
+            atomic_write_text(self.cache_dir / f"{step}-{key}.json", payload)
