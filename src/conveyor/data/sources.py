@@ -1,0 +1,409 @@
+"""Read a raw table from a file, an fsspec URL (s3://...) or PostgreSQL into a DataFrame.
+
+CSV and Parquet go through pyarrow (multi-threaded, typed); SQL through SQLAlchemy and
+psycopg 3. Header names are stripped here (when ``data.strip_whitespace``) and the
+original names are kept in ``df.attrs["renamed_columns"]`` so that cleaning can report
+them. Cleaning itself (markers, types, IDs) is ``conveyor.data.cleaning``'s job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from conveyor.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    from conveyor.config import DataConfig
+
+__all__ = ["RENAMED_COLUMNS_ATTR", "read_table", "source_fingerprint"]
+
+logger = logging.getLogger(__name__)
+
+Format = Literal["csv", "parquet", "sql"]
+
+# Key of ``DataFrame.attrs`` holding {original header: stripped header}.
+RENAMED_COLUMNS_ATTR = "renamed_columns"
+
+_SQL_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://", "postgresql+psycopg2://")
+_COMPRESSION_SUFFIXES = {".gz", ".bz2", ".zst", ".xz"}
+_PARQUET_SUFFIXES = {".parquet", ".pq"}
+_CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
+_DELIMITERS = (",", "\t", ";", "|")
+_PARQUET_MAGIC = b"PAR1"
+
+
+def read_table(config: DataConfig) -> pd.DataFrame:
+    """Read the configured source into a DataFrame.
+
+    Args:
+        config: the ``data`` section; uses ``source``, ``format``, ``table``, ``query``,
+            ``max_rows`` and ``strip_whitespace``.
+
+    Returns:
+        The raw table. Strings are pandas ``str`` columns, dates are ``datetime64``.
+
+    Raises:
+        DataError: the source is missing, unreadable, of unknown format, the database is
+            unreachable or the table does not exist.
+
+    Example:
+        >>> df = read_table(DataConfig(source="data/churn.csv", target="churned"))
+    """
+    fmt = detect_format(config)
+    if fmt == "sql":
+        df = _read_sql(config)
+    else:
+        table = _read_file(config.source, fmt, max_rows=config.max_rows)
+        df = table.to_pandas(date_as_object=False)
+    if config.strip_whitespace:
+        df = _strip_headers(df, config.source)
+    logger.info("read %s rows x %s columns from %s", len(df), df.shape[1], _display(config))
+    return df
+
+
+def source_fingerprint(config: DataConfig) -> str | None:
+    """A cheap identity of the source's current content, without reading the data.
+
+    Args:
+        config: the ``data`` section.
+
+    Returns:
+        A sha256 hex digest: of (absolute path, size, mtime_ns) for a local file, of the
+        object's ETag/size/mtime for an fsspec URL; ``None`` for SQL sources, whose
+        content cannot be known without reading them.
+
+    Raises:
+        DataError: the file or object does not exist or cannot be inspected.
+    """
+    if detect_format(config, sniff=False) == "sql":
+        return None
+    source = config.source
+    if _is_url(source):
+        parts = _remote_identity(source)
+    else:
+        path = Path(source).expanduser().absolute()
+        try:
+            stat = path.stat()
+        except FileNotFoundError as exc:
+            raise DataError(f"data source not found: {source}") from exc
+        except OSError as exc:
+            raise DataError(f"cannot inspect data source {source}: {_one_line(exc)}") from exc
+        parts = [str(path), str(stat.st_size), str(stat.st_mtime_ns)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def detect_format(config: DataConfig, *, sniff: bool = True) -> Format:
+    """The reader for a source: the configured one, else from its scheme and suffix.
+
+    Args:
+        config: the ``data`` section.
+        sniff: for an unknown suffix, peek at the first bytes (Parquet magic) instead of
+            assuming CSV.
+
+    Raises:
+        DataError: the source does not exist (only checked when sniffing is needed).
+    """
+    if config.format != "auto":
+        return config.format
+    source = config.source
+    if source.lower().startswith(_SQL_SCHEMES):
+        return "sql"
+    suffix = _data_suffix(source)
+    if suffix in _PARQUET_SUFFIXES:
+        return "parquet"
+    if suffix in _CSV_SUFFIXES or not sniff:
+        return "csv"
+    if not _is_url(source) and Path(source).is_dir():
+        return "parquet"
+    with _open_binary(source) as stream:
+        head = stream.read(len(_PARQUET_MAGIC))
+    return "parquet" if head == _PARQUET_MAGIC else "csv"
+
+
+# --- files ------------------------------------------------------------------------------
+
+
+def _read_file(source: str, fmt: Format, *, max_rows: int | None) -> pa.Table:
+    """Read a CSV or Parquet file (local or fsspec URL) into an Arrow table."""
+    if not _is_url(source) and not Path(source).exists():
+        raise DataError(f"data source not found: {source}")
+    if fmt == "parquet":
+        return _read_parquet(source, max_rows=max_rows)
+    return _read_csv(source, max_rows=max_rows)
+
+
+def _read_parquet(source: str, *, max_rows: int | None) -> pa.Table:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        if not _is_url(source) and Path(source).is_dir():
+            table = pq.read_table(source)
+            return table if max_rows is None else table.slice(0, max_rows)
+        with _open_binary(source, decompress=False) as stream:
+            parquet = pq.ParquetFile(stream)
+            if max_rows is None:
+                return parquet.read()
+            batches = []
+            rows = 0
+            for batch in parquet.iter_batches(batch_size=min(max_rows, 65536)):
+                batches.append(batch)
+                rows += batch.num_rows
+                if rows >= max_rows:
+                    break
+            table = pa.Table.from_batches(batches, schema=parquet.schema_arrow)
+            return table.slice(0, max_rows)
+    except DataError:
+        raise
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise DataError(f"cannot read {source} as Parquet: {_one_line(exc)}") from exc
+
+
+def _read_csv(source: str, *, max_rows: int | None) -> pa.Table:
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    delimiter = _sniff_delimiter(source)
+    parse = pcsv.ParseOptions(delimiter=delimiter)
+    # Only empty fields are null here: the configured na_values are applied (and counted)
+    # by cleaning, after stripping spaces, which pyarrow's exact matching cannot do.
+    convert = pcsv.ConvertOptions(null_values=[""], strings_can_be_null=False)
+    table: pa.Table | None = None
+    for encoding in ("utf8", "latin-1"):
+        try:
+            with _open_binary(source) as stream:
+                table = pcsv.read_csv(
+                    stream,
+                    read_options=pcsv.ReadOptions(encoding=encoding),
+                    parse_options=parse,
+                    convert_options=convert,
+                )
+            break
+        except DataError:
+            raise
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            if encoding == "utf8" and "UTF8" in str(exc):
+                logger.info("%s is not UTF-8; reading it as latin-1", source)
+                continue
+            raise DataError(
+                f"cannot read {source} as CSV (delimiter {delimiter!r}): {_one_line(exc)};"
+                " set data.format if it is another format"
+            ) from exc
+    if table is None:  # pragma: no cover - the loop either breaks or raises
+        raise DataError(f"cannot read {source} as CSV")
+    return table if max_rows is None else table.slice(0, max_rows)
+
+
+def _sniff_delimiter(source: str) -> str:
+    """The most frequent of , TAB ; | in the header line (TAB for .tsv files)."""
+    default = "\t" if _data_suffix(source) == ".tsv" else ","
+    try:
+        with _open_binary(source) as stream:
+            head = stream.read(65536)
+    except DataError:
+        raise
+    except (OSError, EOFError, ValueError) as exc:
+        raise DataError(f"cannot read {source}: {_one_line(exc)}") from exc
+    first_line = head.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    counts = {d: first_line.count(d) for d in _DELIMITERS}
+    best = max(_DELIMITERS, key=lambda d: (counts[d], d == default))
+    return best if counts[best] > 0 else default
+
+
+def _open_binary(source: str, *, decompress: bool = True) -> Any:
+    """Open a local path (natively) or fsspec URL for binary reading.
+
+    With ``decompress``, a .gz/.bz2/.zst/.xz suffix is decompressed on the fly.
+    """
+    if not _is_url(source):
+        import pyarrow as pa
+
+        if not Path(source).exists():
+            raise DataError(f"data source not found: {source}")
+        try:
+            return pa.input_stream(source, compression="detect" if decompress else None)
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise DataError(f"cannot open {source}: {_one_line(exc)}") from exc
+    import fsspec
+
+    compression = "infer" if decompress else None
+    try:
+        opened = fsspec.open(source, "rb", compression=compression, **_storage_options(source))
+        return opened.open()
+    except FileNotFoundError as exc:
+        raise DataError(f"data source not found: {source}") from exc
+    except (OSError, ValueError, ImportError) as exc:
+        raise DataError(f"cannot open {source}: {_one_line(exc)}") from exc
+
+
+def _remote_identity(source: str) -> list[str]:
+    """ETag, size and modification time of a remote object, as strings."""
+    import fsspec.core
+
+    try:
+        fs, path = fsspec.core.url_to_fs(source, **_storage_options(source))
+        fs.invalidate_cache(path)
+        info: dict[str, Any] = fs.info(path)
+    except FileNotFoundError as exc:
+        raise DataError(f"data source not found: {source}") from exc
+    except (OSError, ValueError, ImportError) as exc:
+        raise DataError(f"cannot inspect data source {source}: {_one_line(exc)}") from exc
+    keys = ("ETag", "etag", "size", "mtime", "LastModified", "last_modified", "created")
+    return [source] + [f"{key}={info[key]}" for key in keys if info.get(key) is not None]
+
+
+def _storage_options(source: str) -> dict[str, Any]:
+    """fsspec options from the standard environment (AWS_ENDPOINT_URL for MinIO/moto)."""
+    if not source.startswith(("s3://", "s3a://")):
+        return {}
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    return {"client_kwargs": {"endpoint_url": endpoint}} if endpoint else {}
+
+
+# --- SQL --------------------------------------------------------------------------------
+
+
+def _read_sql(config: DataConfig) -> pd.DataFrame:
+    import pandas as pd
+    import sqlalchemy as sa
+    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchTableError, SQLAlchemyError
+
+    if not (config.table or config.query):
+        raise DataError(
+            f"SQL source {_safe_url(config.source)} needs data.table or data.query to read"
+        )
+    url = _sqlalchemy_url(config.source)
+    try:
+        engine = sa.create_engine(url, connect_args={"connect_timeout": 10})
+    except (ArgumentError, ImportError, ValueError) as exc:
+        raise DataError(f"invalid database URL {_safe_url(url)}: {_one_line(exc)}") from exc
+    try:
+        with engine.connect() as conn:
+            statement = _select_statement(conn, config)
+            if config.max_rows is None:
+                return pd.read_sql_query(statement, conn, coerce_float=True)
+            chunks = pd.read_sql_query(
+                statement, conn, coerce_float=True, chunksize=config.max_rows
+            )
+            first: pd.DataFrame | None = next(iter(chunks), None)
+            return first if first is not None else pd.DataFrame()
+    except NoSuchTableError as exc:
+        raise DataError(_missing_table_message(engine, config.table or "", url)) from exc
+    except DBAPIError as exc:
+        where = _safe_url(url)
+        if exc.connection_invalidated or _is_connect_error(exc):
+            raise DataError(f"cannot connect to database {where}: {_db_reason(exc)}") from exc
+        raise DataError(f"query on {where} failed: {_db_reason(exc)}") from exc
+    except SQLAlchemyError as exc:
+        raise DataError(f"cannot read from {_safe_url(url)}: {_one_line(exc)}") from exc
+    finally:
+        engine.dispose()
+
+
+def _select_statement(conn: Any, config: DataConfig) -> Any:
+    """A SELECT for the configured table (reflected, so a missing one fails) or query."""
+    import sqlalchemy as sa
+
+    if config.query:
+        return sa.text(config.query.strip().rstrip(";"))
+    schema, _, name = (config.table or "").rpartition(".")
+    table = sa.Table(name, sa.MetaData(), schema=schema or None, autoload_with=conn)
+    statement = sa.select(table)
+    return statement if config.max_rows is None else statement.limit(config.max_rows)
+
+
+def _missing_table_message(engine: Any, table: str, url: str) -> str:
+    import sqlalchemy as sa
+    from sqlalchemy.exc import SQLAlchemyError
+
+    schema = table.rpartition(".")[0] or None
+    try:
+        available = sorted(sa.inspect(engine).get_table_names(schema=schema))
+    except SQLAlchemyError:
+        available = []
+    listed = ", ".join(available[:10]) if available else "none"
+    return f"table {table!r} not found in database {_safe_url(url)} (tables: {listed})"
+
+
+def _sqlalchemy_url(source: str) -> str:
+    """Normalise postgres:// and postgresql:// to SQLAlchemy's psycopg 3 dialect."""
+    scheme, sep, rest = source.partition("://")
+    if scheme.lower() in {"postgres", "postgresql", "postgresql+psycopg2"}:
+        return f"postgresql+psycopg{sep}{rest}"
+    return source
+
+
+def _is_connect_error(exc: Any) -> bool:
+    import psycopg
+
+    return isinstance(exc.orig, psycopg.OperationalError) and "connect" in str(exc.orig).lower()
+
+
+def _db_reason(exc: Any) -> str:
+    """The driver's own message, first meaningful line, without SQLAlchemy's boilerplate."""
+    reason = str(exc.orig) if exc.orig is not None else str(exc)
+    return _one_line(reason)
+
+
+def _safe_url(url: str) -> str:
+    """A database URL with its password masked."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return url.split("@")[-1]
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def _strip_headers(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Strip spaces from header names, keeping the originals in ``df.attrs``."""
+    names = [str(c) for c in df.columns]
+    stripped = [n.strip() for n in names]
+    renamed = {old: new for old, new in zip(names, stripped, strict=True) if old != new}
+    if not renamed:
+        return df
+    if len(set(stripped)) != len(stripped):
+        dupes = sorted({n for n in stripped if stripped.count(n) > 1})
+        raise DataError(f"{source}: duplicate column name {dupes[0]!r} after stripping spaces")
+    df = df.set_axis(stripped, axis="columns")
+    df.attrs[RENAMED_COLUMNS_ATTR] = renamed
+    logger.info("stripped spaces from %s header names in %s", len(renamed), source)
+    return df
+
+
+def _data_suffix(source: str) -> str:
+    """The data suffix of a path or URL, looking through a compression suffix."""
+    name = source.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1].lower()
+    suffixes = Path(name).suffixes
+    if suffixes and suffixes[-1] in _COMPRESSION_SUFFIXES:
+        suffixes = suffixes[:-1]
+    return suffixes[-1] if suffixes else ""
+
+
+def _is_url(source: str) -> bool:
+    return "://" in source
+
+
+def _display(config: DataConfig) -> str:
+    if config.source.lower().startswith(_SQL_SCHEMES):
+        what = config.table or "query"
+        return f"{_safe_url(_sqlalchemy_url(config.source))} ({what})"
+    return config.source
+
+
+def _one_line(exc: BaseException | str, limit: int = 300) -> str:
+    """An error's text on one line, shortened, without SQLAlchemy's background link."""
+    text = str(exc).split("(Background on this error", 1)[0]
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

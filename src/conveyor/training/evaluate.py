@@ -1,0 +1,265 @@
+"""Metrics per task: which exist, which direction is better, and scoring a fitted pipeline.
+
+Binary metrics treat one label as *positive*: the greater of the two labels in sorted
+order (``positive_label``). That is scikit-learn's own convention (``predict_proba[:, 1]``)
+and, unlike "the minority class", it does not change between two batches of the same data:
+``yes`` over ``no``, ``1`` over ``0``, ``True`` over ``False``, ``>50K`` over ``<=50K``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from conveyor.errors import ConfigError, TrainingError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from conveyor.data.schema import TableSchema, Task
+
+__all__ = [
+    "METRICS_BY_TASK",
+    "Evaluation",
+    "default_metric",
+    "evaluate_model",
+    "higher_is_better",
+    "metric_directions",
+    "positive_label",
+    "score_predictions",
+    "validate_metric",
+]
+
+log = logging.getLogger(__name__)
+
+METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
+    "binary": ("roc_auc", "pr_auc", "f1", "log_loss", "accuracy"),
+    "multiclass": ("roc_auc_ovr", "f1_macro", "log_loss", "accuracy"),
+    "regression": ("rmse", "mae", "r2"),
+}
+
+_DEFAULT_METRIC: dict[str, str] = {
+    "binary": "roc_auc",
+    "multiclass": "f1_macro",
+    "regression": "rmse",
+}
+
+_LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae"})
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Metrics of a model on a held-out table.
+
+    Attributes:
+        metrics: metric name -> value; a metric that cannot be computed on this data
+            (for example ROC AUC when one class is absent) is left out and logged.
+        rows: number of rows scored.
+    """
+
+    metrics: dict[str, float]
+    rows: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        return {"metrics": dict(self.metrics), "rows": self.rows}
+
+
+def default_metric(task: Task) -> str:
+    """The metric that picks between candidates when the config names none.
+
+    Args:
+        task: the learning task.
+
+    Returns:
+        ``roc_auc`` for binary, ``f1_macro`` for multiclass, ``rmse`` for regression.
+    """
+    return _DEFAULT_METRIC[task]
+
+
+def metric_directions() -> dict[str, bool]:
+    """Every known metric mapped to whether a higher value is better."""
+    names = {m for metrics in METRICS_BY_TASK.values() for m in metrics}
+    return {name: name not in _LOWER_IS_BETTER for name in sorted(names)}
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a higher value of ``metric`` is better.
+
+    Raises:
+        ConfigError: the metric is unknown.
+    """
+    directions = metric_directions()
+    if metric not in directions:
+        raise ConfigError(
+            f"unknown metric {metric!r}; known metrics: {', '.join(sorted(directions))}"
+        )
+    return directions[metric]
+
+
+def validate_metric(metric: str, task: Task) -> None:
+    """Check that ``metric`` is one of the task's metrics.
+
+    Raises:
+        ConfigError: the metric is unknown or belongs to another task.
+    """
+    higher_is_better(metric)
+    allowed = METRICS_BY_TASK[task]
+    if metric not in allowed:
+        raise ConfigError(
+            f"training.metric {metric!r} does not apply to a {task} task;"
+            f" choose one of: {', '.join(allowed)}"
+        )
+
+
+def positive_label(classes: Sequence[Any]) -> Any:
+    """The positive label of a binary task: the greater label in sorted order.
+
+    Args:
+        classes: the two class labels (any order).
+
+    Returns:
+        The label binary metrics treat as positive.
+
+    Raises:
+        TrainingError: there are not exactly two classes.
+    """
+    labels = sorted(classes)
+    if len(labels) != 2:
+        raise TrainingError(f"a binary task needs exactly two classes, got {len(labels)}")
+    return labels[1]
+
+
+def evaluate_model(
+    pipeline: Any, test: pd.DataFrame, *, schema: TableSchema, task: Task
+) -> Evaluation:
+    """Score a fitted pipeline on a held-out table with every metric of the task.
+
+    Works with any fitted scikit-learn pipeline (``predict``, and ``predict_proba`` plus
+    ``classes_`` for classification), including one loaded back from the registry.
+
+    Args:
+        pipeline: the fitted model.
+        test: held-out rows with the feature columns and the target.
+        schema: column roles.
+        task: the learning task.
+
+    Returns:
+        The metrics and the number of rows scored.
+
+    Raises:
+        TrainingError: the table lacks columns, or the model cannot predict it.
+    """
+    features, target = split_features_target(test, schema)
+    if len(target) == 0:
+        raise TrainingError(f"no rows with a value in target {schema.target!r} to evaluate on")
+    metrics = score_predictions(pipeline, features, target, task=task)
+    return Evaluation(metrics=metrics, rows=len(target))
+
+
+def split_features_target(frame: pd.DataFrame, schema: TableSchema) -> tuple[pd.DataFrame, Any]:
+    """The feature frame and the target as a numpy array, dropping rows without a target."""
+    missing = [c for c in (*schema.features, schema.target) if c not in frame.columns]
+    if missing:
+        raise TrainingError(f"table lacks column(s) {', '.join(map(repr, missing))}")
+    frame = frame[frame[schema.target].notna()]
+    return frame[list(schema.features)], frame[schema.target].to_numpy()
+
+
+def score_predictions(
+    pipeline: Any, features: pd.DataFrame, target: np.ndarray, *, task: Task
+) -> dict[str, float]:
+    """Every metric of the task for ``pipeline`` on ``features`` against ``target``.
+
+    Raises:
+        TrainingError: the model cannot predict these rows.
+    """
+    try:
+        if task == "regression":
+            return _regression_metrics(target, pipeline.predict(features))
+        classes = list(pipeline.classes_)
+        proba = pipeline.predict_proba(features)
+        predicted = pipeline.predict(features)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise TrainingError(f"model could not predict the evaluation rows: {exc}") from exc
+    if task == "binary":
+        return _binary_metrics(target, predicted, proba, classes)
+    return _multiclass_metrics(target, predicted, proba, classes)
+
+
+def _binary_metrics(
+    target: np.ndarray, predicted: np.ndarray, proba: np.ndarray, classes: list[Any]
+) -> dict[str, float]:
+    from sklearn import metrics as skm
+
+    positive = positive_label(classes)
+    is_positive = target == positive
+    score = proba[:, classes.index(positive)]
+    return _collect(
+        {
+            "roc_auc": lambda: skm.roc_auc_score(is_positive, score),
+            "pr_auc": lambda: skm.average_precision_score(is_positive, score),
+            "f1": lambda: skm.f1_score(target, predicted, pos_label=positive),
+            "log_loss": lambda: skm.log_loss(target, proba, labels=classes),
+            "accuracy": lambda: skm.accuracy_score(target, predicted),
+        },
+        both_classes=bool(is_positive.any() and (~is_positive).any()),
+    )
+
+
+def _multiclass_metrics(
+    target: np.ndarray, predicted: np.ndarray, proba: np.ndarray, classes: list[Any]
+) -> dict[str, float]:
+    from sklearn import metrics as skm
+
+    return _collect(
+        {
+            "roc_auc_ovr": lambda: skm.roc_auc_score(
+                target, proba, multi_class="ovr", labels=classes
+            ),
+            "f1_macro": lambda: skm.f1_score(target, predicted, average="macro"),
+            "log_loss": lambda: skm.log_loss(target, proba, labels=classes),
+            "accuracy": lambda: skm.accuracy_score(target, predicted),
+        },
+        both_classes=len(set(target.tolist())) == len(classes),
+    )
+
+
+def _regression_metrics(target: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    from sklearn import metrics as skm
+
+    actual = target.astype("float64")
+    return _collect(
+        {
+            "rmse": lambda: skm.root_mean_squared_error(actual, predicted),
+            "mae": lambda: skm.mean_absolute_error(actual, predicted),
+            "r2": lambda: skm.r2_score(actual, predicted),
+        },
+        both_classes=len(actual) >= 2,
+    )
+
+
+def _collect(
+    computations: dict[str, Callable[[], Any]], *, both_classes: bool
+) -> dict[str, float]:
+    """Run each metric; leave out (and log) those undefined on this data."""
+    ranking = {"roc_auc", "pr_auc", "roc_auc_ovr", "r2"}
+    metrics: dict[str, float] = {}
+    for name, compute in computations.items():
+        if name in ranking and not both_classes:
+            log.warning("metric %s is undefined on these rows (a class is absent); left out", name)
+            continue
+        try:
+            value = float(compute())
+        except ValueError as exc:
+            log.warning("metric %s could not be computed: %s", name, exc)
+            continue
+        if math.isfinite(value):
+            metrics[name] = value
+        else:
+            log.warning("metric %s is not finite (%s); left out", name, value)
+    return metrics

@@ -1,0 +1,113 @@
+"""The whole training pipeline through the CLI, on the demo data, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+pytestmark = pytest.mark.e2e
+
+
+def _lineage(cli: Cli, project: Path, version: str) -> dict[str, object]:
+    done = cli("lineage", "churn-demo", version, "-c", str(project / "conveyor.yaml"))
+    assert done.returncode == 0, done.stderr
+    data: dict[str, object] = json.loads(done.stdout)
+    return data
+
+
+def test_demo_run_registers_promotes_and_reuses_cache(cli: Cli, tmp_path: Path) -> None:
+    project = tmp_path / "demo"
+    made = cli("demo", "--dir", str(project), "--rows", "3000")
+    assert made.returncode == 0, made.stderr
+    config = str(project / "conveyor.yaml")
+
+    first = cli("run", "-c", config)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "churn-demo v1 -> champion" in first.stdout
+    assert "roc_auc" in first.stdout
+
+    lineage = json.dumps(_lineage(cli, project, "1"))
+    for tag in ("conveyor.data_md5", "conveyor.config_hash", "conveyor.validation"):
+        assert tag in lineage
+    assert (project / "gx" / "expectations" / "churn-demo.json").is_file()
+    assert any((project / ".conveyor" / "dvc-remote").rglob("*")), "DVC remote is empty"
+
+    started = time.perf_counter()
+    second = cli("run", "-c", config)
+    elapsed = time.perf_counter() - started
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.count("cached") >= 8, second.stdout
+    assert "churn-demo v1 -> champion" in second.stdout, "a cached re-run made a new version"
+    assert elapsed < 30, f"cached re-run took {elapsed:.1f}s"
+
+    listing = cli("models", "list", "-c", config)
+    assert listing.returncode == 0, listing.stderr
+    assert "churn-demo" in listing.stdout
+
+
+def test_new_data_makes_a_challenger_or_champion_and_rollback_restores(
+    cli: Cli, tmp_path: Path
+) -> None:
+    project = tmp_path / "demo"
+    assert cli("demo", "--dir", str(project), "--rows", "2000").returncode == 0
+    config = str(project / "conveyor.yaml")
+    assert cli("run", "-c", config).returncode == 0
+    # New rows from another seed: same schema, a new dataset version, a second model.
+    assert cli("demo", "--dir", str(project), "--rows", "2500", "--seed", "7").returncode == 0
+    second = cli("run", "-c", config)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "churn-demo v2 -> " in second.stdout
+    if "v2 -> champion" in second.stdout:
+        back = cli("rollback", "churn-demo", "-c", config)
+        assert back.returncode == 0, back.stderr
+        assert "v1 is champion again" in back.stdout
+    else:
+        assert "v2 -> challenger" in second.stdout
+        promoted = cli("promote", "churn-demo", "2", "-c", config)
+        assert promoted.returncode == 0, promoted.stderr
+    versions = cli("data", "versions", "-c", config)
+    assert versions.returncode == 0, versions.stderr
+    assert versions.stdout.count(".parquet") >= 2
+
+
+def test_schema_drift_fails_validation_and_registers_nothing(cli: Cli, tmp_path: Path) -> None:
+    project = tmp_path / "demo"
+    assert cli("demo", "--dir", str(project), "--rows", "2000").returncode == 0
+    config = str(project / "conveyor.yaml")
+    assert cli("run", "-c", config).returncode == 0
+    data = project / "data" / "churn.csv"
+    lines = data.read_text().splitlines()
+    header = [h.strip() for h in lines[0].split(",")]
+    drop = header.index("plan")
+    data.write_text(
+        "\n".join(",".join(c for i, c in enumerate(line.split(",")) if i != drop) for line in lines)
+    )
+    failed = cli("run", "-c", config)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "plan" in failed.stdout + failed.stderr
+    assert "Traceback" not in failed.stderr
+    lineage_v2 = cli("lineage", "churn-demo", "2", "-c", config)
+    assert lineage_v2.returncode != 0, "a failed validation registered a version"
+    assert "champion" in json.dumps(_lineage(cli, project, "1")), "the champion alias moved"
+
+
+def test_step_by_step_run_matches_orchestrator_use(cli: Cli, tmp_path: Path) -> None:
+    project = tmp_path / "demo"
+    assert cli("demo", "--dir", str(project), "--rows", "1500").returncode == 0
+    config = str(project / "conveyor.yaml")
+    for step in ("ingest", "validate", "version", "split", "train", "evaluate"):
+        done = cli("run", "-c", config, "--step", step, "--run-id", "manual-1")
+        assert done.returncode == 0, f"{step}: {done.stdout}{done.stderr}"
+    record = json.loads(cli("runs", "show", "manual-1", "-c", config).stdout)
+    assert record["status"] == "partial"
+    assert set(record["steps"]) == {"ingest", "validate", "version", "split", "train", "evaluate"}
+    orphan = cli("run", "-c", config, "--step", "train", "--run-id", "no-such-run")
+    assert orphan.returncode == 1
+    assert "split" in orphan.stderr

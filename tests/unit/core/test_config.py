@@ -1,0 +1,87 @@
+"""Pipeline config: validation messages, defaults, schema, path resolution."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conveyor.config import ConveyorConfig, config_hash, load_config
+from conveyor.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "conveyor.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_smallest_config_gets_every_default(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, "name: adult\ndata: {source: a.csv, target: class}\n"))
+    assert cfg.data.source == str(tmp_path / "a.csv")
+    assert cfg.training.task == "auto"
+    assert cfg.split.test_size == 0.2
+    assert cfg.validation.max_unseen_category_fraction == 0.05
+    assert cfg.promotion.auto_promote is True
+
+
+def test_typo_names_the_key_path(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: a\ndata: {source: a.csv, target: y, tagret: z}\n")
+    with pytest.raises(ConfigError, match=r"data\.tagret: unknown key"):
+        load_config(path)
+
+
+def test_bad_value_names_path_and_value(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: a\ndata: {source: a.csv, target: y}\nsplit: {test_size: 1.5}\n")
+    with pytest.raises(ConfigError, match=r"split\.test_size: .*\(got 1\.5\)"):
+        load_config(path)
+
+
+def test_missing_required_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"data\.target: Field required"):
+        load_config(write(tmp_path, "name: a\ndata: {source: a.csv}\n"))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("- a\n- b\n", "expected a mapping"),
+        ("name: [unclosed\n", "not valid YAML"),
+        ("name: 'bad name!'\ndata: {source: a, target: b}\n", "name: String should match"),
+    ],
+)
+def test_malformed_files(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, text))
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_url_sources_are_left_alone(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, "name: a\ndata: {source: 's3://b/k.csv', target: y}\n"))
+    assert cfg.data.source == "s3://b/k.csv"
+
+
+def test_table_and_query_are_exclusive() -> None:
+    with pytest.raises(ValueError, match="either data.table or data.query"):
+        ConveyorConfig.model_validate(
+            {"name": "a", "data": {"source": "postgresql://x/y", "target": "t", "table": "a", "query": "b"}}
+        )
+
+
+def test_schema_lists_sections() -> None:
+    schema = ConveyorConfig.model_json_schema()
+    assert {"data", "validation", "versioning", "split", "training", "promotion"} <= set(
+        schema["properties"]
+    )
+
+
+def test_config_hash_changes_with_content() -> None:
+    base = {"name": "a", "data": {"source": "a.csv", "target": "y"}}
+    other = {"name": "a", "data": {"source": "a.csv", "target": "z"}}
+    a, b = ConveyorConfig.model_validate(base), ConveyorConfig.model_validate(other)
+    assert config_hash(a) == config_hash(ConveyorConfig.model_validate(base))
+    assert config_hash(a) != config_hash(b)

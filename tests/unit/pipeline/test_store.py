@@ -1,0 +1,51 @@
+"""Run store: records, outputs, and a cache that trusts only complete outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conveyor.errors import PipelineError
+from conveyor.pipeline.store import RunStore, new_run_id
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RunStore:
+    return RunStore(tmp_path / "runs", tmp_path / "cache")
+
+
+def test_record_round_trip_and_unknown_run(store: RunStore) -> None:
+    store.write_record("r1", {"run_id": "r1", "status": "running"})
+    assert store.read_record("r1")["status"] == "running"
+    with pytest.raises(PipelineError, match="unknown run id 'r2'.*r1"):
+        store.read_record("r2")
+
+
+def test_frames_and_json_round_trip(store: RunStore) -> None:
+    folder = store.step_dir("r1", "ingest")
+    frame = pd.DataFrame({"a": [1.0, None], "b": ["x", None]})
+    store.save_frame(folder, "data", frame)
+    pd.testing.assert_frame_equal(store.load_frame(folder, "data"), frame)
+    store.save_json(folder, "report", {"ok": True})
+    assert store.load_json(folder, "report") == {"ok": True}
+    with pytest.raises(PipelineError, match="missing step output"):
+        store.load_frame(folder, "absent")
+
+
+def test_cache_ignores_incomplete_outputs(store: RunStore) -> None:
+    folder = store.step_dir("r1", "train")
+    assert store.cache_lookup("train", "k1") is None
+    store.cache_store("train", ["k1", "k2"], folder, "r1")
+    assert store.cache_lookup("train", "k1") == folder
+    assert store.cache_lookup("train", "k2") == folder
+    (folder / ".complete").unlink()
+    assert store.cache_lookup("train", "k1") is None
+
+
+def test_run_ids_sort_newest_first(store: RunStore) -> None:
+    for run_id in ("20260101T000000-aaaaaa", "20260102T000000-bbbbbb"):
+        store.write_record(run_id, {})
+    assert store.run_ids()[0].startswith("20260102")
+    assert len(new_run_id()) == len("20260101T000000-aaaaaa")
