@@ -228,7 +228,9 @@ def _open_binary(source: str, *, decompress: bool = True) -> Any:
         if not Path(source).exists():
             raise DataError(f"data source not found: {source}")
         try:
-            return pa.input_stream(source, compression="detect" if decompress else None)
+            if decompress:
+                return pa.input_stream(source, compression="detect")
+            return pa.memory_map(source)  # random access, as Parquet needs
         except (pa.ArrowException, OSError, ValueError) as exc:
             raise DataError(f"cannot open {source}: {_one_line(exc)}") from exc
     import fsspec
@@ -360,7 +362,8 @@ def _safe_url(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
     except (ArgumentError, ValueError):
-        return url.split("@")[-1]
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://{rest.rsplit('@', maxsplit=1)[-1]}"
 
 
 # --- helpers ----------------------------------------------------------------------------

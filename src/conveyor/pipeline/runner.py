@@ -65,9 +65,14 @@ class PipelineRunner:
     """Runs the training pipeline of one project in this process."""
 
     def __init__(
-        self, project: Project, *, on_event: Callable[[StepEvent], None] | None = None
+        self,
+        project: Project,
+        *,
+        on_event: Callable[[StepEvent], None] | None = None,
+        steps: tuple[Step, ...] = STEPS,
     ) -> None:
         self.project = project
+        self.steps = steps
         self.store = RunStore(project.runs_dir, project.cache_dir)
         self.on_event = on_event or (lambda event: None)
         self.last_run_id: str | None = None
@@ -81,14 +86,17 @@ class PipelineRunner:
         Raises:
             ConveyorError: a step failed; the run is recorded as failed first.
         """
-        return self._execute(new_run_id(), STEPS, force=force)
+        return self._execute(new_run_id(), self.steps, force=force)
 
     def run_step(self, step_name: str, *, run_id: str, force: bool = False) -> dict[str, Any]:
         """Run one step of an existing (or new) run, reading its upstream outputs.
 
         This is what an orchestrator task calls: ``conveyor run --step NAME --run-id ID``.
         """
-        return self._execute(run_id, (step_named(step_name),), force=force)
+        return self._execute(run_id, (self._step(step_name),), force=force)
+
+    def _step(self, name: str) -> Step:
+        return next((s for s in self.steps if s.name == name), None) or step_named(name)
 
     # -- internals ----------------------------------------------------------
     def _execute(self, run_id: str, steps: Iterable[Step], *, force: bool) -> dict[str, Any]:
@@ -103,10 +111,11 @@ class PipelineRunner:
         except BaseException as exc:
             self._fail(record, exc)
             raise
-        finished = all(s.name in record["steps"] for s in STEPS)
+        finished = all(s.name in record["steps"] for s in self.steps)
         record["status"] = "succeeded" if finished else "partial"
         record["finished_at"] = utc_now()
-        record["config"] = ctx.config.model_dump(mode="json") if "ingest" in ctx.outputs else None
+        if "ingest" in ctx.outputs and "task" in ctx.summaries["ingest"]:
+            record["config"] = ctx.config.model_dump(mode="json")
         self.store.write_record(run_id, record)
         return record
 
@@ -133,6 +142,8 @@ class PipelineRunner:
         return ctx
 
     def _run_one(self, step: Step, ctx: RunContext, record: dict[str, Any], *, force: bool) -> None:
+        for upstream in step.needs:
+            ctx.output(upstream)  # a clear error when an upstream step has not run
         parts = step.key_parts(ctx)
         key = cache_key(step, parts, code_version()) if parts is not None else None
         cached = None if (force or key is None) else self.store.cache_lookup(step.name, key)
@@ -204,7 +215,7 @@ class PipelineRunner:
         for name in running:
             record["steps"][name]["status"] = status
             record["steps"][name]["error"] = message
-            self.on_event(StepEvent("failed", step_named(name), error=message))
+            self.on_event(StepEvent("failed", self._step(name), error=message))
         record["status"] = status
         record["error"] = message
         if isinstance(exc, DataValidationError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from conveyor.config import ConveyorConfig, config_hash, load_config
 from conveyor.errors import ConfigError
@@ -85,3 +86,26 @@ def test_config_hash_changes_with_content() -> None:
     a, b = ConveyorConfig.model_validate(base), ConveyorConfig.model_validate(other)
     assert config_hash(a) == config_hash(ConveyorConfig.model_validate(base))
     assert config_hash(a) != config_hash(b)
+
+
+def test_example_config_is_valid() -> None:
+    root = Path(__file__).resolve().parents[3]
+    config = load_config(root / "conveyor.example.yaml")
+    assert [m.type for m in config.training.models][0] == "lightgbm"
+
+
+def _keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    keys = []
+    for name, field in model.model_fields.items():
+        keys.append(prefix + name)
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys += _keys(annotation, f"{prefix}{name}.")
+    return keys
+
+
+def test_every_config_key_is_documented() -> None:
+    root = Path(__file__).resolve().parents[3]
+    docs = (root / "docs" / "configuration.md").read_text()
+    missing = [k for k in _keys(ConveyorConfig) if f"`{k}`" not in docs]
+    assert not missing, f"docs/configuration.md does not document: {missing}"
