@@ -243,9 +243,7 @@ def _regression_metrics(target: np.ndarray, predicted: np.ndarray) -> dict[str, 
     )
 
 
-def _collect(
-    computations: dict[str, Callable[[], Any]], *, both_classes: bool
-) -> dict[str, float]:
+def _collect(computations: dict[str, Callable[[], Any]], *, both_classes: bool) -> dict[str, float]:
     """Run each metric; leave out (and log) those undefined on this data."""
     ranking = {"roc_auc", "pr_auc", "roc_auc_ovr", "r2"}
     metrics: dict[str, float] = {}

@@ -9,6 +9,7 @@ touched, and deterministic algorithms are switched on for the duration of ``fit`
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ class _TorchMLP(BaseEstimator):  # type: ignore[misc]
 
     def __init__(
         self,
+        *,
         hidden_sizes: Sequence[int] = (64, 32),
         epochs: int = 30,
         lr: float = 3e-3,
@@ -73,7 +75,7 @@ class _TorchMLP(BaseEstimator):  # type: ignore[misc]
     def _network(self, torch: Any, n_inputs: int, n_outputs: int) -> Any:
         sizes = [n_inputs, *self.hidden_sizes]
         layers: list[Any] = []
-        for size_in, size_out in zip(sizes, sizes[1:], strict=False):
+        for size_in, size_out in itertools.pairwise(sizes):
             layers += [torch.nn.Linear(size_in, size_out), torch.nn.ReLU()]
         layers.append(torch.nn.Linear(sizes[-1], n_outputs))
         return torch.nn.Sequential(*layers)

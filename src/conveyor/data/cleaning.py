@@ -1,0 +1,612 @@
+"""Clean a raw table: headers, stray spaces, missing markers, types, IDs, missing targets.
+
+Output representation (chosen so scikit-learn's ``SimpleImputer`` and ``OneHotEncoder``
+accept it without warnings under pandas 3.1, and so it converts to ONNX/JSON plainly):
+
+- numeric features: ``float64`` with ``NaN`` for missing;
+- categorical features: ``object`` columns of Python ``str`` with ``NaN`` for missing
+  (not pandas' ``str`` dtype, which sklearn accepts too but turns into object anyway);
+- date/time columns: ``datetime64`` (not features; used for time splits);
+- the target: stripped strings (``object``), or numbers when every value is numeric.
+
+Marker counts in the report refer to the rows kept (rows without a target are removed
+first), except the target's own count, which refers to every row read.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import math
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+from conveyor.data.schema import TableSchema
+from conveyor.errors import DataError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    import numpy as np
+    import numpy.typing as npt
+    import pandas as pd
+
+    from conveyor.config import DataConfig
+
+__all__ = ["CleaningReport", "clean_table"]
+
+logger = logging.getLogger(__name__)
+
+Kind = Literal["numeric", "categorical", "datetime"]
+
+# A text column becomes numeric when at least this share of its non-missing values parse;
+# the rest become missing (and are logged).
+NUMERIC_PARSE_SHARE = 0.99
+# A text column is inferred to be a date/time when this share of its values parse.
+DATETIME_PARSE_SHARE = 0.95
+# How many distinct values to try before parsing a whole column as numbers.
+_PROBE = 200
+
+_THOUSANDS = r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?"
+_LEADING_ZERO = r"[+-]?0\d"  # "007", "01234": codes, not numbers
+_ID_CAMEL = re.compile(r"[a-z](Id|ID)$")
+_ID_SNAKE = re.compile(r"(^|[^A-Za-z])(id|uuid|guid)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class CleaningReport:
+    """What cleaning changed, for the run record.
+
+    Attributes:
+        rows_in: rows read.
+        rows_out: rows kept.
+        rows_without_target: rows dropped because their target was missing.
+        renamed_columns: original header -> stripped header.
+        missing_markers: column -> values turned into NaN by ``data.na_values``.
+        coerced_numeric: text columns converted to numbers.
+        parsed_datetime: columns parsed as date/time from text or date objects.
+        dropped: column -> reason (``"configured"``, ``"id-like"``, ``"constant"``).
+    """
+
+    rows_in: int
+    rows_out: int
+    rows_without_target: int
+    renamed_columns: dict[str, str] = field(default_factory=dict)
+    missing_markers: dict[str, int] = field(default_factory=dict)
+    coerced_numeric: tuple[str, ...] = ()
+    parsed_datetime: tuple[str, ...] = ()
+    dropped: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        return {
+            "rows_in": self.rows_in,
+            "rows_out": self.rows_out,
+            "rows_without_target": self.rows_without_target,
+            "renamed_columns": dict(self.renamed_columns),
+            "missing_markers": dict(self.missing_markers),
+            "coerced_numeric": list(self.coerced_numeric),
+            "parsed_datetime": list(self.parsed_datetime),
+            "dropped": dict(self.dropped),
+        }
+
+
+class _Uniques(NamedTuple):
+    """A column factorised once: row codes (-1 = missing), distinct values, their counts."""
+
+    codes: npt.NDArray[np.intp]
+    values: pd.Series
+    counts: npt.NDArray[np.intp]
+
+
+@dataclass
+class _Feature:
+    """One cleaned feature column and how it got there."""
+
+    series: pd.Series
+    kind: Kind
+    markers: int = 0
+    coerced: bool = False
+    parsed: bool = False
+    uniques: _Uniques | None = None
+
+
+@dataclass
+class _Options:
+    strip: bool
+    na_values: frozenset[str]
+    numeric_markers: tuple[float, ...]
+
+
+def clean_table(
+    df: pd.DataFrame, config: DataConfig
+) -> tuple[pd.DataFrame, TableSchema, CleaningReport]:
+    """Clean a raw table and learn its column roles.
+
+    Args:
+        df: the raw table, as ``read_table`` returns it (or any DataFrame).
+        config: the ``data`` section: target, na_values, strip_whitespace, drop_columns,
+            drop_id_columns and the forced column types.
+
+    Returns:
+        The cleaned frame (target kept, rows without a target removed), its schema and a
+        report of what changed.
+
+    Raises:
+        DataError: the target column is absent or entirely missing, a configured column is
+            unknown, a feature column is entirely missing, a forced type does not fit, or no
+            feature column is left.
+
+    Example:
+        >>> clean, schema, report = clean_table(raw, config.data)
+        >>> schema.features
+        ('age', 'income', 'plan')
+    """
+    rows_in = len(df)
+    if rows_in == 0:
+        raise DataError("the table has no rows")
+    df, renamed = _tidy_headers(df, strip=config.strip_whitespace)
+    target = config.target
+    _require_target(df, target)
+    dropped = dict.fromkeys(_known(df, config.drop_columns, "drop_columns"), "configured")
+    if target in dropped:
+        raise DataError(f"data.drop_columns lists the target column {target!r}")
+    df = df.drop(columns=list(dropped))
+    forced = _forced_kinds(df, config)
+    options = _options(config)
+
+    y, target_markers = _clean_target_values(df[target], options)
+    keep = y.notna().to_numpy()
+    rows_without_target = rows_in - int(keep.sum())
+    if rows_without_target == rows_in:
+        raise DataError(f"target column {target!r} is entirely missing (all {rows_in} values null)")
+    if rows_without_target:
+        df = df.loc[keep].reset_index(drop=True)
+        y = y.loc[keep].reset_index(drop=True)
+    rows_out = len(df)
+
+    columns: dict[str, pd.Series] = {}
+    kinds: dict[str, Kind] = {}
+    markers = {target: target_markers} if target_markers else {}
+    coerced: list[str] = []
+    parsed: list[str] = []
+    for name in df.columns:
+        if name == target:
+            columns[name] = _finish_target(y)
+            continue
+        feature = _clean_feature(df[name], name, forced.get(name), options)
+        if feature.markers:
+            markers[name] = feature.markers
+        if feature.series.isna().all():
+            raise DataError(
+                f"column {name!r} is entirely missing (all {rows_out} values null);"
+                " drop it with data.drop_columns"
+            )
+        reason = (
+            _drop_reason(name, feature, forced=name in forced, gaps=rows_without_target)
+            if config.drop_id_columns
+            else None
+        )
+        if reason:
+            dropped[name] = reason
+            continue
+        coerced += [name] if feature.coerced else []
+        parsed += [name] if feature.parsed else []
+        columns[name] = feature.series
+        kinds[name] = feature.kind
+
+    schema = TableSchema(
+        target=target,
+        numeric=tuple(n for n, k in kinds.items() if k == "numeric"),
+        categorical=tuple(n for n, k in kinds.items() if k == "categorical"),
+        datetime=tuple(n for n, k in kinds.items() if k == "datetime"),
+        dropped=dict(dropped),
+    )
+    if not schema.features:
+        gone = ", ".join(f"{n} ({r})" for n, r in dropped.items()) or "none"
+        raise DataError(f"no feature columns left after cleaning (dropped: {gone})")
+    report = CleaningReport(
+        rows_in=rows_in,
+        rows_out=rows_out,
+        rows_without_target=rows_without_target,
+        renamed_columns=renamed,
+        missing_markers=markers,
+        coerced_numeric=tuple(coerced),
+        parsed_datetime=tuple(parsed),
+        dropped=dict(dropped),
+    )
+    _log_report(report, schema)
+    return _assemble(columns), schema, report
+
+
+# --- headers and configuration ----------------------------------------------------------
+
+
+def _tidy_headers(df: pd.DataFrame, *, strip: bool) -> tuple[pd.DataFrame, dict[str, str]]:
+    """String header names, stripped; {original: stripped}, including read_table's renames."""
+    renamed: dict[str, str] = dict(df.attrs.get("renamed_columns", {}))
+    names = [str(c) for c in df.columns]
+    new = [n.strip() for n in names] if strip else names
+    renamed.update({old: n for old, n in zip(names, new, strict=True) if old != n})
+    if len(set(new)) != len(new):
+        dupe = next(n for n in new if new.count(n) > 1)
+        raise DataError(f"duplicate column name {dupe!r} (after stripping spaces)")
+    if new != list(df.columns):
+        df = df.set_axis(new, axis="columns")
+    return df, renamed
+
+
+def _require_target(df: pd.DataFrame, target: str) -> None:
+    if target in df.columns:
+        return
+    raise DataError(f"target column {target!r} not found{_suggest(target, df.columns)}")
+
+
+def _known(df: pd.DataFrame, names: Iterable[str] | None, key: str) -> list[str]:
+    """The configured column names, each checked to exist."""
+    found = []
+    for name in names or ():
+        if name not in df.columns:
+            raise DataError(f"data.{key}: unknown column {name!r}{_suggest(name, df.columns)}")
+        found.append(name)
+    return found
+
+
+def _suggest(name: str, columns: Iterable[Any]) -> str:
+    """'; did you mean ...? (columns: a, b, ...)' for an unknown column name."""
+    available = [str(c) for c in columns]
+    close = difflib.get_close_matches(name, available, n=3, cutoff=0.6)
+    lower = [c for c in available if c.lower() == name.strip().lower() and c not in close]
+    close = lower + close
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    shown = ", ".join(available[:8]) + (", ..." if len(available) > 8 else "")
+    return f"{hint} (columns: {shown})"
+
+
+def _forced_kinds(df: pd.DataFrame, config: DataConfig) -> dict[str, Kind]:
+    """Column -> the type the config forces on it; one type per column, never the target."""
+    forced: dict[str, Kind] = {}
+    lists: tuple[tuple[str, list[str] | None, Kind], ...] = (
+        ("numeric_columns", config.numeric_columns, "numeric"),
+        ("categorical_columns", config.categorical_columns, "categorical"),
+        ("datetime_columns", config.datetime_columns, "datetime"),
+    )
+    for key, names, kind in lists:
+        for name in _known(df, names, key):
+            if name == config.target:
+                raise DataError(f"data.{key} lists the target column {name!r}")
+            if forced.get(name, kind) != kind:
+                raise DataError(f"column {name!r} is forced both {forced[name]} and {kind}")
+            forced[name] = kind
+    return forced
+
+
+def _options(config: DataConfig) -> _Options:
+    numbers = []
+    for marker in config.na_values:
+        try:
+            value = float(marker)
+        except ValueError:
+            continue
+        if not math.isnan(value):  # NaN markers are missing already
+            numbers.append(value)
+    return _Options(
+        strip=config.strip_whitespace,
+        na_values=frozenset(v.strip() for v in config.na_values),
+        numeric_markers=tuple(numbers),
+    )
+
+
+# --- target -----------------------------------------------------------------------------
+
+
+def _clean_target_values(y: pd.Series, options: _Options) -> tuple[pd.Series, int]:
+    """The target with strings stripped and markers missing; the number of markers."""
+    import pandas as pd
+
+    if _is_text(y):
+        return _clean_text(y, options)
+    if pd.api.types.is_object_dtype(y.dtype):
+        inferred = pd.api.types.infer_dtype(y, skipna=True)
+        if inferred in {"integer", "floating", "mixed-integer-float", "decimal"}:
+            return pd.to_numeric(y), 0
+    return y, 0
+
+
+def _finish_target(y: pd.Series) -> pd.Series:
+    """Numbers when every target value is one (integers kept integral), else Python str."""
+    import numpy as np
+    import pandas as pd
+
+    if not _is_text(y):
+        return y
+    uniques = _factorize(y)
+    values, bad_rows, _ = _parse_numbers(uniques, probe=False)
+    if values is None or bad_rows:
+        return y.astype(object)
+    numbers = pd.Series(values, name=y.name)
+    if bool(np.all(np.mod(values, 1) == 0)):
+        return numbers.astype("int64")
+    return numbers
+
+
+# --- features ---------------------------------------------------------------------------
+
+
+def _clean_feature(s: pd.Series, name: str, forced: Kind | None, options: _Options) -> _Feature:
+    """Clean one feature column into numeric, categorical or datetime form."""
+    import pandas as pd
+
+    dtype = s.dtype
+    if pd.api.types.is_bool_dtype(dtype) or (
+        pd.api.types.is_numeric_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype)
+    ):
+        return _from_numbers(s, name, forced, options)
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return _from_datetimes(s, name, forced)
+    if pd.api.types.is_object_dtype(dtype):
+        inferred = pd.api.types.infer_dtype(s, skipna=True)
+        if inferred in {"integer", "floating", "mixed-integer-float", "decimal", "boolean"}:
+            numbers = s.map(float, na_action="ignore").astype("float64")
+            return _from_numbers(numbers, name, forced, options)
+        if inferred in {"date", "datetime", "datetime64"}:
+            feature = _from_datetimes(pd.to_datetime(s), name, forced)
+            feature.parsed = feature.kind == "datetime"
+            return feature
+    text, markers = _clean_text(s, options)
+    feature = _type_text(text, name, forced)
+    feature.markers = markers
+    return feature
+
+
+def _from_numbers(s: pd.Series, name: str, forced: Kind | None, options: _Options) -> _Feature:
+    import numpy as np
+    import pandas as pd
+
+    values = s.to_numpy(dtype="float64", na_value=np.nan, copy=True)
+    markers = 0
+    if options.numeric_markers:
+        hit = np.isin(values, options.numeric_markers)
+        markers = int(hit.sum())
+        values[hit] = np.nan
+    series = pd.Series(values, name=name)
+    if forced == "categorical":
+        return _Feature(_numbers_as_text(series), "categorical", markers)
+    if forced == "datetime":
+        feature = _type_text(_numbers_as_text(series).astype("str"), name, forced)
+        feature.markers = markers
+        return feature
+    return _Feature(series, "numeric", markers)
+
+
+def _from_datetimes(s: pd.Series, name: str, forced: Kind | None) -> _Feature:
+    if forced == "numeric":
+        raise DataError(f"column {name!r} holds dates; it cannot be forced numeric")
+    if forced == "categorical":
+        text = s.dt.strftime("%Y-%m-%dT%H:%M:%S").astype(object)
+        return _Feature(text.rename(name), "categorical")
+    return _Feature(s.rename(name), "datetime")
+
+
+def _numbers_as_text(s: pd.Series) -> pd.Series:
+    """Numbers as category labels: 3.0 -> '3', 2.5 -> '2.5', NaN stays NaN."""
+    import numpy as np
+
+    values = s.to_numpy()
+    integral = bool(np.all(np.mod(values[~np.isnan(values)], 1) == 0))
+    shown = s.astype("Int64") if integral else s
+    return shown.astype("str").astype(object).where(s.notna(), np.nan)
+
+
+def _is_text(s: pd.Series) -> bool:
+    import pandas as pd
+
+    if pd.api.types.is_string_dtype(s.dtype) and s.dtype != object:
+        return True
+    return s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) in {"string", "empty"}
+
+
+def _clean_text(s: pd.Series, options: _Options) -> tuple[pd.Series, int]:
+    """Strings stripped (when configured) with missing markers set to NaN; marker count."""
+    if s.dtype == object or not _is_text(s):
+        s = s.astype("str")
+    stripped = s.str.strip()
+    hit = stripped.isin(options.na_values)
+    markers = int(hit.sum())
+    text = stripped if options.strip else s
+    return (text.mask(hit) if markers else text), markers
+
+
+def _type_text(s: pd.Series, name: str, forced: Kind | None) -> _Feature:
+    """Decide whether a text column holds numbers, date/times or categories."""
+    uniques = _factorize(s)
+    if forced in (None, "numeric"):
+        values, bad_rows, example = _parse_numbers(uniques, probe=forced is None)
+        total = int(uniques.counts.sum())
+        if forced == "numeric" and (values is None or bad_rows):
+            raise DataError(
+                f"column {name!r} is forced numeric but {bad_rows or total} of {total} values"
+                f" are not numbers (e.g. {example!r}); add such markers to data.na_values"
+            )
+        if values is not None and bad_rows <= (1 - NUMERIC_PARSE_SHARE) * total:
+            if bad_rows:
+                logger.warning(
+                    "column %r: %s non-numeric values (e.g. %r) set to missing",
+                    name,
+                    bad_rows,
+                    example,
+                )
+            return _Feature(_series(values, name), "numeric", coerced=True)
+    if forced in (None, "datetime"):
+        feature = _parse_datetimes(uniques, name, forced=forced == "datetime")
+        if feature is not None:
+            return feature
+    return _Feature(s.astype(object).rename(name), "categorical", uniques=uniques)
+
+
+def _factorize(s: pd.Series) -> _Uniques:
+    import numpy as np
+    import pandas as pd
+
+    codes, values = pd.factorize(s)
+    counts = np.bincount(codes[codes >= 0], minlength=len(values))
+    return _Uniques(codes, pd.Series(values, dtype="str").str.strip(), counts)
+
+
+def _parse_numbers(
+    uniques: _Uniques, *, probe: bool
+) -> tuple[npt.NDArray[np.float64] | None, int, str | None]:
+    """Row values parsed as numbers, rows that failed, an example failure.
+
+    Returns ``(None, ...)`` when the column is clearly not numeric: few of its first
+    distinct values parse, or values with leading zeros show it holds codes.
+    """
+    import numpy as np
+    import pandas as pd
+
+    text = uniques.values
+    if text.empty:
+        return None, 0, None
+    if probe:
+        head = pd.to_numeric(_drop_thousands(text.iloc[:_PROBE]), errors="coerce")
+        if head.notna().mean() < 0.5 or text.str.match(_LEADING_ZERO).any():
+            return None, 0, None
+    parsed = pd.to_numeric(_drop_thousands(text), errors="coerce").to_numpy(dtype="float64")
+    bad = np.isnan(parsed)
+    example = str(text[bad].iloc[0]) if bad.any() else None
+    bad_rows = int(uniques.counts[bad].sum())
+    return _take(parsed, uniques.codes, np.nan), bad_rows, example
+
+
+def _drop_thousands(text: pd.Series) -> pd.Series:
+    """'1,234.5' -> '1234.5'; other values unchanged."""
+    grouped = text.str.fullmatch(_THOUSANDS)
+    if not grouped.any():
+        return text
+    return text.where(~grouped, text.str.replace(",", "", regex=False))
+
+
+def _parse_datetimes(uniques: _Uniques, name: str, *, forced: bool) -> _Feature | None:
+    """The column as datetime64 when its values look like dates (always, when forced)."""
+    import pandas as pd
+
+    text = uniques.values
+    if text.empty:
+        return None
+    fmt = _date_format(str(text.iloc[0]))
+    if fmt is None and not forced:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parsed = pd.to_datetime(text, format=fmt or "mixed", errors="coerce")
+    except (ValueError, TypeError) as exc:
+        if forced:
+            raise DataError(f"column {name!r} cannot be parsed as date/time: {exc}") from exc
+        return None
+    bad = parsed.isna().to_numpy()
+    total = int(uniques.counts.sum())
+    bad_rows = int(uniques.counts[bad].sum())
+    if bad_rows > (1 - DATETIME_PARSE_SHARE) * total:
+        if forced:
+            example = text[bad].iloc[0]
+            raise DataError(
+                f"column {name!r} is forced date/time but {bad_rows} of {total} values do not"
+                f" parse (e.g. {example!r})"
+            )
+        return None
+    values = parsed.array.take(uniques.codes, allow_fill=True)
+    return _Feature(pd.Series(values, name=name), "datetime", parsed=True)
+
+
+def _date_format(value: str) -> str | None:
+    """The strftime format of a date-like string with a year and a month, else None."""
+    from pandas.tseries.api import guess_datetime_format
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "dayfirst" hints are noise here
+        fmt = guess_datetime_format(value)
+    if fmt is None or not any(y in fmt for y in ("%Y", "%y")):
+        return None
+    return fmt if any(m in fmt for m in ("%m", "%b", "%B")) else None
+
+
+def _take(
+    values: npt.NDArray[np.float64], codes: npt.NDArray[np.intp], missing: float
+) -> npt.NDArray[np.float64]:
+    """Distinct values spread back over rows; code -1 gives ``missing``."""
+    import numpy as np
+
+    result: npt.NDArray[np.float64] = np.append(values, missing)[codes]
+    return result
+
+
+def _series(values: npt.NDArray[np.float64], name: str) -> pd.Series:
+    import pandas as pd
+
+    return pd.Series(values, name=name, dtype="float64")
+
+
+# --- dropping and assembly --------------------------------------------------------------
+
+
+def _drop_reason(name: str, feature: _Feature, *, forced: bool, gaps: int) -> str | None:
+    """'id-like' or 'constant' when the column carries no usable signal, else None.
+
+    ``gaps``: rows removed before this check, which may have left holes in a sequence.
+    """
+    if feature.kind == "datetime":
+        return None
+    s = feature.series
+    n = len(s)
+    if feature.kind == "categorical":
+        uniques = feature.uniques or _factorize(s)
+        distinct, has_missing = len(uniques.values), bool((uniques.codes < 0).any())
+        if distinct == 1 and not has_missing:
+            return "constant"
+        return "id-like" if distinct == n and n > 1 and not forced else None
+    return _numeric_drop_reason(name, s, forced=forced, gaps=gaps)
+
+
+def _numeric_drop_reason(name: str, s: pd.Series, *, forced: bool, gaps: int) -> str | None:
+    import numpy as np
+
+    values = s.to_numpy(dtype="float64")
+    if np.isnan(values).any():
+        return None
+    low, high = float(values.min()), float(values.max())
+    if low == high:
+        return "constant"
+    n = len(values)
+    if forced or n < 2 or not bool(np.all(np.mod(values, 1) == 0)):
+        return None
+    looks_like_id = _ID_SNAKE.search(name) is not None or _ID_CAMEL.search(name) is not None
+    if not (looks_like_id or high - low <= n - 1 + gaps):
+        return None
+    return "id-like" if s.nunique() == n else None
+
+
+def _assemble(columns: dict[str, pd.Series]) -> pd.DataFrame:
+    import pandas as pd
+
+    frame = pd.concat(
+        [s.rename(name).reset_index(drop=True) for name, s in columns.items()], axis=1
+    )
+    frame.attrs = {}
+    return frame
+
+
+def _log_report(report: CleaningReport, schema: TableSchema) -> None:
+    logger.info(
+        "cleaned %s -> %s rows (%s without target); %s numeric, %s categorical, %s datetime"
+        " columns; dropped %s",
+        report.rows_in,
+        report.rows_out,
+        report.rows_without_target,
+        len(schema.numeric),
+        len(schema.categorical),
+        len(schema.datetime),
+        report.dropped or "nothing",
+    )
