@@ -4,10 +4,12 @@ Output representation (chosen so scikit-learn's ``SimpleImputer`` and ``OneHotEn
 accept it without warnings under pandas 3.1, and so it converts to ONNX/JSON plainly):
 
 - numeric features: ``float64`` with ``NaN`` for missing;
-- categorical features: ``object`` columns of Python ``str`` with ``NaN`` for missing
-  (not pandas' ``str`` dtype, which sklearn accepts too but turns into object anyway);
+- categorical features: pandas ``str`` dtype (pandas 3's default string dtype) with
+  ``NaN`` for missing. It is what a Parquet round trip (DVC-versioned data) gives back,
+  it avoids a costly conversion to Python objects, and ``SimpleImputer`` /
+  ``OneHotEncoder`` accept it without warnings (tested in tests/unit/data);
 - date/time columns: ``datetime64`` (not features; used for time splits);
-- the target: stripped strings (``object``), or numbers when every value is numeric.
+- the target: stripped strings (``str`` dtype), or numbers when every value is numeric.
 
 Marker counts in the report refer to the rows kept (rows without a target are removed
 first), except the target's own count, which refers to every row read.
@@ -111,6 +113,7 @@ class _Feature:
     coerced: bool = False
     parsed: bool = False
     uniques: _Uniques | None = None
+    integer: bool = False  # stored as integers at the source (an ID sequence candidate)
 
 
 @dataclass
@@ -325,7 +328,7 @@ def _finish_target(y: pd.Series) -> pd.Series:
     uniques = _factorize(y)
     values, bad_rows, _ = _parse_numbers(uniques, probe=False)
     if values is None or bad_rows:
-        return y.astype(object)
+        return y
     numbers = pd.Series(values, name=y.name)
     if bool(np.all(np.mod(values, 1) == 0)):
         return numbers.astype("int64")
@@ -378,14 +381,14 @@ def _from_numbers(s: pd.Series, name: str, forced: Kind | None, options: _Option
         feature = _type_text(_numbers_as_text(series).astype("str"), name, forced)
         feature.markers = markers
         return feature
-    return _Feature(series, "numeric", markers)
+    return _Feature(series, "numeric", markers, integer=pd.api.types.is_integer_dtype(s.dtype))
 
 
 def _from_datetimes(s: pd.Series, name: str, forced: Kind | None) -> _Feature:
     if forced == "numeric":
         raise DataError(f"column {name!r} holds dates; it cannot be forced numeric")
     if forced == "categorical":
-        text = s.dt.strftime("%Y-%m-%dT%H:%M:%S").astype(object)
+        text = s.dt.strftime("%Y-%m-%dT%H:%M:%S").astype("str")
         return _Feature(text.rename(name), "categorical")
     return _Feature(s.rename(name), "datetime")
 
@@ -397,20 +400,25 @@ def _numbers_as_text(s: pd.Series) -> pd.Series:
     values = s.to_numpy()
     integral = bool(np.all(np.mod(values[~np.isnan(values)], 1) == 0))
     shown = s.astype("Int64") if integral else s
-    return shown.astype("str").astype(object).where(s.notna(), np.nan)
+    return shown.astype("str").where(s.notna(), np.nan)
 
 
 def _is_text(s: pd.Series) -> bool:
     import pandas as pd
 
-    if pd.api.types.is_string_dtype(s.dtype) and s.dtype != object:
-        return True
-    return s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) in {"string", "empty"}
+    if pd.api.types.is_object_dtype(s.dtype):
+        return pd.api.types.infer_dtype(s, skipna=True) in {"string", "empty"}
+    return bool(pd.api.types.is_string_dtype(s.dtype))
+
+
+def _is_str_dtype(s: pd.Series) -> bool:
+    """True for pandas' ``str`` dtype (pyarrow- or python-backed, NaN for missing)."""
+    return bool(s.dtype == "str")
 
 
 def _clean_text(s: pd.Series, options: _Options) -> tuple[pd.Series, int]:
     """Strings stripped (when configured) with missing markers set to NaN; marker count."""
-    if s.dtype == object or not _is_text(s):
+    if not _is_str_dtype(s):
         s = s.astype("str")
     stripped = s.str.strip()
     hit = stripped.isin(options.na_values)
@@ -443,7 +451,7 @@ def _type_text(s: pd.Series, name: str, forced: Kind | None) -> _Feature:
         feature = _parse_datetimes(uniques, name, forced=forced == "datetime")
         if feature is not None:
             return feature
-    return _Feature(s.astype(object).rename(name), "categorical", uniques=uniques)
+    return _Feature(s.rename(name), "categorical", uniques=uniques)
 
 
 def _factorize(s: pd.Series) -> _Uniques:
@@ -567,11 +575,14 @@ def _drop_reason(name: str, feature: _Feature, *, forced: bool, gaps: int) -> st
         if distinct == 1 and not has_missing:
             return "constant"
         return "id-like" if distinct == n and n > 1 and not forced else None
-    return _numeric_drop_reason(name, s, forced=forced, gaps=gaps)
+    return _numeric_drop_reason(name, feature, forced=forced, gaps=gaps)
 
 
-def _numeric_drop_reason(name: str, s: pd.Series, *, forced: bool, gaps: int) -> str | None:
+def _numeric_drop_reason(name: str, feature: _Feature, *, forced: bool, gaps: int) -> str | None:
+    """Constant; or id-like: unique integers named like an ID, or an integer sequence."""
     import numpy as np
+
+    s = feature.series
 
     values = s.to_numpy(dtype="float64")
     if np.isnan(values).any():
@@ -583,7 +594,8 @@ def _numeric_drop_reason(name: str, s: pd.Series, *, forced: bool, gaps: int) ->
     if forced or n < 2 or not bool(np.all(np.mod(values, 1) == 0)):
         return None
     looks_like_id = _ID_SNAKE.search(name) is not None or _ID_CAMEL.search(name) is not None
-    if not (looks_like_id or high - low <= n - 1 + gaps):
+    is_sequence = feature.integer and high - low <= n - 1 + gaps
+    if not (looks_like_id or is_sequence):
         return None
     return "id-like" if s.nunique() == n else None
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from conveyor.config import DataConfig
 
-__all__ = ["RENAMED_COLUMNS_ATTR", "read_table", "source_fingerprint"]
+__all__ = ["RENAMED_COLUMNS_ATTR", "detect_format", "read_table", "source_fingerprint"]
 
 logger = logging.getLogger(__name__)
 
@@ -104,11 +104,14 @@ def detect_format(config: DataConfig, *, sniff: bool = True) -> Format:
 
     Args:
         config: the ``data`` section.
-        sniff: for an unknown suffix, peek at the first bytes (Parquet magic) instead of
-            assuming CSV.
+        sniff: for an unknown suffix, peek at the first bytes (Parquet magic, binary
+            content) instead of assuming CSV.
+
+    Returns:
+        ``"csv"``, ``"parquet"`` or ``"sql"``.
 
     Raises:
-        DataError: the source does not exist (only checked when sniffing is needed).
+        DataError: when sniffing, the source is missing or binary but not Parquet.
     """
     if config.format != "auto":
         return config.format
@@ -120,11 +123,24 @@ def detect_format(config: DataConfig, *, sniff: bool = True) -> Format:
         return "parquet"
     if suffix in _CSV_SUFFIXES or not sniff:
         return "csv"
+    return _sniff_format(source, suffix)
+
+
+def _sniff_format(source: str, suffix: str) -> Format:
+    """Parquet (a directory, or PAR1 magic), CSV (text), or an error for binary content."""
     if not _is_url(source) and Path(source).is_dir():
         return "parquet"
     with _open_binary(source) as stream:
-        head = stream.read(len(_PARQUET_MAGIC))
-    return "parquet" if head == _PARQUET_MAGIC else "csv"
+        head = stream.read(4096)
+    if head.startswith(_PARQUET_MAGIC):
+        return "parquet"
+    if b"\x00" in head:
+        raise DataError(
+            f"cannot read {source}: unknown suffix {suffix or '(none)'!r}, not Parquet (no PAR1"
+            " header) and not CSV (binary content); supported: .csv, .tsv, .txt (also .gz),"
+            " .parquet, .pq, postgresql://"
+        )
+    return "csv"
 
 
 # --- files ------------------------------------------------------------------------------
@@ -168,37 +184,35 @@ def _read_parquet(source: str, *, max_rows: int | None) -> pa.Table:
 
 def _read_csv(source: str, *, max_rows: int | None) -> pa.Table:
     import pyarrow as pa
-    import pyarrow.csv as pcsv
 
     delimiter = _sniff_delimiter(source)
-    parse = pcsv.ParseOptions(delimiter=delimiter)
+    try:
+        table = _parse_csv(source, delimiter, encoding="utf8")
+        if any(pa.types.is_binary(f.type) for f in table.schema):
+            # pyarrow keeps undecodable text as bytes: the file is not UTF-8.
+            logger.info("%s is not UTF-8; reading it as latin-1", source)
+            table = _parse_csv(source, delimiter, encoding="latin-1")
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise DataError(
+            f"cannot read {source} as CSV (delimiter {delimiter!r}): {_one_line(exc)};"
+            " set data.format if it is another format"
+        ) from exc
+    return table if max_rows is None else table.slice(0, max_rows)
+
+
+def _parse_csv(source: str, delimiter: str, *, encoding: str) -> pa.Table:
+    import pyarrow.csv as pcsv
+
     # Only empty fields are null here: the configured na_values are applied (and counted)
     # by cleaning, after stripping spaces, which pyarrow's exact matching cannot do.
-    convert = pcsv.ConvertOptions(null_values=[""], strings_can_be_null=False)
-    table: pa.Table | None = None
-    for encoding in ("utf8", "latin-1"):
-        try:
-            with _open_binary(source) as stream:
-                table = pcsv.read_csv(
-                    stream,
-                    read_options=pcsv.ReadOptions(encoding=encoding),
-                    parse_options=parse,
-                    convert_options=convert,
-                )
-            break
-        except DataError:
-            raise
-        except (pa.ArrowException, OSError, ValueError) as exc:
-            if encoding == "utf8" and "UTF8" in str(exc):
-                logger.info("%s is not UTF-8; reading it as latin-1", source)
-                continue
-            raise DataError(
-                f"cannot read {source} as CSV (delimiter {delimiter!r}): {_one_line(exc)};"
-                " set data.format if it is another format"
-            ) from exc
-    if table is None:  # pragma: no cover - the loop either breaks or raises
-        raise DataError(f"cannot read {source} as CSV")
-    return table if max_rows is None else table.slice(0, max_rows)
+    with _open_binary(source) as stream:
+        table: pa.Table = pcsv.read_csv(
+            stream,
+            read_options=pcsv.ReadOptions(encoding=encoding),
+            parse_options=pcsv.ParseOptions(delimiter=delimiter),
+            convert_options=pcsv.ConvertOptions(null_values=[""], strings_can_be_null=False),
+        )
+    return table
 
 
 def _sniff_delimiter(source: str) -> str:
@@ -238,6 +252,7 @@ def _open_binary(source: str, *, decompress: bool = True) -> Any:
     compression = "infer" if decompress else None
     try:
         opened = fsspec.open(source, "rb", compression=compression, **_storage_options(source))
+        opened.fs.invalidate_cache(opened.path)  # the object may have changed since last read
         return opened.open()
     except FileNotFoundError as exc:
         raise DataError(f"data source not found: {source}") from exc

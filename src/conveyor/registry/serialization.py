@@ -138,7 +138,7 @@ def _children(obj: Any) -> list[Any]:
         return [*obj.keys(), *obj.values()]
     if isinstance(obj, list | tuple | set | frozenset):
         return list(obj)
-    if type(obj).__module__ == "numpy" and getattr(obj, "dtype", None) == object:
+    if type(obj).__module__ == "numpy" and getattr(getattr(obj, "dtype", None), "kind", "") == "O":
         return list(obj.ravel()[:_MAX_OBJECT_ARRAY_ITEMS])
     state = getattr(obj, "__dict__", None)
     if isinstance(state, dict) and _is_walked(obj):
@@ -177,7 +177,9 @@ def referenced_types(obj: Any) -> dict[str, bool]:
 
 
 def _untrusted(found: dict[str, bool]) -> list[str]:
-    return sorted(n for n, builtins_ok in found.items() if not is_trusted_type(n, allow_builtins=builtins_ok))
+    return sorted(
+        n for n, builtins_ok in found.items() if not is_trusted_type(n, allow_builtins=builtins_ok)
+    )
 
 
 def _packages(found: dict[str, bool], fmt: Format) -> tuple[str, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 from typing import Any
 
 from conveyor.config import ModelSpec
@@ -17,6 +18,8 @@ __all__ = [
     "estimator_params",
     "needs_scaling",
 ]
+
+log = logging.getLogger(__name__)
 
 _TORCH = "conveyor.training.torch_mlp"
 
@@ -51,6 +54,8 @@ _SCALED_MODULES = (
     "sklearn.neural_network",
     _TORCH,
 )
+# Defaults applied unless the spec sets them: keep library chatter out of the run's output.
+_QUIET_PARAMS: dict[str, dict[str, Any]] = {"lightgbm.": {"verbose": -1}}
 # Classifiers that only accept labels 0..n-1 (wrapped in LabelEncodedClassifier).
 _NEEDS_ENCODED_LABELS = ("xgboost.",)
 
@@ -94,7 +99,8 @@ def needs_scaling(spec: ModelSpec) -> bool:
 def build_estimator(spec: ModelSpec, *, task: Task, seed: int) -> Any:
     """Instantiate the estimator a spec describes, for a task, with its seed fixed.
 
-    The seed goes to ``random_state`` (or ``seed``) unless the spec's params set it.
+    The seed goes to ``random_state`` (or ``seed``) unless the spec's params set it;
+    LightGBM gets ``verbose=-1`` unless set, so it does not write to stdout.
     Classifiers that only take integer labels (XGBoost) come wrapped in a
     ``LabelEncodedClassifier`` so they fit and predict the original labels.
 
@@ -114,10 +120,12 @@ def build_estimator(spec: ModelSpec, *, task: Task, seed: int) -> Any:
     cls = _import_class(spec.type, path)
     params = dict(spec.params)
     _check_params(spec.type, cls, params)
-    for name in ("random_state", "seed"):
-        if name in _init_params(cls) and name not in params:
-            params[name] = seed
-            break
+    for prefix, quiet in _QUIET_PARAMS.items():
+        if path.startswith(prefix):
+            params = {**quiet, **params}
+    seed_param = _seed_param(cls)
+    if seed_param and seed_param not in params:
+        params[seed_param] = seed
     try:
         estimator = cls(**params)
     except (TypeError, ValueError) as exc:
@@ -183,6 +191,17 @@ def _init_params(cls: type[Any]) -> dict[str, inspect.Parameter]:
         return dict(inspect.signature(cls.__init__).parameters)
     except (TypeError, ValueError):  # builtins without a signature
         return {}
+
+
+def _seed_param(cls: type[Any]) -> str | None:
+    """The name under which the class takes its random seed, if it takes one."""
+    names = set(_init_params(cls))
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in _init_params(cls).values()):
+        try:  # XGBoost declares most params through **kwargs; get_params lists them
+            names |= set(cls().get_params(deep=False))
+        except Exception:  # a class that needs args: no extra names
+            log.debug("cannot list the params of %s", cls.__name__)
+    return next((name for name in ("random_state", "seed") if name in names), None)
 
 
 def _check_params(model_type: str, cls: type[Any], params: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
     from conveyor.data.schema import TableSchema, Task
 
@@ -68,30 +69,27 @@ def save_evaluation_plots(
         raise TrainingError(f"no rows with a value in target {schema.target!r} to plot")
     out_dir.mkdir(parents=True, exist_ok=True)
     drawers = _REGRESSION if task == "regression" else _BINARY if task == "binary" else _MULTI
+    height = max(3.0, 0.3 * min(TOP_FEATURES, len(schema.features)) + 1.5)
+    jobs = [*drawers, ("feature_importance.png", _feature_importance)]
     paths = []
     try:
-        for name, draw in drawers:
-            paths.append(
-                _save(out_dir / name, lambda ax, d=draw: d(ax, pipeline, features, target))
-            )
-        paths.append(
-            _save(
-                out_dir / "feature_importance.png",
-                lambda ax: _feature_importance(ax, pipeline, features, target),
-                height=max(3.0, 0.3 * min(TOP_FEATURES, len(schema.features)) + 1.5),
-            )
-        )
+        for name, draw in jobs:
+            figure = _figure(height if draw is _feature_importance else 4.5)
+            draw(figure.add_subplot(), pipeline, features, target)
+            paths.append(_save(figure, out_dir / name))
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise TrainingError(f"could not draw evaluation plots: {exc}") from exc
     return paths
 
 
-def _save(path: Path, draw: Callable[[Axes], None], *, height: float = 4.5) -> Path:
-    """Draw on a fresh figure and write it as PNG."""
+def _figure(height: float) -> Figure:
+    """A fresh figure detached from pyplot (nothing global to close)."""
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(6.0, height), dpi=100, layout="constrained")
-    draw(figure.add_subplot())
+    return Figure(figsize=(6.5, height), dpi=100, layout="constrained")
+
+
+def _save(figure: Figure, path: Path) -> Path:
     figure.savefig(path, format="png")
     figure.clear()
     return path
@@ -223,9 +221,8 @@ def _model_importances(pipeline: Any, columns: list[str]) -> dict[str, float] | 
 def _permutation_importances(
     pipeline: Any, features: pd.DataFrame, target: np.ndarray
 ) -> dict[str, float]:
-    from sklearn.inspection import permutation_importance
-
     import numpy as np
+    from sklearn.inspection import permutation_importance
 
     if len(features) > PERMUTATION_ROWS:
         rng = np.random.default_rng(_SAMPLE_SEED)

@@ -38,6 +38,7 @@ class _TorchMLP(BaseEstimator):  # type: ignore[misc]
         batch_size: int = 128,
         weight_decay: float = 0.0,
         seed: int = 0,
+        num_threads: int = 1,
     ) -> None:
         self.hidden_sizes = hidden_sizes
         self.epochs = epochs
@@ -45,6 +46,7 @@ class _TorchMLP(BaseEstimator):  # type: ignore[misc]
         self.batch_size = batch_size
         self.weight_decay = weight_decay
         self.seed = seed
+        self.num_threads = num_threads
 
     # -- training ------------------------------------------------------------------
     def _train(self, features: np.ndarray, targets: np.ndarray, n_outputs: int) -> None:
@@ -53,7 +55,7 @@ class _TorchMLP(BaseEstimator):  # type: ignore[misc]
         self._check_params()
         inputs = torch.from_numpy(features)
         labels = torch.from_numpy(targets)
-        with _deterministic(torch, self.seed):
+        with _deterministic(torch, self.seed, self.num_threads):
             network = self._network(torch, features.shape[1], n_outputs)
             optimiser = torch.optim.Adam(
                 network.parameters(), lr=self.lr, weight_decay=self.weight_decay
@@ -87,7 +89,7 @@ class _TorchMLP(BaseEstimator):  # type: ignore[misc]
         sizes = list(self.hidden_sizes)
         if not all(isinstance(s, int) and s > 0 for s in sizes):
             raise TrainingError(f"torch_mlp: hidden_sizes must be positive integers, got {sizes}")
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "num_threads"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise TrainingError(f"torch_mlp: {name} must be a positive integer, got {value!r}")
@@ -122,6 +124,7 @@ class TorchMLPClassifier(ClassifierMixin, _TorchMLP):  # type: ignore[misc]
         batch_size: rows per gradient step.
         weight_decay: L2 penalty (Adam's weight decay).
         seed: seed of weight initialisation and batch order.
+        num_threads: CPU threads while fitting (small networks gain nothing from more).
     """
 
     def fit(self, X: Any, y: Any) -> TorchMLPClassifier:  # noqa: N803 (sklearn API)
@@ -164,6 +167,7 @@ class TorchMLPRegressor(RegressorMixin, _TorchMLP):  # type: ignore[misc]
         batch_size: rows per gradient step.
         weight_decay: L2 penalty (Adam's weight decay).
         seed: seed of weight initialisation and batch order.
+        num_threads: CPU threads while fitting (small networks gain nothing from more).
     """
 
     def fit(self, X: Any, y: Any) -> TorchMLPRegressor:  # noqa: N803
@@ -207,13 +211,15 @@ def _as_float32(features: Any) -> np.ndarray:
 
 
 @contextmanager
-def _deterministic(torch: Any, seed: int) -> Iterator[None]:
-    """Seed torch and use deterministic kernels inside the block, restoring state after."""
-    previous = torch.are_deterministic_algorithms_enabled()
+def _deterministic(torch: Any, seed: int, num_threads: int) -> Iterator[None]:
+    """Seed torch, use deterministic kernels and ``num_threads`` inside the block only."""
+    previous = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         torch.use_deterministic_algorithms(True)
+        torch.set_num_threads(num_threads)
         try:
             yield
         finally:
-            torch.use_deterministic_algorithms(previous)
+            torch.use_deterministic_algorithms(previous[0])
+            torch.set_num_threads(previous[1])

@@ -12,7 +12,17 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from conveyor.data.validation._outcome import outcome, write_reports
+from conveyor.data.validation._profile import profile_frame
 from conveyor.data.validation._results import ExpectationFailure, ValidationReport
+from conveyor.data.validation._suite import (
+    CONFIG_CHECKS,
+    baseline_checks,
+    config_checks,
+    load_baseline,
+    run_suite,
+    save_baseline,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -62,19 +72,24 @@ def validate_batch(
     baseline = None
     if baseline_path.is_file() and not config.update_baseline:
         baseline = load_baseline(baseline_path)
-    checks = _config_checks(df, schema, config)
+    checks = config_checks(df, schema, config)
     if baseline is not None:
-        checks += _baseline_checks(df, baseline, config)
-    result = _run_suite(df, checks)
-    outcomes = [_outcome(r, df) for r in result.results]
+        checks += baseline_checks(df, baseline, config)
+    result = run_suite(df, checks)
+    outcomes = [outcome(r, df) for r in result.results]
     created = False
-    if baseline is None and all(o.success for o in outcomes if o.check in _CONFIG_CHECKS):
+    if baseline is None and all(o.success for o in outcomes if o.check in CONFIG_CHECKS):
         save_baseline(baseline_path, profile_frame(df, schema), config, rows=len(df))
         created = True
     success = all(o.success for o in outcomes)
-    note = _baseline_note(created=created, checked=baseline is not None)
-    report_path = _write_reports(
-        report_dir, result, outcomes, success, len(df), baseline_path, note
+    report_path = write_reports(
+        report_dir,
+        result,
+        outcomes,
+        success=success,
+        rows=len(df),
+        baseline_path=baseline_path,
+        baseline_note=_baseline_note(created=created, checked=baseline is not None),
     )
     failures = tuple(o.failure for o in outcomes if not o.success)
     log.info("validation: %d of %d expectations failed", len(failures), len(outcomes))
@@ -87,3 +102,11 @@ def validate_batch(
         report_path=report_path,
         rows=len(df),
     )
+
+
+def _baseline_note(*, created: bool, checked: bool) -> str:
+    if created:
+        return "created from this batch"
+    if checked:
+        return "checked against"
+    return "not created: the batch failed the config checks"

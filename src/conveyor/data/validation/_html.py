@@ -68,7 +68,8 @@ def render_report_html(
         f"<span class='verdict {'pass' if success else 'fail'}'>{verdict}</span></h1>",
         f"<p class='meta'>{batch_rows:,} rows; {len(rows)} expectations evaluated, "
         f"{len(failed)} failed.</p>",
-        f"<p class='meta'>Baseline: <code>{escape(baseline_path)}</code> ({escape(baseline_note)})</p>",
+        f"<p class='meta'>Baseline: <code>{escape(baseline_path)}</code> "
+        f"({escape(baseline_note)})</p>",
         links,
     ]
     if failed:

@@ -26,27 +26,30 @@ GX_RESULT_JSON = "gx-validation-result.json"
 GX_DOCS_HTML = "gx-data-docs.html"
 
 
-# -- describing results ------------------------------------------------------------
 @dataclass(frozen=True)
-class _Outcome:
+class Outcome:
+    """One evaluated expectation: which Conveyor check, its verdict and its description."""
+
     check: str
     success: bool
     failure: ExpectationFailure
 
 
-def _outcome(result: Any, df: pd.DataFrame) -> _Outcome:
+def outcome(result: Any, df: pd.DataFrame) -> Outcome:
+    """Describe one GX ``ExpectationValidationResult`` as a human line with examples."""
     config = result.expectation_config
     meta = dict(config.meta or {})
     check = str(meta.get("conveyor_check", ""))
     column = config.kwargs.get("column")
     stats = dict(result.result or {})
     error = (result.exception_info or {}).get("exception_message")
+    examples: tuple[str, ...] = ()
     if error:
-        detail, examples = f"could not be evaluated: {error}", ()
+        detail = f"could not be evaluated: {error}"
     else:
         detail = _detail(check, meta, stats)
         examples = _examples(check, stats, df, column)
-    return _Outcome(
+    return Outcome(
         check, bool(result.success), ExpectationFailure(column, config.type, detail, examples)
     )
 
@@ -63,12 +66,10 @@ def _detail(check: str, meta: dict[str, Any], stats: dict[str, Any]) -> str:  # 
     if check == "target_not_null":
         return f"{stats.get('unexpected_count', 0)} target values are null (none allowed)"
     if check == "nulls":
-        return f"{_pct(share)} null (max {_pct(float(limit or 0))})"
+        return f"{_pct(share)} null (max {_pct(limit)})"
     if check == "baseline_nulls":
-        return (
-            f"{_pct(share)} null (max {_pct(float(limit or 0))}: baseline "
-            f"{_pct(float(meta.get('baseline') or 0))} + tolerance)"
-        )
+        baseline, tolerance = _pct(meta.get("baseline", 0.0)), _pct(meta.get("tolerance", 0.0))
+        return f"{_pct(share)} null (max {_pct(limit)}: baseline {baseline} + {tolerance})"
     if check == "type":
         observed = stats.get("observed_value")
         expected = meta.get("expected")
@@ -79,9 +80,9 @@ def _detail(check: str, meta: dict[str, Any], stats: dict[str, Any]) -> str:  # 
         )
     if check == "range":
         bounds = f"[{_num(meta['low'])}, {_num(meta['high'])}]"
-        return f"{_pct(share)} of values outside {bounds} (max {_pct(float(limit or 0))})"
+        return f"{_pct(share)} of values outside {bounds} (max {_pct(limit)})"
     if check == "categories":
-        return f"{_pct(share)} of values not in the baseline set (max {_pct(float(limit or 0))})"
+        return f"{_pct(share)} of values not in the baseline set (max {_pct(limit)})"
     return "see the GX result"
 
 
@@ -111,30 +112,29 @@ def _show(value: Any) -> str:
     return _num(item) if isinstance(item, float) else str(item)
 
 
-def _pct(share: float) -> str:
-    return f"{share * 100:.3g}%"
+def _pct(share: Any) -> str:
+    return f"{float(share or 0.0) * 100:.3g}%"
 
 
 def _num(value: float) -> str:
     return f"{value:.6g}"
 
 
-# -- reports -----------------------------------------------------------------------
-def _baseline_note(*, created: bool, checked: bool) -> str:
-    if created:
-        return "created from this batch"
-    return "checked against" if checked else "not created: the batch failed the config checks"
-
-
-def _write_reports(
+def write_reports(
     report_dir: Path,
     result: Any,
-    outcomes: list[_Outcome],
+    outcomes: list[Outcome],
+    *,
     success: bool,
     rows: int,
     baseline_path: Path,
-    note: str,
+    baseline_note: str,
 ) -> str:
+    """Write the HTML report, GX's result JSON and GX's Data Docs page; return the report.
+
+    Raises:
+        DataError: the report folder cannot be written.
+    """
     links: list[tuple[str, str]] = [("GX validation result (JSON)", GX_RESULT_JSON)]
     try:
         report_dir.mkdir(parents=True, exist_ok=True)
@@ -157,7 +157,7 @@ def _write_reports(
             ],
             batch_rows=rows,
             baseline_path=str(baseline_path),
-            baseline_note=note,
+            baseline_note=baseline_note,
             extra_links=links,
         )
         path = report_dir / REPORT_HTML
@@ -169,13 +169,14 @@ def _write_reports(
 
 def _write_gx_docs(path: Path, result: Any) -> bool:
     """GX's own Data Docs rendering of the result; best effort, it is a secondary view."""
-    from great_expectations.render.renderer import ValidationResultsPageRenderer
-    from great_expectations.render.view import DefaultJinjaPageView
+    from great_expectations.render.renderer.page_renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view.view import DefaultJinjaPageView
 
+    renderer: Any = ValidationResultsPageRenderer()
+    view: Any = DefaultJinjaPageView()
     try:
-        document = ValidationResultsPageRenderer().render(result)
-        path.write_text(DefaultJinjaPageView().render(document), encoding="utf-8")
-    except Exception as exc:  # noqa: BLE001  # GX renderers vary; the main report stands alone
+        path.write_text(view.render(renderer.render(result)), encoding="utf-8")
+    except Exception as exc:  # GX renderers vary; the main report stands alone
         log.warning("GX data docs page not written: %s", exc)
         return False
     return True

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -20,13 +19,13 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     import pandas as pd
+    from great_expectations.expectations.expectation import Expectation
 
     from conveyor.config import ValidationConfig
     from conveyor.data.schema import TableSchema
 
 __all__ = [
     "CONFIG_CHECKS",
-    "Check",
     "baseline_checks",
     "config_checks",
     "load_baseline",
@@ -41,7 +40,6 @@ PROFILE_KEY = "conveyor_profile"
 PROFILE_VERSION = 1
 
 
-# -- baseline suite -------------------------------------------------------------
 def load_baseline(path: Path) -> tuple[ColumnProfile, ...]:
     """Read the column profiles kept in a baseline suite's ``meta``.
 
@@ -89,7 +87,7 @@ def save_baseline(
             "columns": [p.to_dict() for p in profiles],
         }
     }
-    expectations = [c.expectation for c in _baseline_checks(None, profiles, config)]
+    expectations = baseline_checks(None, profiles, config)
     suite = gx.ExpectationSuite(name=SUITE_NAME, expectations=expectations, meta=meta)
     text = json.dumps(suite.to_json_dict(), indent=2)
     try:
@@ -102,25 +100,23 @@ def save_baseline(
     log.info("baseline written to %s (%d columns)", path, len(profiles))
 
 
-# -- planned checks ----------------------------------------------------------------
-_CONFIG_CHECKS = frozenset({"rows", "target_exists", "target_not_null", "nulls"})
+# Checks from the config alone; a batch must pass them to become the baseline.
+CONFIG_CHECKS = frozenset({"rows", "target_exists", "target_not_null", "nulls"})
 
 
-@dataclass(frozen=True)
-class _Check:
-    """A GX expectation plus the facts its failure line needs (kept in its meta)."""
-
-    expectation: Any
-
-
-def _expectation(cls_name: str, check: str, facts: dict[str, Any], **kwargs: Any) -> _Check:
+def _expectation(cls_name: str, check: str, facts: dict[str, Any], **kwargs: Any) -> Expectation:
+    """A GX expectation whose meta carries the facts its failure line needs."""
     import great_expectations.expectations as gxe
 
     cls = getattr(gxe, cls_name)
-    return _Check(cls(meta={"conveyor_check": check, **facts}, **kwargs))
+    expectation: Expectation = cls(meta={"conveyor_check": check, **facts}, **kwargs)
+    return expectation
 
 
-def _config_checks(df: pd.DataFrame, schema: TableSchema, config: ValidationConfig) -> list[_Check]:
+def config_checks(
+    df: pd.DataFrame, schema: TableSchema, config: ValidationConfig
+) -> list[Expectation]:
+    """The config's own checks: row count, target present and complete, null fractions."""
     target = schema.target
     checks = [
         _expectation(
@@ -150,11 +146,11 @@ def _config_checks(df: pd.DataFrame, schema: TableSchema, config: ValidationConf
     return checks
 
 
-def _baseline_checks(
+def baseline_checks(
     df: pd.DataFrame | None, profiles: tuple[ColumnProfile, ...], config: ValidationConfig
-) -> list[_Check]:
+) -> list[Expectation]:
     """Checks against the baseline; with ``df`` given, only those that can run on it."""
-    checks: list[_Check] = []
+    checks: list[Expectation] = []
     for p in profiles:
         checks.append(_expectation("ExpectColumnToExist", "exists", {}, column=p.name))
         if df is not None and p.name not in df.columns:
@@ -169,7 +165,11 @@ def _baseline_checks(
             )
         )
         allowed = allowed_null_fraction(p.null_fraction, config.null_fraction_tolerance)
-        facts = {"limit": allowed, "baseline": p.null_fraction}
+        facts = {
+            "limit": allowed,
+            "baseline": p.null_fraction,
+            "tolerance": config.null_fraction_tolerance,
+        }
         checks.append(
             _expectation(
                 "ExpectColumnValuesToNotBeNull",
@@ -185,7 +185,7 @@ def _baseline_checks(
     return checks
 
 
-def _distribution_checks(p: ColumnProfile, config: ValidationConfig) -> list[_Check]:
+def _distribution_checks(p: ColumnProfile, config: ValidationConfig) -> list[Expectation]:
     if p.kind == "numeric" and p.minimum is not None and p.maximum is not None:
         low, high = widened_range(p.minimum, p.maximum, config.range_tolerance)
         limit = config.out_of_range_fraction
@@ -216,12 +216,14 @@ def _distribution_checks(p: ColumnProfile, config: ValidationConfig) -> list[_Ch
     return []
 
 
-# -- running GX --------------------------------------------------------------------
-def _run_suite(df: pd.DataFrame, checks: list[_Check]) -> Any:
+def run_suite(df: pd.DataFrame, checks: list[Expectation]) -> Any:
     """Run every check in one GX validation (one pass of GX's metric graph)."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    gx_log = logging.getLogger("great_expectations")
+    if gx_log.level == logging.NOTSET:  # GX narrates every context at INFO; keep it quiet
+        gx_log.setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     batch = (
@@ -229,9 +231,7 @@ def _run_suite(df: pd.DataFrame, checks: list[_Check]) -> Any:
         .add_dataframe_asset("batch")
         .add_batch_definition_whole_dataframe("whole")
     )
-    suite = context.suites.add(
-        gx.ExpectationSuite(name="conveyor-batch", expectations=[c.expectation for c in checks])
-    )
+    suite = context.suites.add(gx.ExpectationSuite(name="conveyor-batch", expectations=checks))
     definition = gx.ValidationDefinition(name="conveyor-validation", data=batch, suite=suite)
     return definition.run(
         batch_parameters={"dataframe": df},

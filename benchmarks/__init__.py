@@ -1,0 +1,1 @@
+"""Reproducible performance measurements of Conveyor against named baselines."""

@@ -1,0 +1,334 @@
+"""MLflow tracking: one training run with its params, metrics, artifacts, model and dataset.
+
+MLflow's fluent API (``mlflow.start_run``, ``log_model``, ``log_input``) works on a
+process-global tracking URI. ``fluent_store`` points it at our store only for the duration
+of a call, under a lock, and then restores the URIs and environment variables it found,
+so a ``ModelRegistry`` never leaks global state into its host process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from conveyor.errors import RegistryError
+from conveyor.registry.serialization import (
+    SerializationChoice,
+    choose_serialization,
+    pip_requirements,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow import MlflowClient
+
+__all__ = [
+    "MODEL_NAME",
+    "TrainingRun",
+    "artifact_folder",
+    "ensure_experiment",
+    "flatten_params",
+    "fluent_store",
+    "log_training_run",
+    "quiet_mlflow",
+    "redact_uri",
+]
+
+logger = logging.getLogger(__name__)
+
+MODEL_NAME = "model"
+INPUT_EXAMPLE_ROWS = 5
+MAX_PARAM_VALUE = 6000  # MLflow's limits (mlflow.utils.validation)
+MAX_TAG_VALUE = 8000
+MAX_KEY = 250
+PARAMS_PER_BATCH = 100
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".svg", ".gif"})
+
+_FLUENT_LOCK = threading.RLock()
+_URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+def quiet_mlflow() -> None:
+    """Telemetry off, no run links on stdout, INFO chatter off (user settings win)."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+
+@contextmanager
+def fluent_store(uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API at ``uri`` for the duration of the block.
+
+    Args:
+        uri: tracking and registry URI.
+
+    Yields:
+        Nothing; on exit the previous URIs and ``MLFLOW_*_URI`` variables are restored.
+    """
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    with _FLUENT_LOCK:
+        saved_env = {key: os.environ.get(key) for key in _URI_ENV}
+        saved_tracking = tracking_utils._tracking_uri
+        saved_registry = registry_utils._registry_uri
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(saved_tracking)  # type: ignore[arg-type]  # None unsets
+            registry_utils._registry_uri = saved_registry
+            for key, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested params as ``{"a.b": "value"}`` strings, cut to MLflow's length limits.
+
+    Args:
+        params: possibly nested mapping (a config dump, estimator params).
+        prefix: key prefix used for recursion.
+
+    Returns:
+        Flat mapping of string keys to string values; lists are JSON.
+    """
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten_params(value, prefix=f"{name}."))
+            continue
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        flat[name[:MAX_KEY]] = _cut(text, MAX_PARAM_VALUE)
+    return flat
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def artifact_folder(path: Path) -> str:
+    """Where a run artifact goes: images under ``plots/``, everything else under ``reports/``."""
+    return "plots" if path.suffix.lower() in IMAGE_SUFFIXES else "reports"
+
+
+def ensure_experiment(client: MlflowClient, name: str, artifact_root: str | None) -> str:
+    """The id of the experiment ``name``, created (or restored from deleted) as needed.
+
+    Args:
+        client: an MLflow client on the store.
+        name: experiment name.
+        artifact_root: base URI for the experiment's artifacts; ``None``: the store's default.
+
+    Returns:
+        The experiment id.
+    """
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        if found.lifecycle_stage == "deleted":
+            client.restore_experiment(found.experiment_id)
+        return str(found.experiment_id)
+    location = None
+    if artifact_root is not None:
+        location = f"{artifact_root.rstrip('/')}/{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}"
+    return str(client.create_experiment(name, artifact_location=location))
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """Everything one training run records (see ``ModelRegistry.log_training_run``)."""
+
+    experiment: str
+    run_name: str
+    params: Mapping[str, Any]
+    metrics: Mapping[str, float]
+    artifacts: list[Path]
+    pipeline: Any
+    input_example: pd.DataFrame
+    dataset: pd.DataFrame
+    dataset_name: str
+    dataset_source: str
+    dataset_digest: str
+    target: str
+    tags: Mapping[str, str]
+
+    def check(self) -> None:
+        """Fail before a run exists when the request cannot succeed.
+
+        Raises:
+            RegistryError: a missing artifact, an empty input example, a target not in the data.
+        """
+        missing = [str(p) for p in self.artifacts if not Path(p).is_file()]
+        if missing:
+            raise RegistryError(f"run {self.run_name!r}: artifact not found: {missing[0]}")
+        if len(self.input_example) == 0:
+            raise RegistryError(f"run {self.run_name!r}: the input example has no rows")
+        if self.target not in self.dataset.columns:
+            raise RegistryError(
+                f"run {self.run_name!r}: target column {self.target!r} is not in the dataset"
+            )
+
+
+def log_training_run(client: MlflowClient, uri: str, experiment_id: str, run: TrainingRun) -> str:
+    """Record one training run; on any failure the run ends FAILED (KILLED if interrupted).
+
+    Args:
+        client: an MLflow client on the store.
+        uri: the store's tracking URI (for the fluent calls).
+        experiment_id: experiment to log into.
+        run: what to record.
+
+    Returns:
+        The MLflow run id.
+
+    Raises:
+        RegistryError: anything failed; the message names the run and the cause.
+    """
+    run.check()
+    tags = {k: _cut(str(v), MAX_TAG_VALUE) for k, v in run.tags.items()}
+    run_id = str(client.create_run(experiment_id, run_name=run.run_name, tags=tags).info.run_id)
+    status = "FAILED"
+    try:
+        _log_contents(client, uri, run_id, run)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    except RegistryError as exc:
+        raise RegistryError(f"run {run.run_name!r} ({run_id}) failed: {exc}") from exc
+    except Exception as exc:
+        raise RegistryError(
+            f"run {run.run_name!r} ({run_id}) failed: {type(exc).__name__}: {_first_line(exc)}"
+        ) from exc
+    finally:
+        client.set_terminated(run_id, status=status)
+    return run_id
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:300]
+
+
+def _log_contents(client: MlflowClient, uri: str, run_id: str, run: TrainingRun) -> None:
+    from mlflow.entities import Metric, Param
+
+    params = [Param(k, v) for k, v in flatten_params(run.params).items()]
+    for start in range(0, len(params), PARAMS_PER_BATCH):
+        client.log_batch(run_id, params=params[start : start + PARAMS_PER_BATCH])
+    stamp = _now_ms()
+    metrics = [Metric(k, float(v), stamp, 0) for k, v in run.metrics.items()]
+    client.log_batch(run_id, metrics=metrics)
+    for path in run.artifacts:
+        client.log_artifact(run_id, str(path), artifact_path=artifact_folder(Path(path)))
+    choice = choose_serialization(run.pipeline)
+    client.set_tag(run_id, "conveyor.serialization", choice.format)
+    client.set_tag(run_id, "conveyor.serialization_reason", _cut(choice.reason, MAX_TAG_VALUE))
+    with fluent_store(uri):
+        _log_model_and_dataset(client, run_id, run, choice)
+
+
+def _now_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)
+
+
+def _log_model_and_dataset(
+    client: MlflowClient, run_id: str, run: TrainingRun, choice: SerializationChoice
+) -> None:
+    import mlflow
+    from mlflow.data.pandas_dataset import from_pandas
+    from mlflow.models import infer_signature
+
+    example = run.input_example.head(INPUT_EXAMPLE_ROWS)
+    with warnings.catch_warnings():
+        # MLflow hints about integer columns and ambiguous local sources; both are expected.
+        warnings.filterwarnings("ignore", message=r"Hint: Inferred schema contains integer")
+        warnings.filterwarnings("ignore", message=r"The specified dataset source can be")
+        signature = infer_signature(run.input_example, run.pipeline.predict(run.input_example))
+        with mlflow.start_run(run_id=run_id):
+            info = mlflow.sklearn.log_model(
+                run.pipeline,
+                name=MODEL_NAME,
+                signature=signature,
+                input_example=example,
+                pip_requirements=pip_requirements(choice),
+                serialization_format=choice.format,
+                skops_trusted_types=list(choice.trusted_types) or None,
+                tags={"conveyor.serialization": choice.format},
+            )
+            client.set_tag(run_id, "conveyor.model_id", str(info.model_id))
+            client.set_tag(run_id, "conveyor.model_uri", str(info.model_uri))
+            dataset = from_pandas(
+                run.dataset,
+                source=_dataset_source(redact_uri(run.dataset_source)),
+                name=run.dataset_name,
+                targets=run.target,
+                digest=run.dataset_digest,
+            )
+            mlflow.log_input(dataset, context="training")
+
+
+def redact_uri(uri: str) -> str:
+    """Hide the password of ``scheme://user:password@host/...``; other strings pass through."""
+    return re.sub(r"(://[^/:@]*):[^/@]*@", r"\1:***@", uri)
+
+
+def _dataset_source(source: str) -> Any:
+    """MLflow's source for ``source`` (local, s3, http), or a plain URI source otherwise."""
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return resolve_dataset_source(source)
+    except MlflowException:
+        return _uri_source_class()(source)
+
+
+@lru_cache(maxsize=1)
+def _uri_source_class() -> type[Any]:
+    """A DatasetSource for URIs MLflow has no resolver for (SQL tables, synthetic data)."""
+    from mlflow.data.dataset_source import DatasetSource
+
+    class UriDatasetSource(DatasetSource):  # type: ignore[misc]
+        def __init__(self, uri: str) -> None:
+            self.uri = uri
+
+        @staticmethod
+        def _get_source_type() -> str:
+            return "uri"
+
+        def load(self) -> Any:
+            raise RegistryError(f"dataset source {self.uri!r} cannot be loaded through MLflow")
+
+        @staticmethod
+        def _can_resolve(raw_source: Any) -> bool:
+            return False
+
+        @classmethod
+        def _resolve(cls, raw_source: Any) -> UriDatasetSource:
+            return cls(str(raw_source))
+
+        def to_dict(self) -> dict[str, Any]:
+            return {"uri": self.uri}
+
+        @classmethod
+        def from_dict(cls, source_dict: dict[Any, Any]) -> UriDatasetSource:
+            return cls(str(source_dict["uri"]))
+
+    return UriDatasetSource
