@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from conveyor.data.schema import TableSchema
+from conveyor.data.sources import RENAMED_COLUMNS_ATTR
 from conveyor.errors import DataError
 
 if TYPE_CHECKING:
@@ -151,77 +152,83 @@ def clean_table(
     if rows_in == 0:
         raise DataError("the table has no rows")
     df, renamed = _tidy_headers(df, strip=config.strip_whitespace)
-    target = config.target
-    _require_target(df, target)
+    _require_target(df, config.target)
     dropped = dict.fromkeys(_known(df, config.drop_columns, "drop_columns"), "configured")
-    if target in dropped:
-        raise DataError(f"data.drop_columns lists the target column {target!r}")
+    if config.target in dropped:
+        raise DataError(f"data.drop_columns lists the target column {config.target!r}")
     df = df.drop(columns=list(dropped))
     forced = _forced_kinds(df, config)
     options = _options(config)
-
-    y, target_markers = _clean_target_values(df[target], options)
-    keep = y.notna().to_numpy()
-    rows_without_target = rows_in - int(keep.sum())
-    if rows_without_target == rows_in:
-        raise DataError(f"target column {target!r} is entirely missing (all {rows_in} values null)")
-    if rows_without_target:
-        df = df.loc[keep].reset_index(drop=True)
-        y = y.loc[keep].reset_index(drop=True)
-    rows_out = len(df)
-
-    columns: dict[str, pd.Series] = {}
-    kinds: dict[str, Kind] = {}
-    markers = {target: target_markers} if target_markers else {}
-    coerced: list[str] = []
-    parsed: list[str] = []
+    df, y, target_markers = _rows_with_target(df, config.target, options)
+    outcome = _Outcome(dropped=dropped)
+    if target_markers:
+        outcome.markers[config.target] = target_markers
     for name in df.columns:
-        if name == target:
-            columns[name] = _finish_target(y)
-            continue
-        feature = _clean_feature(df[name], name, forced.get(name), options)
-        if feature.markers:
-            markers[name] = feature.markers
-        if feature.series.isna().all():
-            raise DataError(
-                f"column {name!r} is entirely missing (all {rows_out} values null);"
-                " drop it with data.drop_columns"
+        if name == config.target:
+            outcome.columns[name] = _finish_target(y)
+        else:
+            feature = _clean_feature(df[name], name, forced.get(name), options)
+            gaps = rows_in - len(df)  # unlabelled rows removed: holes in an ID sequence
+            reason = (
+                _drop_reason(name, feature, forced=name in forced, gaps=gaps)
+                if config.drop_id_columns
+                else None
             )
-        reason = (
-            _drop_reason(name, feature, forced=name in forced, gaps=rows_without_target)
-            if config.drop_id_columns
-            else None
-        )
-        if reason:
-            dropped[name] = reason
-            continue
-        coerced += [name] if feature.coerced else []
-        parsed += [name] if feature.parsed else []
-        columns[name] = feature.series
-        kinds[name] = feature.kind
-
-    schema = TableSchema(
-        target=target,
-        numeric=tuple(n for n, k in kinds.items() if k == "numeric"),
-        categorical=tuple(n for n, k in kinds.items() if k == "categorical"),
-        datetime=tuple(n for n, k in kinds.items() if k == "datetime"),
-        dropped=dict(dropped),
-    )
-    if not schema.features:
-        gone = ", ".join(f"{n} ({r})" for n, r in dropped.items()) or "none"
-        raise DataError(f"no feature columns left after cleaning (dropped: {gone})")
+            outcome.add(name, feature, drop=reason)
+    schema = outcome.schema(config.target)
     report = CleaningReport(
         rows_in=rows_in,
-        rows_out=rows_out,
-        rows_without_target=rows_without_target,
+        rows_out=len(df),
+        rows_without_target=rows_in - len(df),
         renamed_columns=renamed,
-        missing_markers=markers,
-        coerced_numeric=tuple(coerced),
-        parsed_datetime=tuple(parsed),
-        dropped=dict(dropped),
+        missing_markers=outcome.markers,
+        coerced_numeric=tuple(outcome.coerced),
+        parsed_datetime=tuple(outcome.parsed),
+        dropped=dict(outcome.dropped),
     )
     _log_report(report, schema)
-    return _assemble(columns), schema, report
+    return _assemble(outcome.columns), schema, report
+
+
+@dataclass
+class _Outcome:
+    """What the column loop keeps, drops and notices."""
+
+    dropped: dict[str, str]
+    columns: dict[str, pd.Series] = field(default_factory=dict)
+    kinds: dict[str, Kind] = field(default_factory=dict)
+    markers: dict[str, int] = field(default_factory=dict)
+    coerced: list[str] = field(default_factory=list)
+    parsed: list[str] = field(default_factory=list)
+
+    def add(self, name: str, feature: _Feature, *, drop: str | None) -> None:
+        if feature.markers:
+            self.markers[name] = feature.markers
+        if feature.series.isna().all():
+            raise DataError(
+                f"column {name!r} is entirely missing (all {len(feature.series)} values null);"
+                " drop it with data.drop_columns"
+            )
+        if drop:
+            self.dropped[name] = drop
+            return
+        self.coerced += [name] if feature.coerced else []
+        self.parsed += [name] if feature.parsed else []
+        self.columns[name] = feature.series
+        self.kinds[name] = feature.kind
+
+    def schema(self, target: str) -> TableSchema:
+        schema = TableSchema(
+            target=target,
+            numeric=tuple(n for n, k in self.kinds.items() if k == "numeric"),
+            categorical=tuple(n for n, k in self.kinds.items() if k == "categorical"),
+            datetime=tuple(n for n, k in self.kinds.items() if k == "datetime"),
+            dropped=dict(self.dropped),
+        )
+        if not schema.features:
+            gone = ", ".join(f"{n} ({r})" for n, r in self.dropped.items()) or "none"
+            raise DataError(f"no feature columns left after cleaning (dropped: {gone})")
+        return schema
 
 
 # --- headers and configuration ----------------------------------------------------------
@@ -229,7 +236,7 @@ def clean_table(
 
 def _tidy_headers(df: pd.DataFrame, *, strip: bool) -> tuple[pd.DataFrame, dict[str, str]]:
     """String header names, stripped; {original: stripped}, including read_table's renames."""
-    renamed: dict[str, str] = dict(df.attrs.get("renamed_columns", {}))
+    renamed: dict[str, str] = dict(df.attrs.get(RENAMED_COLUMNS_ATTR, {}))
     names = [str(c) for c in df.columns]
     new = [n.strip() for n in names] if strip else names
     renamed.update({old: n for old, n in zip(names, new, strict=True) if old != n})
@@ -305,6 +312,19 @@ def _options(config: DataConfig) -> _Options:
 # --- target -----------------------------------------------------------------------------
 
 
+def _rows_with_target(
+    df: pd.DataFrame, target: str, options: _Options
+) -> tuple[pd.DataFrame, pd.Series, int]:
+    """Rows whose target is present, that target cleaned, and its marker count."""
+    y, markers = _clean_target_values(df[target], options)
+    keep = y.notna().to_numpy()
+    if not keep.any():
+        raise DataError(f"target column {target!r} is entirely missing (all {len(df)} values null)")
+    if keep.all():
+        return df, y, markers
+    return df.loc[keep].reset_index(drop=True), y.loc[keep].reset_index(drop=True), markers
+
+
 def _clean_target_values(y: pd.Series, options: _Options) -> tuple[pd.Series, int]:
     """The target with strings stripped and markers missing; the number of markers."""
     import pandas as pd
@@ -319,7 +339,7 @@ def _clean_target_values(y: pd.Series, options: _Options) -> tuple[pd.Series, in
 
 
 def _finish_target(y: pd.Series) -> pd.Series:
-    """Numbers when every target value is one (integers kept integral), else Python str."""
+    """Numbers when every target value is one (integers kept integral), else the strings."""
     import numpy as np
     import pandas as pd
 
@@ -430,6 +450,8 @@ def _clean_text(s: pd.Series, options: _Options) -> tuple[pd.Series, int]:
 def _type_text(s: pd.Series, name: str, forced: Kind | None) -> _Feature:
     """Decide whether a text column holds numbers, date/times or categories."""
     uniques = _factorize(s)
+    if uniques.values.empty:  # entirely missing: the caller reports it
+        return _Feature(s.rename(name), forced or "categorical")
     if forced in (None, "numeric"):
         values, bad_rows, example = _parse_numbers(uniques, probe=forced is None)
         total = int(uniques.counts.sum())
@@ -583,7 +605,6 @@ def _numeric_drop_reason(name: str, feature: _Feature, *, forced: bool, gaps: in
     import numpy as np
 
     s = feature.series
-
     values = s.to_numpy(dtype="float64")
     if np.isnan(values).any():
         return None

@@ -60,7 +60,8 @@ def read_table(config: DataConfig) -> pd.DataFrame:
     if fmt == "sql":
         df = _read_sql(config)
     else:
-        table = _read_file(config.source, fmt, max_rows=config.max_rows)
+        text_columns = frozenset(config.categorical_columns or ())
+        table = _read_file(config.source, fmt, max_rows=config.max_rows, text_columns=text_columns)
         df = table.to_pandas(date_as_object=False)
     if config.strip_whitespace:
         df = _strip_headers(df, config.source)
@@ -85,18 +86,20 @@ def source_fingerprint(config: DataConfig) -> str | None:
     if detect_format(config, sniff=False) == "sql":
         return None
     source = config.source
-    if _is_url(source):
-        parts = _remote_identity(source)
-    else:
-        path = Path(source).expanduser().absolute()
-        try:
-            stat = path.stat()
-        except FileNotFoundError as exc:
-            raise DataError(f"data source not found: {source}") from exc
-        except OSError as exc:
-            raise DataError(f"cannot inspect data source {source}: {_one_line(exc)}") from exc
-        parts = [str(path), str(stat.st_size), str(stat.st_mtime_ns)]
+    parts = _remote_identity(source) if _is_url(source) else _local_identity(source)
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _local_identity(source: str) -> list[str]:
+    """Absolute path, size and mtime_ns of a file (of each file, for a Parquet folder)."""
+    path = Path(source).expanduser().absolute()
+    try:
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        return [f"{p}|{p.stat().st_size}|{p.stat().st_mtime_ns}" for p in files] or [str(path)]
+    except FileNotFoundError as exc:
+        raise DataError(f"data source not found: {source}") from exc
+    except OSError as exc:
+        raise DataError(f"cannot inspect data source {source}: {_one_line(exc)}") from exc
 
 
 def detect_format(config: DataConfig, *, sniff: bool = True) -> Format:
@@ -146,13 +149,15 @@ def _sniff_format(source: str, suffix: str) -> Format:
 # --- files ------------------------------------------------------------------------------
 
 
-def _read_file(source: str, fmt: Format, *, max_rows: int | None) -> pa.Table:
+def _read_file(
+    source: str, fmt: Format, *, max_rows: int | None, text_columns: frozenset[str] = frozenset()
+) -> pa.Table:
     """Read a CSV or Parquet file (local or fsspec URL) into an Arrow table."""
     if not _is_url(source) and not Path(source).exists():
         raise DataError(f"data source not found: {source}")
     if fmt == "parquet":
         return _read_parquet(source, max_rows=max_rows)
-    return _read_csv(source, max_rows=max_rows)
+    return _read_csv(source, max_rows=max_rows, text_columns=text_columns)
 
 
 def _read_parquet(source: str, *, max_rows: int | None) -> pa.Table:
@@ -182,16 +187,18 @@ def _read_parquet(source: str, *, max_rows: int | None) -> pa.Table:
         raise DataError(f"cannot read {source} as Parquet: {_one_line(exc)}") from exc
 
 
-def _read_csv(source: str, *, max_rows: int | None) -> pa.Table:
+def _read_csv(source: str, *, max_rows: int | None, text_columns: frozenset[str]) -> pa.Table:
+    """Read a CSV; ``text_columns`` (stripped names) stay text, keeping codes like '007'."""
     import pyarrow as pa
 
-    delimiter = _sniff_delimiter(source)
+    delimiter, header = _sniff_header(source)
+    as_text = {raw: pa.string() for raw in header if raw.strip() in text_columns}
     try:
-        table = _parse_csv(source, delimiter, encoding="utf8")
+        table = _parse_csv(source, delimiter, encoding="utf8", column_types=as_text)
         if any(pa.types.is_binary(f.type) for f in table.schema):
             # pyarrow keeps undecodable text as bytes: the file is not UTF-8.
             logger.info("%s is not UTF-8; reading it as latin-1", source)
-            table = _parse_csv(source, delimiter, encoding="latin-1")
+            table = _parse_csv(source, delimiter, encoding="latin-1", column_types=as_text)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise DataError(
             f"cannot read {source} as CSV (delimiter {delimiter!r}): {_one_line(exc)};"
@@ -200,35 +207,41 @@ def _read_csv(source: str, *, max_rows: int | None) -> pa.Table:
     return table if max_rows is None else table.slice(0, max_rows)
 
 
-def _parse_csv(source: str, delimiter: str, *, encoding: str) -> pa.Table:
+def _parse_csv(
+    source: str, delimiter: str, *, encoding: str, column_types: dict[str, Any]
+) -> pa.Table:
     import pyarrow.csv as pcsv
 
     # Only empty fields are null here: the configured na_values are applied (and counted)
     # by cleaning, after stripping spaces, which pyarrow's exact matching cannot do.
+    convert = pcsv.ConvertOptions(
+        null_values=[""], strings_can_be_null=False, column_types=column_types
+    )
     with _open_binary(source) as stream:
         table: pa.Table = pcsv.read_csv(
             stream,
             read_options=pcsv.ReadOptions(encoding=encoding),
             parse_options=pcsv.ParseOptions(delimiter=delimiter),
-            convert_options=pcsv.ConvertOptions(null_values=[""], strings_can_be_null=False),
+            convert_options=convert,
         )
     return table
 
 
-def _sniff_delimiter(source: str) -> str:
-    """The most frequent of , TAB ; | in the header line (TAB for .tsv files)."""
+def _sniff_header(source: str) -> tuple[str, list[str]]:
+    """The delimiter (the most frequent of , TAB ; | in the first line) and header names."""
+    import csv
+
     default = "\t" if _data_suffix(source) == ".tsv" else ","
     try:
         with _open_binary(source) as stream:
             head = stream.read(65536)
-    except DataError:
-        raise
     except (OSError, EOFError, ValueError) as exc:
         raise DataError(f"cannot read {source}: {_one_line(exc)}") from exc
-    first_line = head.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    first_line = head.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", errors="replace")
     counts = {d: first_line.count(d) for d in _DELIMITERS}
     best = max(_DELIMITERS, key=lambda d: (counts[d], d == default))
-    return best if counts[best] > 0 else default
+    delimiter = best if counts[best] > 0 else default
+    return delimiter, next(csv.reader([first_line], delimiter=delimiter), [])
 
 
 def _open_binary(source: str, *, decompress: bool = True) -> Any:
@@ -314,10 +327,12 @@ def _read_sql(config: DataConfig) -> pd.DataFrame:
     except NoSuchTableError as exc:
         raise DataError(_missing_table_message(engine, config.table or "", url)) from exc
     except DBAPIError as exc:
-        where = _safe_url(url)
-        if exc.connection_invalidated or _is_connect_error(exc):
-            raise DataError(f"cannot connect to database {where}: {_db_reason(exc)}") from exc
-        raise DataError(f"query on {where} failed: {_db_reason(exc)}") from exc
+        raise DataError(_db_error_message(exc, url)) from exc
+    except pd.errors.DatabaseError as exc:  # pandas wraps errors raised by the query
+        cause = exc.__cause__
+        if isinstance(cause, DBAPIError):
+            raise DataError(_db_error_message(cause, url)) from exc
+        raise DataError(f"query on {_safe_url(url)} failed: {_one_line(exc)}") from exc
     except SQLAlchemyError as exc:
         raise DataError(f"cannot read from {_safe_url(url)}: {_one_line(exc)}") from exc
     finally:
@@ -357,16 +372,18 @@ def _sqlalchemy_url(source: str) -> str:
     return source
 
 
-def _is_connect_error(exc: Any) -> bool:
+def _db_error_message(exc: Any, url: str) -> str:
+    """One line for a driver error: a connection failure or a failed query."""
     import psycopg
 
-    return isinstance(exc.orig, psycopg.OperationalError) and "connect" in str(exc.orig).lower()
-
-
-def _db_reason(exc: Any) -> str:
-    """The driver's own message, first meaningful line, without SQLAlchemy's boilerplate."""
-    reason = str(exc.orig) if exc.orig is not None else str(exc)
-    return _one_line(reason)
+    where = _safe_url(url)
+    driver = exc.orig
+    # The driver's first line is the message; later lines quote the SQL with a caret.
+    reason = next((ln for ln in str(driver or exc).splitlines() if ln.strip()), "unknown error")
+    connecting = isinstance(driver, psycopg.OperationalError) and "connect" in str(driver).lower()
+    if exc.connection_invalidated or connecting:
+        return f"cannot connect to database {where}: {_one_line(reason)}"
+    return f"query on {where} failed: {_one_line(reason)}"
 
 
 def _safe_url(url: str) -> str:

@@ -110,7 +110,10 @@ def _time_split(
         raise DataError("split.strategy 'time' needs split.time_column")
     if column not in df.columns:
         shown = ", ".join(str(c) for c in df.columns[:8])
-        raise DataError(f"split.time_column {column!r} not found (columns: {shown})")
+        raise DataError(
+            f"split.time_column {column!r} not found (columns: {shown}); if cleaning dropped it"
+            " as id-like or constant, list it in data.datetime_columns or data.numeric_columns"
+        )
     values = df[column]
     is_time = pd.api.types.is_datetime64_any_dtype(values.dtype)
     is_number = pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(

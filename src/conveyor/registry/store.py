@@ -134,6 +134,7 @@ class ModelRegistry:
         Raises:
             RegistryError: a SQLite URI without a file path.
         """
+        quiet_mlflow()  # before anything imports mlflow: it configures its logging on import
         self.tracking_uri, self.artifact_root = _resolve_store(tracking_uri, artifact_root)
         self._client: MlflowClient | None = None
 
@@ -141,7 +142,6 @@ class ModelRegistry:
     def client(self) -> MlflowClient:
         """The MLflow client on this store (created on first use)."""
         if self._client is None:
-            quiet_mlflow()
             from mlflow import MlflowClient
 
             self._client = MlflowClient(
@@ -202,6 +202,7 @@ class ModelRegistry:
             target=target,
             tags=tags,
         )
+        run.check()
         with self._errors(f"logging run {run_name!r} to {self.tracking_uri}"):
             experiment_id = ensure_experiment(self.client, experiment, self.artifact_root)
             run_id = log_training_run(self.client, self.tracking_uri, experiment_id, run)
@@ -252,9 +253,11 @@ class ModelRegistry:
         if not model_uri:
             raise RegistryError(f"run {run_id} logged no model")
         version_tags = {**tags, KEY_TAG: key, "conveyor.run_id": run_id}
+        uri = self.tracking_uri
         if fmt := run.data.tags.get("conveyor.serialization"):
             version_tags["conveyor.serialization"] = fmt
-        with self._errors(f"registering model {name!r} from run {run_id}"):
+        # The store resolves a models:/<id> source through MLflow's global URIs.
+        with self._errors(f"registering model {name!r} from run {run_id}"), fluent_store(uri):
             self._ensure_registered_model(name)
             created = self.client.create_model_version(
                 name,
@@ -545,7 +548,6 @@ class ModelRegistry:
                 stored skops allowlist names a type from an untrusted module.
         """
         self._check_model_uri(model_uri)
-        quiet_mlflow()
         import mlflow
         from mlflow.models import Model
 
@@ -554,7 +556,12 @@ class ModelRegistry:
             fluent_store(self.tracking_uri),
             tempfile.TemporaryDirectory(prefix="conveyor-model-") as tmp,
         ):
-            local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp)
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=model_uri,
+                dst_path=tmp,
+                tracking_uri=self.tracking_uri,
+                registry_uri=self.tracking_uri,
+            )
             flavor = Model.load(local).flavors.get("sklearn")
             _check_flavor(model_uri, flavor)
             return mlflow.sklearn.load_model(local)

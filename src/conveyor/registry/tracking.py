@@ -75,6 +75,7 @@ def fluent_store(uri: str) -> Iterator[None]:
     Yields:
         Nothing; on exit the previous URIs and ``MLFLOW_*_URI`` variables are restored.
     """
+    quiet_mlflow()
     import mlflow
     from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils as tracking_utils

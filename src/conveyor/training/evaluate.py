@@ -31,6 +31,7 @@ __all__ = [
     "metric_directions",
     "positive_label",
     "score_predictions",
+    "split_features_target",
     "validate_metric",
 ]
 
@@ -162,7 +163,11 @@ def evaluate_model(
 
 
 def split_features_target(frame: pd.DataFrame, schema: TableSchema) -> tuple[pd.DataFrame, Any]:
-    """The feature frame and the target as a numpy array, dropping rows without a target."""
+    """The feature frame and the target as a numpy array, dropping rows without a target.
+
+    Raises:
+        TrainingError: a feature or the target column is missing.
+    """
     missing = [c for c in (*schema.features, schema.target) if c not in frame.columns]
     if missing:
         raise TrainingError(f"table lacks column(s) {', '.join(map(repr, missing))}")

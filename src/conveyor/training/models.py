@@ -114,7 +114,8 @@ def build_estimator(spec: ModelSpec, *, task: Task, seed: int) -> Any:
 
     Raises:
         TrainingError: unknown type, unimportable path, not an estimator, wrong kind of
-            estimator for the task, or parameters the class does not take.
+            estimator for the task, a classifier without ``predict_proba``, or parameters
+            the class does not take.
     """
     path = _class_path(spec.type, task)
     cls = _import_class(spec.type, path)
@@ -225,3 +226,8 @@ def _check_kind(model_type: str, estimator: Any, task: Task) -> None:
         raise TrainingError(f"model {model_type!r}: {name} is not a regressor (task regression)")
     if task != "regression" and not is_classifier(estimator):
         raise TrainingError(f"model {model_type!r}: {name} is not a classifier (task {task})")
+    if task != "regression" and not hasattr(estimator, "predict_proba"):
+        raise TrainingError(
+            f"model {model_type!r}: {name} has no predict_proba; classification metrics"
+            " and serving need class probabilities"
+        )

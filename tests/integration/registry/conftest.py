@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,16 @@ from conveyor.registry.store import ModelRegistry
 FEATURES = ["age", "hours", "job"]
 TARGET = "income"
 DIGEST = "md5:0123456789abcdef"
+
+
+@pytest.fixture(scope="package", autouse=True)
+def clean_cwd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Run from an empty folder and check MLflow wrote nothing there (no default store)."""
+    folder = tmp_path_factory.mktemp("cwd")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        yield
+    assert sorted(p.name for p in folder.iterdir()) == []
 
 
 @pytest.fixture(scope="package")

@@ -15,6 +15,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 from conveyor.errors import RegistryError
 from conveyor.registry.store import ModelRegistry
+from conveyor.registry.tracking import fluent_store
 
 pytestmark = pytest.mark.integration
 
@@ -59,15 +60,14 @@ def test_model_has_signature_and_input_example(
     import mlflow
     from mlflow.models import Model
 
-    local = mlflow.artifacts.download_artifacts(
-        artifact_uri=model_uri(registry, lightgbm_run),
-        dst_path=str(tmp_path),
-        tracking_uri=registry.tracking_uri,
-    )
+    uri = model_uri(registry, lightgbm_run)
+    with fluent_store(registry.tracking_uri):  # models:/<id> resolves on the global store
+        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp_path))
     model = Model.load(local)
     assert model.signature is not None
     assert model.signature.inputs.input_names() == FEATURES
     example = model.load_input_example(local)
+    assert isinstance(example, pd.DataFrame)
     assert list(example.columns) == FEATURES
     assert len(example) == 5
     flavor = model.flavors["sklearn"]
@@ -91,6 +91,7 @@ def test_run_records_params_metrics_artifacts_dataset_and_lineage(
     files = {f.path for f in registry.client.list_artifacts(lightgbm_run, "plots")}
     files |= {f.path for f in registry.client.list_artifacts(lightgbm_run, "reports")}
     assert files == {"plots/roc_curve.png", "reports/metrics.json"}
+    assert run.inputs is not None
     (dataset_input,) = run.inputs.dataset_inputs
     assert dataset_input.dataset.digest == "md5:0123456789abcdef"
     assert dataset_input.dataset.name == "adult-income"
@@ -111,6 +112,7 @@ def test_untrusted_object_fails_the_run_and_registers_nothing(
     with pytest.raises(RegistryError, match=r"failed: cannot persist the model: type .*<lambda>"):
         log_run(bad, experiment="broken", run_name="with-lambda")
     experiment = registry.client.get_experiment_by_name("broken")
+    assert experiment is not None
     (run,) = registry.client.search_runs([experiment.experiment_id])
     assert run.info.status == "FAILED"
     assert "conveyor.model_uri" not in run.data.tags
@@ -122,7 +124,7 @@ def test_untrusted_object_fails_the_run_and_registers_nothing(
 def test_missing_artifact_fails_before_any_run_exists(
     registry: ModelRegistry, log_run: Callable[..., str], lightgbm_pipeline: Pipeline
 ) -> None:
-    with pytest.raises(RegistryError, match="artifact not found: .*nope.png"):
+    with pytest.raises(RegistryError, match=r"artifact not found: .*nope\.png"):
         log_run(lightgbm_pipeline, experiment="early", artifacts=[Path("/nonexistent/nope.png")])
     assert registry.client.get_experiment_by_name("early") is None
 
@@ -144,7 +146,9 @@ def test_logging_leaves_global_mlflow_state_and_stdout_alone(
     assert "MLFLOW_REGISTRY_URI" not in os.environ
     assert mlflow.get_tracking_uri() == before
     assert mlflow.active_run() is None
-    assert capfd.readouterr().out == ""
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert "INFO mlflow" not in err
 
 
 def test_dataset_source_credentials_are_not_recorded(
@@ -153,9 +157,12 @@ def test_dataset_source_credentials_are_not_recorded(
     run_id = log_run(
         lightgbm_pipeline,
         run_name="from-sql",
+        dataset_digest="md5:sql-snapshot",  # MLflow keeps one source per (name, digest)
         dataset_source="postgresql://app:s3cret@db:5432/sales?table=adult",
     )
-    (dataset_input,) = registry.client.get_run(run_id).inputs.dataset_inputs
+    inputs = registry.client.get_run(run_id).inputs
+    assert inputs is not None
+    (dataset_input,) = inputs.dataset_inputs
     assert "s3cret" not in dataset_input.dataset.source
     assert "postgresql://app:***@db:5432/sales" in dataset_input.dataset.source
 

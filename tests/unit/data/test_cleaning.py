@@ -264,6 +264,16 @@ def test_id_and_constant_columns_are_kept_when_asked() -> None:
     assert report.dropped == {}
 
 
+def test_forced_numeric_columns_are_never_id_like() -> None:
+    df = pd.DataFrame({**_base(), "day_index": np.arange(N)})
+
+    clean, schema, report = _clean(df, numeric_columns=["day_index"])
+
+    assert report.dropped == {}
+    assert "day_index" in schema.numeric
+    assert clean["day_index"].tolist() == [float(i) for i in range(N)]
+
+
 def test_the_target_is_never_dropped() -> None:
     df = pd.DataFrame({"x": np.arange(N) % 5, "y": np.arange(N)})
 

@@ -74,6 +74,15 @@ def test_delimiter_is_detected(tmp_path: Path, name: str, sep: str) -> None:
     assert df["b"].tolist() == ["x, y", "z"]
 
 
+def test_forced_categorical_columns_keep_their_leading_zeros(tmp_path: Path) -> None:
+    path = tmp_path / "stores.csv"
+    path.write_text(" zip ,plan\n01234,basic\n10001,premium\n")
+
+    df = read_table(_config(path, categorical_columns=["zip"]))
+
+    assert df["zip"].tolist() == ["01234", "10001"]
+
+
 def test_latin1_csv_is_read(tmp_path: Path) -> None:
     path = tmp_path / "cities.csv"
     path.write_bytes("city,plan\nMünchen,basic\nZürich,premium\n".encode("latin-1"))
@@ -193,6 +202,18 @@ def test_local_fingerprint_tracks_content_changes(tmp_path: Path) -> None:
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
     assert source_fingerprint(_config(path)) != first
+
+
+def test_parquet_folder_is_read_and_its_fingerprint_tracks_its_files(tmp_path: Path) -> None:
+    folder = tmp_path / "dataset"
+    folder.mkdir()
+    _frame().to_parquet(folder / "part-0.parquet", index=False)
+    first = source_fingerprint(_config(folder))
+
+    assert read_table(_config(folder))["id"].tolist() == [1, 2, 3, 4]
+    _frame().to_parquet(folder / "part-1.parquet", index=False)
+    assert source_fingerprint(_config(folder)) != first
+    assert len(read_table(_config(folder))) == 8
 
 
 def test_fingerprint_of_missing_file_fails_and_of_sql_is_none(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from conveyor.registry.serialization import (
 )
 
 
-class LocalScaler(StandardScaler):
+class LocalScaler(StandardScaler):  # type: ignore[misc]
     """A class defined outside any trusted package (here: the test module)."""
 
 
@@ -129,7 +129,9 @@ def test_builtin_functions_other_than_types_are_refused() -> None:
 
 
 def test_unfitted_custom_class_is_found_in_nested_steps() -> None:
-    pipeline = Pipeline([("outer", Pipeline([("inner", Identity())])), ("model", LinearRegression())])
+    pipeline = Pipeline(
+        [("outer", Pipeline([("inner", Identity())])), ("model", LinearRegression())]
+    )
     assert f"{__name__}.Identity" in referenced_types(pipeline)
     with pytest.raises(RegistryError, match="Identity"):
         choose_serialization(pipeline)
@@ -153,7 +155,7 @@ def test_skops_failure_without_a_shipped_type_refuses_pickle(
 
     monkeypatch.setattr(skops.io, "dumps", broken)
     pipeline = fitted(HistGradientBoostingClassifier(max_iter=3), frame)
-    with pytest.raises(RegistryError, match="skops failed .*refusing pickle"):
+    with pytest.raises(RegistryError, match=r"skops failed .*refusing pickle"):
         choose_serialization(pipeline)
 
 

@@ -9,6 +9,7 @@ import pytest
 from conveyor.data.schema import TableSchema
 
 ROWS = 400
+TORCH_MISSING = "optional extra conveyor-mlops[torch] is not installed"
 
 
 def _table(rows: int, seed: int) -> pd.DataFrame:
@@ -36,6 +37,12 @@ def _table(rows: int, seed: int) -> pd.DataFrame:
     frame.loc[frame.index % 11 == 0, "x2"] = np.nan
     frame.loc[frame.index % 13 == 0, "colour"] = np.nan
     return frame
+
+
+@pytest.fixture
+def needs_torch() -> None:
+    """Skip a test of the torch MLP when the optional extra is absent."""
+    pytest.importorskip("torch", reason=TORCH_MISSING)
 
 
 @pytest.fixture(scope="session")

@@ -95,6 +95,7 @@ def test_needs_scaling(model_type: str, expected: bool) -> None:
         ("sklearn.ensemble.RandomForestClassifier", {}, "regression", "not a regressor"),
         ("ridge", {}, "binary", "'ridge' does not support classification"),
         ("logistic_regression", {}, "regression", "does not support regression"),
+        ("sklearn.linear_model.RidgeClassifier", {}, "binary", "has no predict_proba"),
         ("random_forest", {"n_estimatorz": 3}, "binary", "unknown parameter(s) 'n_estimatorz'"),
     ],
 )

@@ -43,6 +43,7 @@ def _assert_pngs(paths: list[Path], names: list[str]) -> None:
 def test_each_task_writes_its_plots(
     task: Task,
     model: str,
+    *,
     table: pd.DataFrame,
     holdout: pd.DataFrame,
     schemas: dict[str, TableSchema],
@@ -63,6 +64,7 @@ def test_each_task_writes_its_plots(
     _assert_pngs(paths, EXPECTED[task])
 
 
+@pytest.mark.usefixtures("needs_torch")
 def test_model_without_importances_falls_back_to_permutation(
     table: pd.DataFrame, holdout: pd.DataFrame, schemas: dict[str, TableSchema], tmp_path: Path
 ) -> None:

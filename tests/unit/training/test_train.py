@@ -53,6 +53,8 @@ def test_each_model_learns_each_task_and_speaks_original_labels(
     holdout: pd.DataFrame,
     schemas: dict[str, TableSchema],
 ) -> None:
+    if kind == "torch_mlp":
+        pytest.importorskip("torch", reason="optional extra conveyor-mlops[torch] not installed")
     result = _train(kind, task, table, schemas)
     target = schemas[task].target
     assert [name for name, _ in result.pipeline.steps] == ["preprocess", "model"]
@@ -91,6 +93,8 @@ def test_default_model_params_are_recorded(
 def test_same_seed_gives_identical_predictions(
     model_type: str, table: pd.DataFrame, holdout: pd.DataFrame, schemas: dict[str, TableSchema]
 ) -> None:
+    if model_type == "torch_mlp":
+        pytest.importorskip("torch", reason="optional extra conveyor-mlops[torch] not installed")
     spec = ModelSpec(
         type=model_type, params={"n_estimators": 50} if model_type == "lightgbm" else {}
     )
