@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,13 +27,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import PromotionError, RegistryError
-from conveyor.registry.serialization import is_trusted_type
 from conveyor.registry.tracking import (
     TrainingRun,
+    describe_run,
     ensure_experiment,
+    first_line,
     fluent_store,
+    iso_time,
+    load_sklearn_model,
     log_training_run,
     quiet_mlflow,
+    resolve_store,
 )
 
 if TYPE_CHECKING:
@@ -94,18 +97,8 @@ class ModelVersionInfo:
         }
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-
-
 def _error_code(exc: BaseException) -> str:
     return str(getattr(exc, "error_code", ""))
-
-
-def _iso(ms: int | None) -> str:
-    if not ms:
-        return ""
-    return datetime.fromtimestamp(ms / 1000, UTC).replace(microsecond=0).isoformat()
 
 
 def _quoted(value: str, what: str) -> str:
@@ -135,7 +128,7 @@ class ModelRegistry:
             RegistryError: a SQLite URI without a file path.
         """
         quiet_mlflow()  # before anything imports mlflow: it configures its logging on import
-        self.tracking_uri, self.artifact_root = _resolve_store(tracking_uri, artifact_root)
+        self.tracking_uri, self.artifact_root = resolve_store(tracking_uri, artifact_root)
         self._client: MlflowClient | None = None
 
     @property
@@ -156,7 +149,7 @@ class ModelRegistry:
         try:
             yield
         except (MlflowException, OSError) as exc:
-            raise RegistryError(f"{what}: {_first_line(exc)}") from exc
+            raise RegistryError(f"{what}: {first_line(exc)}") from exc
 
     # ---------------------------------------------------------------- tracking
     def log_training_run(
@@ -225,7 +218,7 @@ class ModelRegistry:
         except MlflowException as exc:
             if _error_code(exc) == _NOT_FOUND:
                 raise RegistryError(f"no MLflow run with id {run_id!r}") from exc
-            raise RegistryError(f"reading run {run_id!r}: {_first_line(exc)}") from exc
+            raise RegistryError(f"reading run {run_id!r}: {first_line(exc)}") from exc
 
     # ---------------------------------------------------------------- versions
     def register(
@@ -316,7 +309,7 @@ class ModelRegistry:
         except MlflowException as exc:
             if _error_code(exc) not in (_NOT_FOUND, "INVALID_PARAMETER_VALUE"):
                 raise RegistryError(
-                    f"reading {name!r} version {version}: {_first_line(exc)}"
+                    f"reading {name!r} version {version}: {first_line(exc)}"
                 ) from exc
             known = ", ".join(v.version for v in self.list_versions(name)) or "none"
             raise PromotionError(
@@ -366,7 +359,7 @@ class ModelRegistry:
             run_id=str(mv.run_id or ""),
             aliases=tuple(sorted(a for a, v in aliases.items() if v == version)),
             tags={str(k): str(v) for k, v in (mv.tags or {}).items()},
-            created_at=_iso(mv.creation_timestamp),
+            created_at=iso_time(mv.creation_timestamp),
             source=str(mv.source or ""),
         )
 
@@ -383,7 +376,7 @@ class ModelRegistry:
             model = self.client.get_registered_model(name)
         except MlflowException as exc:
             if _error_code(exc) != _NOT_FOUND:
-                raise RegistryError(f"reading model {name!r}: {_first_line(exc)}") from exc
+                raise RegistryError(f"reading model {name!r}: {first_line(exc)}") from exc
             known = ", ".join(sorted(m["name"] for m in self.list_models())) or "none"
             raise PromotionError(f"no registered model named {name!r} (known: {known})") from exc
         return {str(alias): str(version) for alias, version in (model.aliases or {}).items()}
@@ -506,33 +499,8 @@ class ModelRegistry:
         info = self.get_version(name, version)
         run = self._run(info.run_id)
         with self._errors(f"listing artifacts of run {info.run_id}"):
-            artifacts = self._artifact_paths(info.run_id, None)
-        return {
-            "version": info.to_dict(),
-            "run": {
-                "run_id": info.run_id,
-                "run_name": run.info.run_name,
-                "status": run.info.status,
-                "experiment_id": run.info.experiment_id,
-                "started_at": _iso(run.info.start_time),
-                "ended_at": _iso(run.info.end_time),
-            },
-            "params": dict(run.data.params),
-            "metrics": {k: float(v) for k, v in run.data.metrics.items()},
-            "lineage": {k: v for k, v in run.data.tags.items() if k.startswith("conveyor.")},
-            "datasets": _dataset_inputs(run),
-            "artifacts": artifacts,
-            "model_uri": info.source,
-        }
-
-    def _artifact_paths(self, run_id: str, path: str | None) -> list[str]:
-        paths: list[str] = []
-        for item in self.client.list_artifacts(run_id, path):
-            if item.is_dir:
-                paths.extend(self._artifact_paths(run_id, item.path))
-            else:
-                paths.append(item.path)
-        return sorted(paths)
+            record = describe_run(self.client, run)
+        return {"version": info.to_dict(), **record, "model_uri": info.source}
 
     def load_pipeline(self, model_uri: str) -> Any:
         """Load a logged model back as the fitted pipeline.
@@ -548,23 +516,8 @@ class ModelRegistry:
                 stored skops allowlist names a type from an untrusted module.
         """
         self._check_model_uri(model_uri)
-        import mlflow
-        from mlflow.models import Model
-
-        with (
-            self._errors(f"loading {model_uri}"),
-            fluent_store(self.tracking_uri),
-            tempfile.TemporaryDirectory(prefix="conveyor-model-") as tmp,
-        ):
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=model_uri,
-                dst_path=tmp,
-                tracking_uri=self.tracking_uri,
-                registry_uri=self.tracking_uri,
-            )
-            flavor = Model.load(local).flavors.get("sklearn")
-            _check_flavor(model_uri, flavor)
-            return mlflow.sklearn.load_model(local)
+        with self._errors(f"loading {model_uri}"):
+            return load_sklearn_model(self.tracking_uri, model_uri)
 
     def _check_model_uri(self, model_uri: str) -> None:
         if not model_uri.startswith("models:/"):
@@ -596,53 +549,3 @@ class ModelRegistry:
 
 def _now() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat()
-
-
-def _check_flavor(model_uri: str, flavor: dict[str, Any] | None) -> None:
-    if flavor is None:
-        raise RegistryError(f"{model_uri} is not a scikit-learn model")
-    fmt = flavor.get("serialization_format")
-    if fmt not in ("skops", "cloudpickle"):
-        raise RegistryError(f"{model_uri} is saved as {fmt!r}; Conveyor loads skops or cloudpickle")
-    refused = [t for t in flavor.get("skops_trusted_types") or [] if not is_trusted_type(t)]
-    if refused:
-        raise RegistryError(f"{model_uri} trusts type {refused[0]} from an untrusted module")
-
-
-def _dataset_inputs(run: Run) -> list[dict[str, Any]]:
-    import json
-
-    found = []
-    for item in run.inputs.dataset_inputs if run.inputs else []:
-        ds = item.dataset
-        try:
-            source = json.loads(ds.source)
-        except (TypeError, ValueError):
-            source = {"uri": ds.source}
-        context = next((t.value for t in item.tags if t.key == "mlflow.data.context"), None)
-        found.append(
-            {
-                "name": ds.name,
-                "digest": ds.digest,
-                "source": source.get("uri") or source.get("url") or ds.source,
-                "source_type": ds.source_type,
-                "context": context,
-            }
-        )
-    return found
-
-
-def _resolve_store(uri: str, artifact_root: str | None) -> tuple[str, str | None]:
-    """Absolute SQLite path (parent created) and its artifact folder; other URIs as given."""
-    if not uri.startswith("sqlite:///"):
-        return uri, artifact_root
-    path_part, sep, query = uri.removeprefix("sqlite:///").partition("?")
-    if path_part in ("", ":memory:"):
-        raise RegistryError(f"tracking URI {uri!r}: an embedded store needs a file path")
-    db = Path(path_part).expanduser().resolve()
-    try:
-        db.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RegistryError(f"cannot create the store folder {db.parent}: {exc}") from exc
-    root = artifact_root or (db.parent / "mlartifacts").as_uri()
-    return f"sqlite:///{db}{sep}{query}", root

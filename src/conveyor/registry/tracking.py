@@ -12,11 +12,13 @@ import json
 import logging
 import os
 import re
+import tempfile
 import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,23 +27,30 @@ from conveyor.errors import RegistryError
 from conveyor.registry.serialization import (
     SerializationChoice,
     choose_serialization,
+    is_trusted_type,
     pip_requirements,
 )
 
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
+    from mlflow.entities import Run
 
 __all__ = [
     "MODEL_NAME",
     "TrainingRun",
     "artifact_folder",
+    "describe_run",
     "ensure_experiment",
+    "first_line",
     "flatten_params",
     "fluent_store",
+    "iso_time",
+    "load_sklearn_model",
     "log_training_run",
     "quiet_mlflow",
     "redact_uri",
+    "resolve_store",
 ]
 
 logger = logging.getLogger(__name__)
@@ -214,15 +223,16 @@ def log_training_run(client: MlflowClient, uri: str, experiment_id: str, run: Tr
         raise RegistryError(f"run {run.run_name!r} ({run_id}) failed: {exc}") from exc
     except Exception as exc:
         raise RegistryError(
-            f"run {run.run_name!r} ({run_id}) failed: {type(exc).__name__}: {_first_line(exc)}"
+            f"run {run.run_name!r} ({run_id}) failed: {type(exc).__name__}: {first_line(exc)}"
         ) from exc
     finally:
         client.set_terminated(run_id, status=status)
     return run_id
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [""])[0][:300]
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (MLflow's run long), for one-line errors."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 def _log_contents(client: MlflowClient, uri: str, run_id: str, run: TrainingRun) -> None:
@@ -333,3 +343,126 @@ def _uri_source_class() -> type[Any]:
             return cls(str(source_dict["uri"]))
 
     return UriDatasetSource
+
+
+def iso_time(ms: int | None) -> str:
+    """An MLflow millisecond timestamp as ISO-8601 UTC ("" when unset)."""
+    if not ms:
+        return ""
+    return datetime.fromtimestamp(ms / 1000, UTC).replace(microsecond=0).isoformat()
+
+
+def resolve_store(uri: str, artifact_root: str | None) -> tuple[str, str | None]:
+    """Absolute SQLite path (parent created) and its artifact folder; other URIs as given.
+
+    Args:
+        uri: the tracking URI.
+        artifact_root: explicit artifact root, if any.
+
+    Returns:
+        The normalised URI and the artifact root for new experiments (None: store default).
+
+    Raises:
+        RegistryError: an in-memory SQLite URI, or the folder cannot be created.
+    """
+    if not uri.startswith("sqlite:///"):
+        return uri, artifact_root
+    path_part, sep, query = uri.removeprefix("sqlite:///").partition("?")
+    if path_part in ("", ":memory:"):
+        raise RegistryError(f"tracking URI {uri!r}: an embedded store needs a file path")
+    db = Path(path_part).expanduser().resolve()
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RegistryError(f"cannot create the store folder {db.parent}: {exc}") from exc
+    root = artifact_root or (db.parent / "mlartifacts").as_uri()
+    return f"sqlite:///{db}{sep}{query}", root
+
+
+def describe_run(client: MlflowClient, run: Run) -> dict[str, Any]:
+    """A run's lineage record: run info, params, metrics, ``conveyor.*`` tags, data, files."""
+    return {
+        "run": {
+            "run_id": run.info.run_id,
+            "run_name": run.info.run_name,
+            "status": run.info.status,
+            "experiment_id": run.info.experiment_id,
+            "started_at": iso_time(run.info.start_time),
+            "ended_at": iso_time(run.info.end_time),
+        },
+        "params": dict(run.data.params),
+        "metrics": {k: float(v) for k, v in run.data.metrics.items()},
+        "lineage": {k: v for k, v in run.data.tags.items() if k.startswith("conveyor.")},
+        "datasets": _dataset_inputs(run),
+        "artifacts": _artifact_paths(client, run.info.run_id, None),
+    }
+
+
+def _artifact_paths(client: MlflowClient, run_id: str, path: str | None) -> list[str]:
+    paths: list[str] = []
+    for item in client.list_artifacts(run_id, path):
+        if item.is_dir:
+            paths.extend(_artifact_paths(client, run_id, item.path))
+        else:
+            paths.append(item.path)
+    return sorted(paths)
+
+
+def _dataset_inputs(run: Run) -> list[dict[str, Any]]:
+    found = []
+    for item in run.inputs.dataset_inputs if run.inputs else []:
+        ds = item.dataset
+        try:
+            source = json.loads(ds.source)
+        except (TypeError, ValueError):
+            source = {"uri": ds.source}
+        context = next((t.value for t in item.tags if t.key == "mlflow.data.context"), None)
+        found.append(
+            {
+                "name": ds.name,
+                "digest": ds.digest,
+                "source": source.get("uri") or source.get("url") or ds.source,
+                "source_type": ds.source_type,
+                "context": context,
+            }
+        )
+    return found
+
+
+def load_sklearn_model(uri: str, model_uri: str) -> Any:
+    """Download a logged scikit-learn model and load it, after checking how it was saved.
+
+    MLflow reads the skops allowlist from the artifact itself, so it is re-checked here
+    against ``TRUSTED_MODULES`` before anything is deserialised.
+
+    Args:
+        uri: the store's tracking URI.
+        model_uri: ``models:/...``, ``runs:/...`` or any MLflow artifact URI.
+
+    Returns:
+        The fitted pipeline.
+
+    Raises:
+        RegistryError: not a scikit-learn model, saved with plain pickle, or trusting a
+            type from an untrusted module.
+    """
+    import mlflow
+    from mlflow.models import Model
+
+    with fluent_store(uri), tempfile.TemporaryDirectory(prefix="conveyor-model-") as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=model_uri, dst_path=tmp, tracking_uri=uri, registry_uri=uri
+        )
+        _check_flavor(model_uri, Model.load(local).flavors.get("sklearn"))
+        return mlflow.sklearn.load_model(local)
+
+
+def _check_flavor(model_uri: str, flavor: dict[str, Any] | None) -> None:
+    if flavor is None:
+        raise RegistryError(f"{model_uri} is not a scikit-learn model")
+    fmt = flavor.get("serialization_format")
+    if fmt not in ("skops", "cloudpickle"):
+        raise RegistryError(f"{model_uri} is saved as {fmt!r}; Conveyor loads skops or cloudpickle")
+    refused = [t for t in flavor.get("skops_trusted_types") or [] if not is_trusted_type(t)]
+    if refused:
+        raise RegistryError(f"{model_uri} trusts type {refused[0]} from an untrusted module")
