@@ -21,10 +21,16 @@ import difflib
 import logging
 import math
 import re
-import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal
 
+from conveyor.data.coercion import (
+    NUMERIC_PARSE_SHARE,
+    Uniques,
+    factorize,
+    parse_datetimes,
+    parse_numbers,
+)
 from conveyor.data.schema import TableSchema
 from conveyor.data.sources import RENAMED_COLUMNS_ATTR
 from conveyor.errors import DataError
@@ -44,16 +50,6 @@ logger = logging.getLogger(__name__)
 
 Kind = Literal["numeric", "categorical", "datetime"]
 
-# A text column becomes numeric when at least this share of its non-missing values parse;
-# the rest become missing (and are logged).
-NUMERIC_PARSE_SHARE = 0.99
-# A text column is inferred to be a date/time when this share of its values parse.
-DATETIME_PARSE_SHARE = 0.95
-# How many distinct values to try before parsing a whole column as numbers.
-_PROBE = 200
-
-_THOUSANDS = r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?"
-_LEADING_ZERO = r"[+-]?0\d"  # "007", "01234": codes, not numbers
 _ID_CAMEL = re.compile(r"[a-z](Id|ID)$")
 _ID_SNAKE = re.compile(r"(^|[^A-Za-z])(id|uuid|guid)$", re.IGNORECASE)
 
@@ -96,14 +92,6 @@ class CleaningReport:
         }
 
 
-class _Uniques(NamedTuple):
-    """A column factorised once: row codes (-1 = missing), distinct values, their counts."""
-
-    codes: npt.NDArray[np.intp]
-    values: pd.Series
-    counts: npt.NDArray[np.intp]
-
-
 @dataclass
 class _Feature:
     """One cleaned feature column and how it got there."""
@@ -113,7 +101,7 @@ class _Feature:
     markers: int = 0
     coerced: bool = False
     parsed: bool = False
-    uniques: _Uniques | None = None
+    uniques: Uniques | None = None
     integer: bool = False  # stored as integers at the source (an ID sequence candidate)
 
 
@@ -345,8 +333,8 @@ def _finish_target(y: pd.Series) -> pd.Series:
 
     if not _is_text(y):
         return y
-    uniques = _factorize(y)
-    values, bad_rows, _ = _parse_numbers(uniques, probe=False)
+    uniques = factorize(y)
+    values, bad_rows, _ = parse_numbers(uniques, probe=False)
     if values is None or bad_rows:
         return y
     numbers = pd.Series(values, name=y.name)
@@ -449,11 +437,11 @@ def _clean_text(s: pd.Series, options: _Options) -> tuple[pd.Series, int]:
 
 def _type_text(s: pd.Series, name: str, forced: Kind | None) -> _Feature:
     """Decide whether a text column holds numbers, date/times or categories."""
-    uniques = _factorize(s)
+    uniques = factorize(s)
     if uniques.values.empty:  # entirely missing: the caller reports it
         return _Feature(s.rename(name), forced or "categorical")
     if forced in (None, "numeric"):
-        values, bad_rows, example = _parse_numbers(uniques, probe=forced is None)
+        values, bad_rows, example = parse_numbers(uniques, probe=forced is None)
         total = int(uniques.counts.sum())
         if forced == "numeric" and (values is None or bad_rows):
             raise DataError(
@@ -470,107 +458,10 @@ def _type_text(s: pd.Series, name: str, forced: Kind | None) -> _Feature:
                 )
             return _Feature(_series(values, name), "numeric", coerced=True)
     if forced in (None, "datetime"):
-        feature = _parse_datetimes(uniques, name, forced=forced == "datetime")
-        if feature is not None:
-            return feature
+        dates = parse_datetimes(uniques, name, forced=forced == "datetime")
+        if dates is not None:
+            return _Feature(dates, "datetime", parsed=True)
     return _Feature(s.rename(name), "categorical", uniques=uniques)
-
-
-def _factorize(s: pd.Series) -> _Uniques:
-    import numpy as np
-    import pandas as pd
-
-    codes, values = pd.factorize(s)
-    counts = np.bincount(codes[codes >= 0], minlength=len(values))
-    return _Uniques(codes, pd.Series(values, dtype="str").str.strip(), counts)
-
-
-def _parse_numbers(
-    uniques: _Uniques, *, probe: bool
-) -> tuple[npt.NDArray[np.float64] | None, int, str | None]:
-    """Row values parsed as numbers, rows that failed, an example failure.
-
-    Returns ``(None, ...)`` when the column is clearly not numeric: few of its first
-    distinct values parse, or values with leading zeros show it holds codes.
-    """
-    import numpy as np
-    import pandas as pd
-
-    text = uniques.values
-    if text.empty:
-        return None, 0, None
-    if probe:
-        head = pd.to_numeric(_drop_thousands(text.iloc[:_PROBE]), errors="coerce")
-        if head.notna().mean() < 0.5 or text.str.match(_LEADING_ZERO).any():
-            return None, 0, None
-    parsed = pd.to_numeric(_drop_thousands(text), errors="coerce").to_numpy(dtype="float64")
-    bad = np.isnan(parsed)
-    example = str(text[bad].iloc[0]) if bad.any() else None
-    bad_rows = int(uniques.counts[bad].sum())
-    return _take(parsed, uniques.codes, np.nan), bad_rows, example
-
-
-def _drop_thousands(text: pd.Series) -> pd.Series:
-    """'1,234.5' -> '1234.5'; other values unchanged."""
-    grouped = text.str.fullmatch(_THOUSANDS)
-    if not grouped.any():
-        return text
-    return text.where(~grouped, text.str.replace(",", "", regex=False))
-
-
-def _parse_datetimes(uniques: _Uniques, name: str, *, forced: bool) -> _Feature | None:
-    """The column as datetime64 when its values look like dates (always, when forced)."""
-    import pandas as pd
-
-    text = uniques.values
-    if text.empty:
-        return None
-    fmt = _date_format(str(text.iloc[0]))
-    if fmt is None and not forced:
-        return None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            parsed = pd.to_datetime(text, format=fmt or "mixed", errors="coerce")
-    except (ValueError, TypeError) as exc:
-        if forced:
-            raise DataError(f"column {name!r} cannot be parsed as date/time: {exc}") from exc
-        return None
-    bad = parsed.isna().to_numpy()
-    total = int(uniques.counts.sum())
-    bad_rows = int(uniques.counts[bad].sum())
-    if bad_rows > (1 - DATETIME_PARSE_SHARE) * total:
-        if forced:
-            example = text[bad].iloc[0]
-            raise DataError(
-                f"column {name!r} is forced date/time but {bad_rows} of {total} values do not"
-                f" parse (e.g. {example!r})"
-            )
-        return None
-    values = parsed.array.take(uniques.codes, allow_fill=True)
-    return _Feature(pd.Series(values, name=name), "datetime", parsed=True)
-
-
-def _date_format(value: str) -> str | None:
-    """The strftime format of a date-like string with a year and a month, else None."""
-    from pandas.tseries.api import guess_datetime_format
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "dayfirst" hints are noise here
-        fmt = guess_datetime_format(value)
-    if fmt is None or not any(y in fmt for y in ("%Y", "%y")):
-        return None
-    return fmt if any(m in fmt for m in ("%m", "%b", "%B")) else None
-
-
-def _take(
-    values: npt.NDArray[np.float64], codes: npt.NDArray[np.intp], missing: float
-) -> npt.NDArray[np.float64]:
-    """Distinct values spread back over rows; code -1 gives ``missing``."""
-    import numpy as np
-
-    result: npt.NDArray[np.float64] = np.append(values, missing)[codes]
-    return result
 
 
 def _series(values: npt.NDArray[np.float64], name: str) -> pd.Series:
@@ -592,7 +483,7 @@ def _drop_reason(name: str, feature: _Feature, *, forced: bool, gaps: int) -> st
     s = feature.series
     n = len(s)
     if feature.kind == "categorical":
-        uniques = feature.uniques or _factorize(s)
+        uniques = feature.uniques or factorize(s)
         distinct, has_missing = len(uniques.values), bool((uniques.codes < 0).any())
         if distinct == 1 and not has_missing:
             return "constant"
