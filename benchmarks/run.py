@@ -40,7 +40,9 @@ def timed(argv: list[str], *, cwd: Path | None = None) -> tuple[float, int, str]
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     peak = 0
     stop = threading.Event()
 
@@ -143,9 +145,10 @@ def render(results: dict[str, Any]) -> str:
         "",
         "| measure | Conveyor | baseline (same run) | ratio | goal |",
         "|---|---|---|---|---|",
-        f"| `conveyor --help` | {h['conveyor_help_s']:.3f} s | `python -c pass` {h['python_start_s']:.3f} s"
-        f" | {h['ratio']:.1f}x | <= 0.5 s |",
-        f"| fixed cost per step (6 trivial steps) | {s['per_step_s'] * 1000:.1f} ms | - | - | <= 50 ms |",
+        f"| `conveyor --help` | {h['conveyor_help_s']:.3f} s"
+        f" | `python -c pass` {h['python_start_s']:.3f} s | {h['ratio']:.1f}x | <= 0.5 s |",
+        f"| fixed cost per step (6 trivial steps) | {s['per_step_s'] * 1000:.1f} ms"
+        " | - | - | <= 50 ms |",
         f"| fixed cost per cached step | {s['per_cached_step_s'] * 1000:.1f} ms | - | - | - |",
     ]
     for p in results["pipeline"]:

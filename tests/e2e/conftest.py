@@ -21,7 +21,9 @@ def cli(tmp_path: Path) -> Cli:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "CONVEYOR_"))}
     env["COLUMNS"] = "200"
 
-    def run(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, cwd: Path | None = None, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [CONVEYOR, *args],
             cwd=cwd or tmp_path,

@@ -67,9 +67,12 @@ def test_url_sources_are_left_alone(tmp_path: Path) -> None:
 
 
 def test_table_and_query_are_exclusive() -> None:
-    with pytest.raises(ValueError, match="either data.table or data.query"):
+    with pytest.raises(ValueError, match=r"either data\.table or data\.query"):
         ConveyorConfig.model_validate(
-            {"name": "a", "data": {"source": "postgresql://x/y", "target": "t", "table": "a", "query": "b"}}
+            {
+                "name": "a",
+                "data": {"source": "postgresql://x/y", "target": "t", "table": "a", "query": "b"},
+            }
         )
 
 
@@ -91,7 +94,7 @@ def test_config_hash_changes_with_content() -> None:
 def test_example_config_is_valid() -> None:
     root = Path(__file__).resolve().parents[3]
     config = load_config(root / "conveyor.example.yaml")
-    assert [m.type for m in config.training.models][0] == "lightgbm"
+    assert next(m.type for m in config.training.models) == "lightgbm"
 
 
 def _keys(model: type[BaseModel], prefix: str = "") -> list[str]:

@@ -41,7 +41,9 @@ class Counter:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
-    config = ConveyorConfig.model_validate({"name": "t", "data": {"source": "x.csv", "target": "y"}})
+    config = ConveyorConfig.model_validate(
+        {"name": "t", "data": {"source": "x.csv", "target": "y"}}
+    )
     return Project.open(config, config_dir=tmp_path, settings=Settings())
 
 
@@ -50,7 +52,9 @@ def counter() -> Counter:
     return Counter()
 
 
-def runner_for(project: Project, counter: Counter, events: list[StepEvent] | None = None) -> PipelineRunner:
+def runner_for(
+    project: Project, counter: Counter, events: list[StepEvent] | None = None
+) -> PipelineRunner:
     steps = (counter.step("a"), counter.step("b", ("a",)), counter.step("c", ("b",)))
     sink = events.append if events is not None else None
     return PipelineRunner(project, steps=steps, on_event=sink)
