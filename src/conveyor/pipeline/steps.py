@@ -238,10 +238,12 @@ def _evaluate(ctx: RunContext, out: Path) -> dict[str, Any]:
 
 # -- register -----------------------------------------------------------------
 def _register_key(ctx: RunContext) -> list[Any]:
+    # Upstream *results*, not keys: a validation reused under a new baseline key is the
+    # same validation, and must not make a new model version.
     return [
         ctx.keys["evaluate"],
-        ctx.keys["validate"],
-        ctx.keys["version"],
+        ctx.summary("validate"),
+        ctx.summary("version").get("md5"),
         ctx.project.config.name,
         ctx.project.tracking_uri,
     ]

@@ -98,7 +98,7 @@ class RunStore:
     def save_json(folder: Path, name: str, data: Any) -> Path:
         """Write ``<folder>/<name>.json``."""
         path = folder / f"{name}.json"
-        atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str))
+        atomic_write_text(path, json.dumps(data, indent=2, default=str))
         return path
 
     @staticmethod
