@@ -1,4 +1,4 @@
-"""MLflow tracking: one training run with its params, metrics, artifacts, model and dataset.
+"""MLflow tracking: runs in (params, metrics, files, model, dataset) and back out (lineage, model).
 
 MLflow's fluent API (``mlflow.start_run``, ``log_model``, ``log_input``) works on a
 process-global tracking URI. ``fluent_store`` points it at our store only for the duration
@@ -14,6 +14,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -68,9 +69,10 @@ _URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
 def quiet_mlflow() -> None:
-    """Telemetry off, no run links on stdout, INFO chatter off (user settings win)."""
+    """Telemetry off; no run links, progress bars or INFO chatter (user settings win)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
@@ -231,7 +233,7 @@ def log_training_run(client: MlflowClient, uri: str, experiment_id: str, run: Tr
 
 
 def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (MLflow's run long), for one-line errors."""
+    """The first line of an exception's message (MLflow's are long), for one-line errors."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
@@ -241,7 +243,7 @@ def _log_contents(client: MlflowClient, uri: str, run_id: str, run: TrainingRun)
     params = [Param(k, v) for k, v in flatten_params(run.params).items()]
     for start in range(0, len(params), PARAMS_PER_BATCH):
         client.log_batch(run_id, params=params[start : start + PARAMS_PER_BATCH])
-    stamp = _now_ms()
+    stamp = int(time.time() * 1000)
     metrics = [Metric(k, float(v), stamp, 0) for k, v in run.metrics.items()]
     client.log_batch(run_id, metrics=metrics)
     for path in run.artifacts:
@@ -251,12 +253,6 @@ def _log_contents(client: MlflowClient, uri: str, run_id: str, run: TrainingRun)
     client.set_tag(run_id, "conveyor.serialization_reason", _cut(choice.reason, MAX_TAG_VALUE))
     with fluent_store(uri):
         _log_model_and_dataset(client, run_id, run, choice)
-
-
-def _now_ms() -> int:
-    import time
-
-    return int(time.time() * 1000)
 
 
 def _log_model_and_dataset(

@@ -141,14 +141,16 @@ def test_logging_leaves_global_mlflow_state_and_stdout_alone(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://elsewhere:5000")
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     before = mlflow.get_tracking_uri()
-    log_run(lightgbm_pipeline, run_name="quiet")
+    run_id = log_run(lightgbm_pipeline, run_name="quiet")
     assert os.environ["MLFLOW_TRACKING_URI"] == "http://elsewhere:5000"
     assert "MLFLOW_REGISTRY_URI" not in os.environ
     assert mlflow.get_tracking_uri() == before
     assert mlflow.active_run() is None
+    registry.load_pipeline(f"runs:/{run_id}/model")
     out, err = capfd.readouterr()
     assert out == ""
     assert "INFO mlflow" not in err
+    assert "Downloading artifacts" not in err
 
 
 def test_dataset_source_credentials_are_not_recorded(
@@ -183,3 +185,21 @@ def test_torch_pipeline_is_saved_with_cloudpickle_and_loads_back(
     assert registry.client.get_run(run_id).data.tags["conveyor.serialization"] == "cloudpickle"
     loaded = registry.load_pipeline(f"runs:/{run_id}/model")
     np.testing.assert_array_equal(loaded.predict_proba(x), pipeline.predict_proba(x))
+
+
+def test_tampered_allowlist_in_the_artifact_is_refused_on_load(
+    registry: ModelRegistry, log_run: Callable[..., str], lightgbm_pipeline: Pipeline
+) -> None:
+    from urllib.parse import urlparse
+
+    import yaml
+
+    run_id = log_run(lightgbm_pipeline, run_name="tampered")
+    model_id = registry.client.get_run(run_id).data.tags["conveyor.model_id"]
+    location = registry.client.get_logged_model(model_id).artifact_location
+    mlmodel = Path(urlparse(location).path) / "MLmodel"
+    spec = yaml.safe_load(mlmodel.read_text(encoding="utf-8"))
+    spec["flavors"]["sklearn"]["skops_trusted_types"].append("os.system")
+    mlmodel.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    with pytest.raises(RegistryError, match=r"trusts type os\.system from an untrusted module"):
+        registry.load_pipeline(f"runs:/{run_id}/model")
