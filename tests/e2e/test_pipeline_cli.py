@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,10 +18,10 @@ Cli = Callable[..., subprocess.CompletedProcess[str]]
 pytestmark = pytest.mark.e2e
 
 
-def _lineage(cli: Cli, project: Path, version: str) -> dict[str, object]:
+def _lineage(cli: Cli, project: Path, version: str) -> dict[str, Any]:
     done = cli("lineage", "churn-demo", version, "-c", str(project / "conveyor.yaml"))
     assert done.returncode == 0, done.stderr
-    data: dict[str, object] = json.loads(done.stdout)
+    data: dict[str, Any] = json.loads(done.stdout)
     return data
 
 
@@ -75,6 +78,15 @@ def test_new_data_makes_a_challenger_or_champion_and_rollback_restores(
     versions = cli("data", "versions", "-c", config)
     assert versions.returncode == 0, versions.stderr
     assert versions.stdout.count(".parquet") >= 2
+
+    # The first model's dataset comes back from the DVC remote, even with no local copy.
+    md5 = _lineage(cli, project, "1")["version"]["tags"]["conveyor.data_md5"]
+    shutil.rmtree(project / ".dvc" / "cache")
+    (project / ".conveyor" / "data" / "churn-demo.parquet").unlink()
+    restored = tmp_path / "restored.parquet"
+    pulled = cli("data", "pull", md5, "-c", config, "--dest", str(restored))
+    assert pulled.returncode == 0, pulled.stderr
+    assert hashlib.md5(restored.read_bytes()).hexdigest() == md5
 
 
 def test_schema_drift_fails_validation_and_registers_nothing(cli: Cli, tmp_path: Path) -> None:

@@ -264,7 +264,7 @@ def _lineage_tags(ctx: RunContext, champion: str | None) -> dict[str, str]:
     validation = ctx.summary("validate")
     tags = {
         "conveyor.version": __version__,
-        "conveyor.run_id": ctx.run_id,
+        "conveyor.pipeline_run": ctx.run_id,
         "conveyor.task": ctx.task,
         "conveyor.config_hash": config_hash(ctx.config),
         "conveyor.data_md5": str(version.get("md5")),
