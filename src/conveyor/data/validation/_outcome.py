@@ -48,6 +48,8 @@ def outcome(result: Any, df: pd.DataFrame) -> Outcome:
         detail = f"could not be evaluated: {error}"
     else:
         detail = _detail(check, meta, stats)
+        if result.success and check in ("target_exists", "exists"):
+            detail = "present"
         examples = _examples(check, stats, df, column)
     return Outcome(
         check, bool(result.success), ExpectationFailure(column, config.type, detail, examples)
