@@ -118,7 +118,7 @@ def run(
     from conveyor.pipeline.runner import PipelineRunner
 
     with StepProgress(console) as progress:
-        runner = PipelineRunner(project, on_event=progress.update)
+        runner = PipelineRunner(project, on_event=progress.update, warm_up=True)
         try:
             if step:
                 record = _guarded(runner.run_step, step, run_id=run_id, force=force)
@@ -261,10 +261,12 @@ def ui(
     import subprocess
 
     registry, uri = _guarded(_registry, config, tracking_uri)
-    argv = registry.ui_command(port=port)
+    argv = _guarded(registry.ui_command, port=port)
+    # One worker and no job consumers: ~13 s and ~0.5 GB instead of ~25 s and ~3 GB.
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
     _console().print(f"MLflow UI for {uri} on http://127.0.0.1:{port} (Ctrl-C to stop)")
     try:
-        sys.exit(subprocess.call(argv))
+        sys.exit(subprocess.call(argv, env=env))
     except KeyboardInterrupt:
         sys.exit(0)
 

@@ -183,12 +183,15 @@ def score_predictions(
     Raises:
         TrainingError: the model cannot predict these rows.
     """
+    import numpy as np
+
     try:
         if task == "regression":
             return _regression_metrics(target, pipeline.predict(features))
         classes = list(pipeline.classes_)
         proba = pipeline.predict_proba(features)
-        predicted = pipeline.predict(features)
+        # One pass over the rows: the predicted label is the most probable class.
+        predicted = np.asarray(pipeline.classes_)[proba.argmax(axis=1)]
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise TrainingError(f"model could not predict the evaluation rows: {exc}") from exc
     if task == "binary":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -97,6 +98,9 @@ def test_run_records_params_metrics_artifacts_dataset_and_lineage(
     assert dataset_input.dataset.name == "adult-income"
     assert "/data/adult.csv" in dataset_input.dataset.source
     assert {(t.key, t.value) for t in dataset_input.tags} == {("mlflow.data.context", "training")}
+    schema = json.loads(dataset_input.dataset.schema)["mlflow_colspec"]
+    assert {c["name"] for c in schema} >= set(FEATURES)
+    assert json.loads(dataset_input.dataset.profile)["num_rows"] > 0
 
 
 def test_untrusted_object_fails_the_run_and_registers_nothing(
