@@ -118,7 +118,7 @@ def run(
     from conveyor.pipeline.runner import PipelineRunner
 
     with StepProgress(console) as progress:
-        runner = PipelineRunner(project, on_event=progress.update, warm_up=True)
+        runner = PipelineRunner(project, on_event=progress.update)
         try:
             if step:
                 record = _guarded(runner.run_step, step, run_id=run_id, force=force)

@@ -24,7 +24,7 @@ from conveyor.errors import VersioningError
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["DataVersion", "DatasetVersioner", "warm_up"]
+__all__ = ["DataVersion", "DatasetVersioner"]
 
 log = logging.getLogger(__name__)
 
@@ -264,8 +264,3 @@ def _file_md5(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def warm_up() -> None:
-    """Import DVC's repository API ahead of need; safe in a thread."""
-    import dvc.repo  # noqa: F401

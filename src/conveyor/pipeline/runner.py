@@ -71,11 +71,9 @@ class PipelineRunner:
         *,
         on_event: Callable[[StepEvent], None] | None = None,
         steps: tuple[Step, ...] = STEPS,
-        warm_up: bool = False,
     ) -> None:
         self.project = project
         self.steps = steps
-        self.warm_up = warm_up
         self.store = RunStore(project.runs_dir, project.cache_dir)
         self.on_event = on_event or (lambda event: None)
         self.last_run_id: str | None = None
@@ -164,11 +162,6 @@ class PipelineRunner:
                 started=started,
             )
             return
-        if self.warm_up:
-            from conveyor.pipeline.warmup import start_warm_up
-
-            start_warm_up()
-            self.warm_up = False
         self.on_event(StepEvent("start", step))
         record["steps"][step.name] = {"status": "running", "started_at": utc_now()}
         self.store.write_record(ctx.run_id, record)

@@ -53,7 +53,6 @@ __all__ = [
     "PREVIOUS",
     "ModelRegistry",
     "ModelVersionInfo",
-    "warm_up",
 ]
 
 logger = logging.getLogger(__name__)
@@ -550,9 +549,3 @@ class ModelRegistry:
 
 def _now() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat()
-
-
-def warm_up() -> None:
-    """Import MLflow and skops ahead of need (several seconds); safe in a thread."""
-    import mlflow.sklearn  # noqa: F401
-    import skops.io  # noqa: F401

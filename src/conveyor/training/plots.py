@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from conveyor.data.schema import TableSchema, Task
 
-__all__ = ["save_evaluation_plots", "warm_up"]
+__all__ = ["save_evaluation_plots"]
 
 log = logging.getLogger(__name__)
 
@@ -246,11 +246,3 @@ _REGRESSION: tuple[tuple[str, _Drawer], ...] = (
     ("residuals.png", _residuals),
     ("predicted_vs_actual.png", _predicted_vs_actual),
 )
-
-
-def warm_up() -> None:
-    """Import matplotlib's Agg backend ahead of need; safe in a thread."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.figure

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from conveyor.config import ValidationConfig
     from conveyor.data.schema import TableSchema
 
-__all__ = ["ExpectationFailure", "ValidationReport", "validate_batch", "warm_up"]
+__all__ = ["ExpectationFailure", "ValidationReport", "validate_batch"]
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +110,3 @@ def _baseline_note(*, created: bool, checked: bool) -> str:
     if checked:
         return "checked against"
     return "not created: the batch failed the config checks"
-
-
-def warm_up() -> None:
-    """Import Great Expectations ahead of need (it takes seconds); safe in a thread."""
-    import great_expectations  # noqa: F401
