@@ -123,6 +123,8 @@ def bench_pipeline(rows: int) -> dict[str, Any]:
         cached_s, _, cached_out = timed(conveyor, cwd=project)
         cleaned = next((project / ".conveyor" / "runs").glob("*/ingest/data.parquet"))
         frame_bytes = int(pd.read_parquet(cleaned).memory_usage(deep=True).sum())
+        record = json.loads((cleaned.parent.parent / "record.json").read_text())
+        steps = {name: entry["seconds"] for name, entry in record["steps"].items()}
     return {
         "rows": rows,
         "plain_script_s": plain_s,
@@ -134,6 +136,7 @@ def bench_pipeline(rows: int) -> dict[str, Any]:
         "plain_peak_rss_mb": plain_rss / 2**20,
         "dataframe_mb": frame_bytes / 2**20,
         "peak_rss_over_dataframe": run_rss / frame_bytes,
+        "step_seconds": steps,
     }
 
 
@@ -165,6 +168,15 @@ def render(results: dict[str, Any]) -> str:
             f" | plain script {p['plain_peak_rss_mb']:.0f} MB; DataFrame {p['dataframe_mb']:.0f} MB"
             f" | {p['peak_rss_over_dataframe']:.1f}x the DataFrame | - |"
         )
+    lines += ["", "Where the time of a fresh `conveyor run` goes (seconds per step):", ""]
+    names = list(results["pipeline"][0]["step_seconds"])
+    lines += ["| rows | " + " | ".join(names) + " | process start, exit, summary |"]
+    lines += ["|---" * (len(names) + 2) + "|"]
+    for p in results["pipeline"]:
+        steps = p["step_seconds"]
+        rest = p["conveyor_run_s"] - sum(steps.values())
+        cells = " | ".join(f"{steps[n]:.1f}" for n in names)
+        lines.append(f"| {p['rows']:,} | {cells} | {rest:.1f} |")
     return "\n".join(lines)
 
 
