@@ -1,0 +1,283 @@
+"""Request rows -> the model's input frame: column checks, type coercion, batch limits.
+
+Every protocol first turns its payload into *raw columns* (column name -> list of JSON or
+CSV values); this module checks them against the model's :class:`InputSchema` and builds
+the pandas frame the pipeline predicts on. Anything wrong is a :class:`RequestError`
+naming the column (and the row, counted from 0) and the problem.
+
+Missing values: a ``number`` column accepts ``null``/``NaN`` (and an empty CSV field)
+when the model's preprocessing imputes that column (Conveyor's pipelines impute every
+numeric feature with the median); a ``string`` column accepts ``null`` only when its
+branch has an imputer too. Infinite numbers are refused. JSON values are typed strictly
+(a string in a number column is refused); CSV fields are text and parsed per column.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from conveyor.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "ColumnKind",
+    "InputColumn",
+    "InputSchema",
+    "RawColumns",
+    "RequestError",
+    "build_frame",
+    "check_columns",
+    "coerce_column",
+    "columns_from_records",
+    "columns_from_rows",
+]
+
+ColumnKind = Literal["number", "string"]
+RawColumns = dict[str, list[Any]]
+MAX_NAMES_SHOWN = 8
+
+
+class RequestError(DataError):
+    """A request the server cannot score; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, *, status: int = 422) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class InputColumn:
+    """One input column of the model.
+
+    Attributes:
+        name: the column name the pipeline was fitted on.
+        kind: ``"number"`` (float64) or ``"string"``.
+        nullable: whether a missing value is accepted (the pipeline imputes it).
+    """
+
+    name: str
+    kind: ColumnKind
+    nullable: bool
+
+    @property
+    def v2_datatype(self) -> str:
+        """The Open Inference Protocol datatype of this column."""
+        return "FP64" if self.kind == "number" else "BYTES"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        return {"name": self.name, "type": self.kind, "nullable": self.nullable}
+
+
+@dataclass(frozen=True)
+class InputSchema:
+    """The model's input columns, in the order the pipeline was fitted on."""
+
+    columns: tuple[InputColumn, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Column names in order."""
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> InputColumn | None:
+        """The column called ``name``, or None."""
+        return next((c for c in self.columns if c.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        return {"columns": [c.to_dict() for c in self.columns]}
+
+
+def _names(names: Sequence[str]) -> str:
+    shown = ", ".join(repr(n) for n in names[:MAX_NAMES_SHOWN])
+    return shown + (", ..." if len(names) > MAX_NAMES_SHOWN else "")
+
+
+def check_columns(schema: InputSchema, names: Sequence[str]) -> None:
+    """Refuse missing, unexpected and duplicated columns.
+
+    Raises:
+        RequestError: the first problem found, naming the columns.
+    """
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise RequestError(f"column {name!r} is given twice")
+        seen.add(name)
+    missing = [n for n in schema.names if n not in seen]
+    if missing:
+        raise RequestError(f"missing column(s) {_names(missing)}")
+    extra = [n for n in names if schema.column(n) is None]
+    if extra:
+        raise RequestError(
+            f"unexpected column(s) {_names(extra)}; the model takes {_names(schema.names)}"
+        )
+
+
+def columns_from_records(records: Any, *, field: str) -> RawColumns:
+    """Row objects (``[{"col": value, ...}, ...]``) as raw columns.
+
+    Args:
+        records: the decoded JSON value.
+        field: the payload field holding it, for error messages.
+
+    Raises:
+        RequestError: not a list of objects, or rows with different columns.
+    """
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise RequestError(f"{field!r} must be a list of objects (one per row)", status=400)
+    if not records:
+        return {}
+    names = list(records[0])
+    columns: RawColumns = {name: [] for name in names}
+    for index, record in enumerate(records):
+        if record.keys() != columns.keys():
+            differ = sorted(set(record).symmetric_difference(columns))
+            raise RequestError(f"{field!r} row {index}: column {differ[0]!r} differs from row 0")
+        for name in names:
+            columns[name].append(record[name])
+    return columns
+
+
+def columns_from_rows(rows: Any, names: Sequence[str], *, field: str) -> RawColumns:
+    """Row arrays (``[[v1, v2, ...], ...]``) in the order of ``names`` as raw columns.
+
+    Raises:
+        RequestError: not a list of lists, or a row of the wrong length.
+    """
+    if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+        raise RequestError(f"{field!r} must be a list of rows (lists of values)", status=400)
+    columns: RawColumns = {name: [] for name in names}
+    for index, row in enumerate(rows):
+        if len(row) != len(names):
+            raise RequestError(
+                f"{field!r} row {index} has {len(row)} values; expected {len(names)} "
+                f"({_names(list(names))})"
+            )
+        for name, value in zip(names, row, strict=True):
+            columns[name].append(value)
+    return columns
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, str):
+        return f"a string ({value[:40]!r})"
+    if isinstance(value, int | float):
+        return f"a number ({value!r})"
+    return f"a {type(value).__name__}"
+
+
+def _number(column: InputColumn, row: int, value: Any, *, text: bool) -> float:
+    kind = type(value)
+    if kind is float or kind is int:
+        try:
+            number = float(value)
+        except OverflowError as exc:
+            raise RequestError(f"column {column.name!r} row {row}: number out of range") from exc
+    elif value is None or (text and kind is str and not value.strip()):
+        number = math.nan
+    elif text and kind is str:
+        try:
+            number = float(value)
+        except ValueError as exc:
+            raise RequestError(
+                f"column {column.name!r} row {row}: expected a number, got {_describe(value)}"
+            ) from exc
+    else:
+        raise RequestError(
+            f"column {column.name!r} row {row}: expected a number, got {_describe(value)}"
+        )
+    if math.isnan(number):
+        if not column.nullable:
+            raise RequestError(f"column {column.name!r} row {row}: missing value not allowed")
+    elif math.isinf(number):
+        raise RequestError(f"column {column.name!r} row {row}: infinite value not allowed")
+    return number
+
+
+def _string(column: InputColumn, row: int, value: Any, *, text: bool) -> str | None:
+    if type(value) is str and (value or not text):
+        return value
+    missing = value is None or (text and value == "") or (type(value) is float and value != value)
+    if not missing:
+        raise RequestError(
+            f"column {column.name!r} row {row}: expected a string, got {_describe(value)}"
+        )
+    if not column.nullable:
+        raise RequestError(f"column {column.name!r} row {row}: missing value not allowed")
+    return None
+
+
+def coerce_column(column: InputColumn, values: Sequence[Any], *, text: bool = False) -> list[Any]:
+    """Check and convert one column's values.
+
+    Args:
+        column: the model's column.
+        values: JSON values, or CSV fields when ``text``.
+        text: values are text to parse (CSV); an empty field is a missing value.
+
+    Returns:
+        Floats (NaN for missing) for a number column, strings or None for a string column.
+
+    Raises:
+        RequestError: a value of the wrong type, missing where not allowed, or infinite.
+    """
+    if column.kind == "number":
+        return [_number(column, row, value, text=text) for row, value in enumerate(values)]
+    return [_string(column, row, value, text=text) for row, value in enumerate(values)]
+
+
+def _row_count(columns: RawColumns, *, max_rows: int) -> int:
+    lengths = {name: len(values) for name, values in columns.items()}
+    rows = max(lengths.values(), default=0)
+    short = next((n for n, length in lengths.items() if length != rows), None)
+    if short is not None:
+        raise RequestError(f"column {short!r} has {lengths[short]} values; expected {rows}")
+    if rows == 0:
+        raise RequestError("empty batch: the request holds no rows")
+    if rows > max_rows:
+        raise RequestError(f"batch of {rows} rows exceeds the limit of {max_rows} rows")
+    return rows
+
+
+def build_frame(
+    schema: InputSchema, columns: RawColumns, *, max_rows: int, text: bool = False
+) -> pd.DataFrame:
+    """The pipeline's input frame from raw columns: checked, coerced, in the fitted order.
+
+    Args:
+        schema: the model's input columns.
+        columns: column name -> values.
+        max_rows: the batch row limit.
+        text: the values are CSV text.
+
+    Returns:
+        A frame with float64 number columns and ``str`` string columns.
+
+    Raises:
+        RequestError: missing/unexpected columns, ragged columns, an empty or oversized
+            batch, or a bad value (see :func:`coerce_column`).
+    """
+    import numpy as np
+    import pandas as pd
+
+    if not columns:
+        raise RequestError("empty batch: the request holds no rows")
+    check_columns(schema, list(columns))
+    _row_count(columns, max_rows=max_rows)
+    data: dict[str, Any] = {}
+    for column in schema.columns:
+        values = coerce_column(column, columns[column.name], text=text)
+        if column.kind == "number":
+            data[column.name] = np.asarray(values, dtype=np.float64)
+        else:
+            data[column.name] = pd.array(values, dtype="str")
+    return pd.DataFrame(data)

@@ -1,0 +1,273 @@
+"""ModelSlot: one loaded, warmed model version with its input schema, and how it is loaded.
+
+Models come only from the configured MLflow registry (``ModelRegistry.load_pipeline``,
+which re-checks the skops allowlist); nothing a request sends is ever deserialised. The
+alias in the model URI is resolved to a version first and that exact version is loaded,
+so the name and version the slot reports are the ones that answer.
+
+The input schema is read from the fitted pipeline: ``feature_names_in_`` gives the
+columns and their order; a column fed to an encoder with string categories is a
+``string`` column, every other one a ``number``; a column whose branch has an imputer
+accepts missing values.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from conveyor.errors import RegistryError
+from conveyor.registry.store import ModelRegistry, ModelVersionInfo
+from conveyor.serving.inputs import ColumnKind, InputColumn, InputSchema
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from conveyor.serving.settings import ServingSettings
+
+__all__ = [
+    "RUNTIME",
+    "ModelSlot",
+    "Prediction",
+    "load_slot",
+    "resolve_version",
+    "schema_from_pipeline",
+]
+
+logger = logging.getLogger(__name__)
+
+RUNTIME = "pipeline"
+"""The runtime that answers: the fitted scikit-learn pipeline (ONNX comes later)."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A batch's predictions as JSON-ready lists.
+
+    Attributes:
+        predictions: one label (classifier) or value (regressor) per row.
+        probabilities: one row of class probabilities per row, columns in ``classes`` order,
+            when they were asked for.
+    """
+
+    predictions: list[Any]
+    probabilities: list[list[float]] | None = None
+
+
+@dataclass(frozen=True)
+class ModelSlot:
+    """A loaded model version ready to predict.
+
+    Attributes:
+        pipeline: the fitted scikit-learn pipeline.
+        name: registered model name.
+        version: registered version number.
+        run_id: the MLflow run that logged it.
+        schema: its input columns.
+        classes: class labels for a classifier (order of the probability columns), else ().
+        runtime: what computes predictions (``"pipeline"``).
+    """
+
+    pipeline: Any = field(repr=False)
+    name: str
+    version: str
+    run_id: str
+    schema: InputSchema
+    classes: tuple[Any, ...] = ()
+    runtime: str = RUNTIME
+
+    @property
+    def is_classifier(self) -> bool:
+        """Whether the model predicts classes and can give their probabilities."""
+        return bool(self.classes)
+
+    def predict(self, frame: pd.DataFrame, *, probabilities: bool = False) -> Prediction:
+        """Score a frame built by ``inputs.build_frame``.
+
+        Args:
+            frame: the rows, in the schema's columns.
+            probabilities: also return class probabilities (classifiers only).
+
+        Returns:
+            The predictions (and probabilities) as plain Python lists.
+        """
+        import numpy as np
+
+        labels = np.asarray(self.pipeline.predict(frame)).tolist()
+        if not (probabilities and self.is_classifier):
+            return Prediction(labels)
+        proba = np.asarray(self.pipeline.predict_proba(frame), dtype=np.float64).tolist()
+        return Prediction(labels, proba)
+
+    def warm(self) -> None:
+        """Predict once on a typical row so the first request pays no one-off costs.
+
+        Raises:
+            RegistryError: the model cannot predict on a row of its own schema.
+        """
+        import numpy as np
+        import pandas as pd
+
+        data: dict[str, Any] = {}
+        for column in self.schema.columns:
+            if column.kind == "number":
+                data[column.name] = np.zeros(1, dtype=np.float64)
+            else:
+                data[column.name] = pd.array([_first_category(self.pipeline, column.name)], "str")
+        try:
+            self.predict(pd.DataFrame(data), probabilities=self.is_classifier)
+        except Exception as exc:
+            raise RegistryError(
+                f"model {self.name!r} version {self.version} failed its warm-up prediction: "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            ) from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly description (no pipeline)."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "run_id": self.run_id,
+            "runtime": self.runtime,
+            "classes": list(self.classes),
+            "inputs": self.schema.to_dict()["columns"],
+        }
+
+
+def _column_transformer(pipeline: Any) -> Any | None:
+    if hasattr(pipeline, "transformers_"):
+        return pipeline
+    for _, step in getattr(pipeline, "steps", []):
+        if hasattr(step, "transformers_"):
+            return step
+    return None
+
+
+def _parts(transformer: Any) -> list[Any]:
+    steps = getattr(transformer, "steps", None)
+    return [step for _, step in steps] if steps else [transformer]
+
+
+def _branches(pipeline: Any, names: list[str]) -> list[tuple[list[Any], list[str]]]:
+    """``(steps, column names)`` for each fitted branch of the pipeline's ColumnTransformer."""
+    transformer = _column_transformer(pipeline)
+    if transformer is None:
+        return []
+    found = []
+    for branch, fitted, columns in transformer.transformers_:
+        if branch == "remainder" or isinstance(fitted, str):
+            continue
+        selected = [names[c] if isinstance(c, int) else str(c) for c in list(columns)]
+        found.append((_parts(fitted), selected))
+    return found
+
+
+def _encoder_categories(parts: list[Any], index: int) -> Any | None:
+    for part in parts:
+        categories = getattr(part, "categories_", None)
+        if categories is not None and index < len(categories):
+            return categories[index]
+    return None
+
+
+def schema_from_pipeline(pipeline: Any) -> InputSchema:
+    """The input columns of a fitted pipeline (see the module docstring).
+
+    Args:
+        pipeline: a fitted scikit-learn estimator or Pipeline.
+
+    Returns:
+        The schema, in ``feature_names_in_`` order.
+
+    Raises:
+        RegistryError: the model was not fitted on named columns.
+    """
+    names = [str(n) for n in getattr(pipeline, "feature_names_in_", [])]
+    if not names:
+        raise RegistryError("the model does not record its input columns (fit it on a DataFrame)")
+    roles: dict[str, tuple[ColumnKind, bool]] = {}
+    for parts, columns in _branches(pipeline, names):
+        imputes = any(type(p).__name__.endswith("Imputer") for p in parts)
+        for index, name in enumerate(columns):
+            categories = _encoder_categories(parts, index)
+            text = categories is not None and categories.dtype.kind in "OUST"
+            roles[name] = ("string" if text else "number", imputes)
+    return InputSchema(
+        tuple(InputColumn(n, *roles.get(n, ("number", False))) for n in names)
+    )
+
+
+def _first_category(pipeline: Any, column: str) -> str:
+    names = [str(n) for n in getattr(pipeline, "feature_names_in_", [])]
+    for parts, columns in _branches(pipeline, names):
+        if column in columns:
+            categories = _encoder_categories(parts, columns.index(column))
+            if categories is not None and len(categories):
+                return str(categories[0])
+    return ""
+
+
+def resolve_version(registry: ModelRegistry, model_uri: str) -> ModelVersionInfo:
+    """The registered version a ``models:/name@alias`` or ``models:/name/version`` URI means.
+
+    Raises:
+        RegistryError: unknown model, alias or version (the message lists what exists).
+    """
+    ref = model_uri.removeprefix("models:/")
+    if "@" in ref:
+        name, alias = ref.split("@", 1)
+        info = registry.get_alias(name, alias)
+        if info is None:
+            versions = registry.list_versions(name)  # raises for an unknown model
+            aliases = sorted({a for v in versions for a in v.aliases}) or ["none"]
+            raise RegistryError(
+                f"model {name!r} has no alias {alias!r} (aliases: {', '.join(aliases)})"
+            )
+        return info
+    name, _, version = ref.rpartition("/")
+    if not name or not version.isdigit():
+        raise RegistryError(f"{model_uri!r}: use models:/<name>@<alias> or models:/<name>/<version>")
+    return registry.get_version(name, version)
+
+
+def _check_store(tracking_uri: str) -> None:
+    if tracking_uri.startswith("sqlite:///"):
+        db = Path(tracking_uri.removeprefix("sqlite:///").split("?", 1)[0]).expanduser()
+        if not db.is_file():
+            raise RegistryError(f"no MLflow store at {db} (tracking URI {tracking_uri})")
+
+
+def load_slot(settings: ServingSettings) -> ModelSlot:
+    """Resolve, load and warm the configured model.
+
+    Args:
+        settings: the model URI and the registry to load it from.
+
+    Returns:
+        The warmed slot.
+
+    Raises:
+        RegistryError: the store is unreachable, the model/alias/version is unknown, the
+            model cannot be loaded, has no named input columns, or fails its warm-up.
+    """
+    _check_store(settings.tracking_uri)
+    registry = ModelRegistry(settings.tracking_uri)
+    info = resolve_version(registry, settings.model_uri)
+    logger.info("loading %s (version %s, run %s)", settings.model_uri, info.version, info.run_id)
+    pipeline = registry.load_pipeline(info.uri)
+    classes: tuple[Any, ...] = ()
+    if hasattr(pipeline, "predict_proba") and hasattr(pipeline, "classes_"):
+        classes = tuple(pipeline.classes_.tolist())
+    slot = ModelSlot(
+        pipeline=pipeline,
+        name=info.name,
+        version=info.version,
+        run_id=info.run_id,
+        schema=schema_from_pipeline(pipeline),
+        classes=classes,
+    )
+    slot.warm()
+    logger.info("model %s version %s loaded and warmed", slot.name, slot.version)
+    return slot
