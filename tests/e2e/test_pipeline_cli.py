@@ -82,7 +82,7 @@ def test_new_data_makes_a_challenger_or_champion_and_rollback_restores(
     # The first model's dataset comes back from the DVC remote, even with no local copy.
     md5 = _lineage(cli, project, "1")["version"]["tags"]["conveyor.data_md5"]
     shutil.rmtree(project / ".dvc" / "cache")
-    (project / ".conveyor" / "data" / "churn-demo.parquet").unlink()
+    (project / "datasets" / "churn-demo.parquet").unlink()
     restored = tmp_path / "restored.parquet"
     pulled = cli("data", "pull", md5, "-c", config, "--dest", str(restored))
     assert pulled.returncode == 0, pulled.stderr

@@ -112,7 +112,7 @@ class DatasetVersioner:
         if not path.is_file():
             raise VersioningError(f"cannot version {path}: no such file")
         dvc_file = path.with_name(path.name + ".dvc")
-        with self._repo("add") as repo:
+        with self._repo("add", tracked=path) as repo:
             repo.add(str(path))
         md5, size = _read_dvc_file(dvc_file)
         with self._repo("push") as repo:
@@ -171,7 +171,7 @@ class DatasetVersioner:
         return path
 
     @contextmanager
-    def _repo(self, action: str) -> Iterator[Any]:
+    def _repo(self, action: str, tracked: Path | None = None) -> Iterator[Any]:
         """An open DVC repo (initialised and remote configured), DVC errors wrapped."""
         from dvc.exceptions import DvcException
         from dvc.logger import set_loggers_level
@@ -183,17 +183,26 @@ class DatasetVersioner:
         try:
             with set_loggers_level(logging.WARNING):
                 if not (self.project_dir / ".dvc").is_dir():
-                    self._init()
+                    self._init(tracked)
                 with Repo(str(self.project_dir)) as repo:
                     self._configure_remote(repo)
                     yield repo
         except (DvcException, OSError) as exc:
             raise VersioningError(f"dvc {action} failed in {self.project_dir}: {exc}") from exc
 
-    def _init(self) -> None:
+    def _init(self, tracked: Path | None) -> None:
         from dvc.repo import Repo
 
         git_root = _git_root(self.project_dir)
+        dvc_files = [self.project_dir / ".dvc"]
+        if tracked is not None:
+            dvc_files.append(tracked.with_name(tracked.name + ".dvc"))
+        if git_root is not None and any(_git_ignores(git_root, f) for f in dvc_files):
+            # The project (or its dataset folder) is ignored by the enclosing repository,
+            # e.g. a scratch or demo folder: git could never track DVC's files, so DVC
+            # runs without git there.
+            log.info("DVC files in %s are ignored by git: DVC without git", self.project_dir)
+            git_root = None
         no_scm = git_root is None
         subdir = git_root is not None and git_root != self.project_dir
         Repo.init(str(self.project_dir), no_scm=no_scm, subdir=subdir).close()
@@ -256,6 +265,21 @@ def _git_root(folder: Path) -> Path | None:
         if (candidate / ".git").exists():
             return candidate
     return None
+
+
+def _git_ignores(git_root: Path, path: Path) -> bool:
+    """Whether git in ``git_root`` ignores ``path`` (False when git cannot tell)."""
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(git_root), "check-ignore", "-q", str(path)],
+            capture_output=True,
+            check=False,
+        )
+    except OSError:
+        return False
+    return done.returncode == 0
 
 
 def _file_md5(path: Path) -> str:

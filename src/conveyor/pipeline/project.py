@@ -56,8 +56,11 @@ class Project:
 
     @property
     def dataset_path(self) -> Path:
-        """The validated dataset that DVC tracks."""
-        return self.state_dir / "data" / f"{self.config.name}.parquet"
+        """The validated dataset that DVC tracks.
+
+        In the project folder (not ``.conveyor/``), so its ``.dvc`` file can be committed.
+        """
+        return self.root / "datasets" / f"{self.config.name}.parquet"
 
     @property
     def tracking_uri(self) -> str:

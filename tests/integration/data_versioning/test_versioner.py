@@ -113,3 +113,20 @@ def test_s3_remote_push_and_pull(tmp_path: Path, s3_bucket: str) -> None:
     data.unlink()
     shutil.rmtree(tmp_path / ".dvc" / "cache")
     assert versioner.pull(version.md5).read_bytes() == CONTENT_A
+
+
+@pytest.mark.parametrize("ignored", ["project", "dataset"])
+def test_git_ignored_project_or_dataset_uses_dvc_without_git(
+    git_project: Path, ignored: str
+) -> None:
+    project = git_project / "scratch" / "demo"
+    project.mkdir(parents=True)
+    pattern = "scratch/\n" if ignored == "project" else "datasets/\n"
+    (git_project / ".gitignore").write_text(pattern)
+    data = project / "datasets" / "demo.parquet"
+    data.parent.mkdir()
+    data.write_bytes(b"PAR1 not really parquet, but DVC only hashes bytes PAR1")
+    version = DatasetVersioner(project).track(data)
+    assert version.md5 == hashlib.md5(data.read_bytes()).hexdigest()
+    assert (project / ".dvc").is_dir()
+    assert "no_scm = true" in (project / ".dvc" / "config").read_text().replace("True", "true")
