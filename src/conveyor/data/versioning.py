@@ -24,7 +24,7 @@ from conveyor.errors import VersioningError
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["DataVersion", "DatasetVersioner"]
+__all__ = ["DataVersion", "DatasetVersioner", "file_md5"]
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ class DatasetVersioner:
             if not odb.fs.exists(source):
                 raise VersioningError(f"version {md5} is not on the DVC remote {self.remote}")
             odb.fs.get_file(source, str(tmp))
-        if _file_md5(tmp) != md5:
+        if file_md5(tmp) != md5:
             tmp.unlink(missing_ok=True)
             raise VersioningError(f"version {md5} read from {self.remote} has another md5")
         tmp.replace(target)
@@ -282,7 +282,8 @@ def _git_ignores(git_root: Path, path: Path) -> bool:
     return done.returncode == 0
 
 
-def _file_md5(path: Path) -> str:
+def file_md5(path: Path) -> str:
+    """md5 of a file's content: the identity DVC gives it."""
     digest = hashlib.md5(usedforsecurity=False)
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):

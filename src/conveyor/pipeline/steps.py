@@ -8,7 +8,6 @@ a small JSON summary for the run record. No step holds domain logic of its own.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ from typing import Any
 
 from conveyor import __version__
 from conveyor.config import config_hash
+from conveyor.data.versioning import file_md5
 from conveyor.errors import DataError, DataValidationError
 from conveyor.pipeline.context import RunContext, digest
 
@@ -47,15 +47,6 @@ class Step:
     needs: tuple[str, ...]
     key_parts: KeyFn
     execute: ExecuteFn
-
-
-def file_md5(path: Path) -> str:
-    """md5 of a file's content (what DVC records)."""
-    h = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # -- ingest -------------------------------------------------------------------
