@@ -271,6 +271,103 @@ def ui(
         sys.exit(0)
 
 
+# -- serve --------------------------------------------------------------------
+def _serving_settings(
+    config_path: Path,
+    model_uri: str | None,
+    tracking_uri: str | None,
+    *,
+    max_body_bytes: int,
+    max_batch_rows: int,
+) -> Any:
+    from pydantic import ValidationError
+
+    from conveyor.errors import ConfigError
+    from conveyor.serving.settings import ServingSettings
+    from conveyor.settings import get_settings, quiet_dependencies
+
+    quiet_dependencies()
+    project = _project(config_path) if config_path.is_file() else None
+    if model_uri is None:
+        if project is None:
+            raise ConfigError(f"no config at {config_path}; pass --model-uri or -c conveyor.yaml")
+        model_uri = f"models:/{project.config.name}@champion"
+    if tracking_uri is None:
+        settings = get_settings()
+        tracking_uri = project.tracking_uri if project else settings.tracking_uri(Path.cwd())
+    try:
+        return ServingSettings(
+            model_uri=model_uri,
+            tracking_uri=tracking_uri,
+            max_body_bytes=max_body_bytes,
+            max_batch_rows=max_batch_rows,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]).replace("_", "-")
+        raise ConfigError(f"--{field}: {first['msg']}") from exc
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    *,
+    model_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="models:/<name>@<alias> or models:/<name>/<version>.", show_default=False
+        ),
+    ] = None,
+    tracking_uri: TrackingOpt = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8080,
+    workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
+    max_body_bytes: Annotated[int, typer.Option(help="Request body limit.", min=1)] = 8388608,
+    max_batch_rows: Annotated[int, typer.Option(help="Rows per request limit.", min=1)] = 10000,
+) -> None:
+    """Serve a registered model over HTTP (default: models:/<config name>@champion).
+
+    MLflow /invocations and Open Inference Protocol v2; /healthz, /readyz, /metrics, /docs.
+    """
+    import uvicorn
+
+    limits = {"max_body_bytes": max_body_bytes, "max_batch_rows": max_batch_rows}
+    settings = _guarded(_serving_settings, config, model_uri, tracking_uri, **limits)
+    if workers == 1:
+        from conveyor.serving.app import create_app
+        from conveyor.serving.slot import load_slot
+
+        slot = _guarded(load_slot, settings)
+        _console().print(
+            f"serving {slot.name} v{slot.version} ({settings.model_uri}) on http://{host}:{port}"
+        )
+        uvicorn.run(create_app(settings, slot=slot), host=host, port=port, log_level="info")
+        return
+    from conveyor.serving.slot import resolve_model
+
+    _, info = _guarded(resolve_model, settings)
+    # Every worker loads the same version: the alias is resolved once, here.
+    os.environ.update(
+        {
+            "CONVEYOR_SERVE_MODEL_URI": info.uri,
+            "CONVEYOR_SERVE_TRACKING_URI": settings.tracking_uri,
+            "CONVEYOR_SERVE_MAX_BODY_BYTES": str(max_body_bytes),
+            "CONVEYOR_SERVE_MAX_BATCH_ROWS": str(max_batch_rows),
+        }
+    )
+    _console().print(
+        f"serving {info.name} v{info.version} on http://{host}:{port} ({workers} workers)"
+    )
+    uvicorn.run(
+        "conveyor.serving.app:app_from_env",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level="info",
+    )
+
+
 # -- runs ---------------------------------------------------------------------
 @runs_app.command("list")
 def runs_list(config: ConfigOpt = DEFAULT_CONFIG) -> None:

@@ -45,7 +45,7 @@ MAX_NAMES_SHOWN = 8
 class RequestError(DataError):
     """A request the server cannot score; ``status`` is the HTTP status to answer with."""
 
-    def __init__(self, message: str, *, status: int = 422) -> None:
+    def __init__(self, message: str, status: int = 422) -> None:
         super().__init__(message)
         self.status = status
 
@@ -138,8 +138,11 @@ def columns_from_records(records: Any, *, field: str) -> RawColumns:
     columns: RawColumns = {name: [] for name in names}
     for index, record in enumerate(records):
         if record.keys() != columns.keys():
-            differ = sorted(set(record).symmetric_difference(columns))
-            raise RequestError(f"{field!r} row {index}: column {differ[0]!r} differs from row 0")
+            lacks = [n for n in names if n not in record]
+            if lacks:
+                raise RequestError(f"{field!r} row {index}: missing column {lacks[0]!r}")
+            extra = next(n for n in record if n not in columns)
+            raise RequestError(f"{field!r} row {index}: column {extra!r} is not in row 0")
         for name in names:
             columns[name].append(record[name])
     return columns
@@ -206,7 +209,8 @@ def _number(column: InputColumn, row: int, value: Any, *, text: bool) -> float:
 def _string(column: InputColumn, row: int, value: Any, *, text: bool) -> str | None:
     if type(value) is str and (value or not text):
         return value
-    missing = value is None or (text and value == "") or (type(value) is float and value != value)
+    nan = type(value) is float and math.isnan(value)
+    missing = value is None or nan or (text and value == "")
     if not missing:
         raise RequestError(
             f"column {column.name!r} row {row}: expected a string, got {_describe(value)}"

@@ -32,6 +32,7 @@ __all__ = [
     "ModelSlot",
     "Prediction",
     "load_slot",
+    "resolve_model",
     "resolve_version",
     "schema_from_pipeline",
 ]
@@ -112,10 +113,11 @@ class ModelSlot:
 
         data: dict[str, Any] = {}
         for column in self.schema.columns:
+            seen = _first_category(self.pipeline, column.name)  # encoders may refuse others
             if column.kind == "number":
-                data[column.name] = np.zeros(1, dtype=np.float64)
+                data[column.name] = np.asarray([0.0 if seen is None else seen], dtype=np.float64)
             else:
-                data[column.name] = pd.array([_first_category(self.pipeline, column.name)], "str")
+                data[column.name] = pd.array(["" if seen is None else str(seen)], dtype="str")
         try:
             self.predict(pd.DataFrame(data), probabilities=self.is_classifier)
         except Exception as exc:
@@ -194,19 +196,18 @@ def schema_from_pipeline(pipeline: Any) -> InputSchema:
             categories = _encoder_categories(parts, index)
             text = categories is not None and categories.dtype.kind in "OUST"
             roles[name] = ("string" if text else "number", imputes)
-    return InputSchema(
-        tuple(InputColumn(n, *roles.get(n, ("number", False))) for n in names)
-    )
+    return InputSchema(tuple(InputColumn(n, *roles.get(n, ("number", False))) for n in names))
 
 
-def _first_category(pipeline: Any, column: str) -> str:
+def _first_category(pipeline: Any, column: str) -> Any | None:
+    """A value the pipeline's encoder saw for ``column`` in training, or None."""
     names = [str(n) for n in getattr(pipeline, "feature_names_in_", [])]
     for parts, columns in _branches(pipeline, names):
         if column in columns:
             categories = _encoder_categories(parts, columns.index(column))
             if categories is not None and len(categories):
-                return str(categories[0])
-    return ""
+                return categories[0]
+    return None
 
 
 def resolve_version(registry: ModelRegistry, model_uri: str) -> ModelVersionInfo:
@@ -228,7 +229,9 @@ def resolve_version(registry: ModelRegistry, model_uri: str) -> ModelVersionInfo
         return info
     name, _, version = ref.rpartition("/")
     if not name or not version.isdigit():
-        raise RegistryError(f"{model_uri!r}: use models:/<name>@<alias> or models:/<name>/<version>")
+        raise RegistryError(
+            f"{model_uri!r}: use models:/<name>@<alias> or models:/<name>/<version>"
+        )
     return registry.get_version(name, version)
 
 
@@ -237,6 +240,23 @@ def _check_store(tracking_uri: str) -> None:
         db = Path(tracking_uri.removeprefix("sqlite:///").split("?", 1)[0]).expanduser()
         if not db.is_file():
             raise RegistryError(f"no MLflow store at {db} (tracking URI {tracking_uri})")
+
+
+def resolve_model(settings: ServingSettings) -> tuple[ModelRegistry, ModelVersionInfo]:
+    """Open the configured registry and resolve the configured model URI to a version.
+
+    Args:
+        settings: the model URI and the registry.
+
+    Returns:
+        The registry and the version the URI means now.
+
+    Raises:
+        RegistryError: no store at a SQLite URI, or an unknown model, alias or version.
+    """
+    _check_store(settings.tracking_uri)
+    registry = ModelRegistry(settings.tracking_uri)
+    return registry, resolve_version(registry, settings.model_uri)
 
 
 def load_slot(settings: ServingSettings) -> ModelSlot:
@@ -252,9 +272,7 @@ def load_slot(settings: ServingSettings) -> ModelSlot:
         RegistryError: the store is unreachable, the model/alias/version is unknown, the
             model cannot be loaded, has no named input columns, or fails its warm-up.
     """
-    _check_store(settings.tracking_uri)
-    registry = ModelRegistry(settings.tracking_uri)
-    info = resolve_version(registry, settings.model_uri)
+    registry, info = resolve_model(settings)
     logger.info("loading %s (version %s, run %s)", settings.model_uri, info.version, info.run_id)
     pipeline = registry.load_pipeline(info.uri)
     classes: tuple[Any, ...] = ()

@@ -1,1 +1,1 @@
-"""Wire protocols the server speaks: MLflow's scoring protocol and the Open Inference Protocol v2."""
+"""Wire protocols: MLflow's scoring protocol and the Open Inference Protocol v2."""

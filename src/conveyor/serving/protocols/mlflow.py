@@ -53,7 +53,8 @@ _ERROR_CODES = {
 
 def error_body(status: int, message: str) -> dict[str, str]:
     """MLflow's error body for a status and a message."""
-    return {"error_code": _ERROR_CODES.get(status, "INTERNAL_ERROR"), "message": message}
+    default = "BAD_REQUEST" if status < 500 else "INTERNAL_ERROR"
+    return {"error_code": _ERROR_CODES.get(status, default), "message": message}
 
 
 def parse_payload(payload: Any, schema: InputSchema) -> RawColumns:

@@ -1,0 +1,148 @@
+"""The serving app's composition root: ``create_app(settings)`` wires state, routes and errors.
+
+Nothing happens at import time. The model is loaded and warmed in the app's lifespan
+(before the server accepts requests) unless a caller hands in a slot it already loaded,
+as ``conveyor serve`` does so that a startup failure is one clear line and exit code 1.
+
+Status codes: bad requests are 4xx with a message naming the field or column (400
+malformed, 404 unknown model/version, 413 body too large, 415 content type, 422 values
+the model cannot take); errors on ``/v2`` paths use the protocol's ``{"error": ...}``
+body, every other path MLflow's ``{"error_code": ..., "message": ...}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from conveyor import __version__
+from conveyor.serving.inputs import RequestError
+from conveyor.serving.metrics import RequestTelemetry
+from conveyor.serving.protocols import mlflow as mlflow_protocol
+from conveyor.serving.routes import mlflow_router, v2_router
+from conveyor.serving.settings import ServingSettings, load_serving
+from conveyor.serving.slot import ModelSlot, load_slot
+from conveyor.serving.state import ServingState, StateDep
+
+__all__ = ["app_from_env", "create_app"]
+
+logger = logging.getLogger(__name__)
+
+
+def _error(request: Request, status: int, message: str) -> JSONResponse:
+    if request.url.path.startswith("/v2"):
+        return JSONResponse({"error": message}, status_code=status)
+    return JSONResponse(mlflow_protocol.error_body(status, message), status_code=status)
+
+
+async def _request_error(request: Request, exc: Exception) -> JSONResponse:
+    status = exc.status if isinstance(exc, RequestError) else 400
+    return _error(request, status, str(exc))
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    first = errors[0] if errors else {}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "path"))
+    return _error(request, 422, f"{where or 'request'}: {first.get('msg', 'invalid value')}")
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, StarletteHTTPException):
+        return _error(request, 500, "internal error")
+    return _error(request, exc.status_code, f"{exc.detail}: {request.method} {request.url.path}")
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unexpected error on %s %s", request.method, request.url.path)
+    return _error(request, 500, f"internal error ({type(exc).__name__}); see the server log")
+
+
+def _lifespan(state: ServingState) -> Any:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if state.slot is None:
+            state.slot = await run_in_threadpool(load_slot, state.settings)
+        state.metrics.set_model(state.slot)
+        state.ready = True
+        logger.info("serving %s version %s", state.slot.name, state.slot.version)
+        try:
+            yield
+        finally:
+            state.ready = False
+
+    return lifespan
+
+
+async def healthz() -> dict[str, str]:
+    """The process is alive and answering."""
+    return {"status": "alive"}
+
+
+async def readyz(state: StateDep) -> JSONResponse:
+    """200 once the model is loaded and warmed; 503 before that and while shutting down."""
+    if not state.ready or state.slot is None:
+        return JSONResponse({"status": "not ready"}, status_code=503)
+    slot = state.slot
+    return JSONResponse({"status": "ready", "model": slot.name, "version": slot.version})
+
+
+async def metrics(state: StateDep) -> Response:
+    """Prometheus metrics in the text exposition format."""
+    body, content_type = state.metrics.render()
+    return Response(body, media_type=content_type)
+
+
+def create_app(settings: ServingSettings, *, slot: ModelSlot | None = None) -> FastAPI:
+    """Build the serving app.
+
+    Args:
+        settings: model URI, registry and request limits.
+        slot: a model already loaded and warmed (``conveyor serve`` loads it first);
+            None: the app loads ``settings.model_uri`` at startup.
+
+    Returns:
+        The FastAPI app; OpenAPI docs at ``/docs``.
+
+    Example:
+        >>> app = create_app(ServingSettings(model_uri="models:/m@champion",
+        ...                                  tracking_uri="sqlite:///mlflow.db"))
+        >>> app.title
+        'Conveyor model server'
+    """
+    state = ServingState(settings=settings, slot=slot)
+    app = FastAPI(
+        title="Conveyor model server",
+        version=__version__,
+        description="MLflow scoring protocol and Open Inference Protocol v2 for one model.",
+        lifespan=_lifespan(state),
+    )
+    app.state.serving = state
+    app.add_middleware(RequestTelemetry, metrics=state.metrics, model=state.model_labels)
+    app.add_exception_handler(RequestError, _request_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
+    app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"])
+    app.add_api_route("/metrics", metrics, methods=["GET"], tags=["metrics"])
+    app.include_router(mlflow_router)
+    app.include_router(v2_router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """``uvicorn --factory conveyor.serving.app:app_from_env``: settings from ``CONVEYOR_SERVE_*``.
+
+    Raises:
+        ConfigError: the serving settings are missing or invalid.
+    """
+    return create_app(load_serving())

@@ -1,0 +1,145 @@
+"""Prometheus metrics of one serving app, and the ASGI middleware that records every request.
+
+Each app owns its own ``CollectorRegistry`` (nothing is registered at import time, and two
+apps in one process do not collide). Label values are bounded: ``route`` is the route
+template (``/v2/models/{name}/infer``), never the raw path; unmatched paths count as
+``unmatched``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+    from conveyor.serving.slot import ModelSlot
+
+__all__ = ["REQUEST_ID_HEADER", "RequestTelemetry", "ServingMetrics", "request_id_of"]
+
+REQUEST_ID_HEADER = "x-request-id"
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+class ServingMetrics:
+    """The serving metrics, on a registry of their own.
+
+    Metrics:
+        ``conveyor_requests_total{model,version,route,status}``: requests answered.
+        ``conveyor_request_duration_seconds{model,version,route}``: latency histogram.
+        ``conveyor_prediction_rows_total{model,version,route}``: rows scored.
+        ``conveyor_model_info{name,version,run_id,runtime}``: 1 for the loaded model.
+    """
+
+    def __init__(self) -> None:
+        """Create the registry and the metrics on it."""
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        labels = ["model", "version", "route"]
+        self.requests = Counter(
+            "conveyor_requests",
+            "HTTP requests answered, by route and status code.",
+            [*labels, "status"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "conveyor_request_duration_seconds",
+            "Time from request start to the end of the response.",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.rows = Counter(
+            "conveyor_prediction_rows", "Rows scored.", labels, registry=self.registry
+        )
+        self.model_info = Gauge(
+            "conveyor_model_info",
+            "The model version loaded (value 1).",
+            ["name", "version", "run_id", "runtime"],
+            registry=self.registry,
+        )
+
+    def set_model(self, slot: ModelSlot) -> None:
+        """Publish the loaded model in ``conveyor_model_info``."""
+        self.model_info.clear()
+        self.model_info.labels(slot.name, slot.version, slot.run_id, slot.runtime).set(1)
+
+    def observe(self, *, model: tuple[str, str], route: str, status: int, seconds: float) -> None:
+        """Count one answered request and its duration."""
+        name, version = model
+        self.requests.labels(name, version, route, str(status)).inc()
+        self.duration.labels(name, version, route).observe(seconds)
+
+    def count_rows(self, *, model: tuple[str, str], route: str, rows: int) -> None:
+        """Count rows scored by a successful prediction."""
+        self.rows.labels(*model, route).inc(rows)
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition text and its content type."""
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def request_id_of(header: str | None) -> str:
+    """The caller's request id when it is a safe token, else a new one."""
+    if header and _SAFE_REQUEST_ID.fullmatch(header):
+        return header
+    return uuid.uuid4().hex
+
+
+class RequestTelemetry:
+    """ASGI middleware: assigns the request id (``X-Request-Id`` in and out) and records
+    the request in :class:`ServingMetrics`.
+
+    Args:
+        app: the wrapped ASGI app.
+        metrics: where to record.
+        model: returns the (name, version) labels of the model currently loaded.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, metrics: ServingMetrics, model: Callable[[], tuple[str, str]]
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.model = model
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI connection."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode())
+        request_id = request_id_of(incoming.decode("latin-1") if incoming else None)
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.observe(
+                model=self.model(),
+                route=route,
+                status=status,
+                seconds=time.perf_counter() - started,
+            )

@@ -1,0 +1,161 @@
+"""A real model in a real MLflow store, served by a real `conveyor serve` in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from conveyor.registry.store import ModelRegistry
+
+CONVEYOR = str(Path(sys.executable).with_name("conveyor"))
+MODEL = "serve-test"
+FEATURES = ["age", "hours", "job"]
+TARGET = "income"
+STARTUP_TIMEOUT_S = 90.0
+
+
+@dataclass(frozen=True)
+class Served:
+    """The running server and what it serves."""
+
+    url: str
+    client: httpx.Client
+    offline: Any  # the same version loaded through ModelRegistry.load_pipeline
+    version: str
+    run_id: str
+    rows: pd.DataFrame
+    tracking_uri: str
+
+
+def make_table(n: int = 240, seed: int = 11) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "age": rng.normal(40, 12, n).round(1),
+            "hours": rng.normal(38, 6, n).round(1),
+            "job": pd.Series(rng.choice(["clerk", "nurse", "smith"], n), dtype="str"),
+        }
+    )
+    label = (frame["age"] > 40) ^ (frame["job"] == "nurse")
+    frame[TARGET] = pd.Series(np.where(label, ">50K", "<=50K"), dtype="str")
+    return frame
+
+
+def fit_pipeline(table: pd.DataFrame) -> Pipeline:
+    """Numeric columns imputed (NaN allowed); the categorical column has no imputer."""
+    import lightgbm
+
+    numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+    pre = ColumnTransformer(
+        [
+            ("num", numeric, ["age", "hours"]),
+            ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["job"]),
+        ],
+        sparse_threshold=0.0,
+    )
+    model = lightgbm.LGBMClassifier(n_estimators=20, min_child_samples=5, verbose=-1)
+    return Pipeline([("preprocess", pre), ("model", model)]).fit(table[FEATURES], table[TARGET])
+
+
+def register_model(registry: ModelRegistry, table: pd.DataFrame, artifacts: Path) -> str:
+    report = artifacts / "metrics.json"
+    report.write_text('{"accuracy": 0.9}', encoding="utf-8")
+    run_id = registry.log_training_run(
+        experiment=MODEL,
+        run_name="serve-test",
+        params={"model": "lightgbm"},
+        metrics={"accuracy": 0.9},
+        artifacts=[report],
+        pipeline=fit_pipeline(table),
+        input_example=table[FEATURES].head(5),
+        dataset=table,
+        dataset_name=MODEL,
+        dataset_source="synthetic",
+        dataset_digest="md5:serve",
+        target=TARGET,
+        tags={},
+    )
+    version = registry.register(name=MODEL, run_id=run_id, key="serve-1", tags={}).version
+    registry.promote(MODEL, version)
+    return version
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "CONVEYOR_"))}
+    return {**env, "COLUMNS": "200"}
+
+
+def wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            err = log.read_text(encoding="utf-8", errors="replace")[-2000:]
+            pytest.fail(f"conveyor serve exited with {process.returncode}: {err}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"conveyor serve was not ready within {STARTUP_TIMEOUT_S} s")
+
+
+@pytest.fixture(scope="package")
+def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[ModelRegistry, str]:
+    folder = tmp_path_factory.mktemp("serving-store")
+    registry = ModelRegistry(f"sqlite:///{folder / 'mlflow.db'}")
+    version = register_model(registry, make_table(), folder)
+    return registry, version
+
+
+@pytest.fixture(scope="package")
+def served(
+    store: tuple[ModelRegistry, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    """`conveyor serve` on a free port; stopped (SIGTERM, then kill) at teardown."""
+    registry, version = store
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [CONVEYOR, "serve", "--model-uri", f"models:/{MODEL}@champion"]
+    argv += ["--tracking-uri", registry.tracking_uri, "--port", str(port)]
+    argv += ["--max-batch-rows", "500", "--max-body-bytes", "200000"]
+    folder = tmp_path_factory.mktemp("serve-cwd")
+    log = folder / "serve.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(argv, cwd=folder, env=clean_env(), stdout=sink, stderr=sink)
+    try:
+        wait_ready(process, url, log)
+        offline = registry.load_pipeline(f"models:/{MODEL}/{version}")
+        rows = make_table(n=40, seed=99)[FEATURES]
+        with httpx.Client(base_url=url, timeout=30.0) as client:
+            run_id = registry.get_version(MODEL, version).run_id
+            yield Served(url, client, offline, version, run_id, rows, registry.tracking_uri)
+    finally:
+        process.terminate()
+        try:
+            process.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
