@@ -273,12 +273,7 @@ def ui(
 
 # -- serve --------------------------------------------------------------------
 def _serving_settings(
-    config_path: Path,
-    model_uri: str | None,
-    tracking_uri: str | None,
-    *,
-    max_body_bytes: int,
-    max_batch_rows: int,
+    config_path: Path, model_uri: str | None, tracking_uri: str | None, **options: Any
 ) -> Any:
     from pydantic import ValidationError
 
@@ -296,16 +291,13 @@ def _serving_settings(
         settings = get_settings()
         tracking_uri = project.tracking_uri if project else settings.tracking_uri(Path.cwd())
     try:
-        return ServingSettings(
-            model_uri=model_uri,
-            tracking_uri=tracking_uri,
-            max_body_bytes=max_body_bytes,
-            max_batch_rows=max_batch_rows,
-        )
+        # The admin token comes from CONVEYOR_ADMIN_TOKEN only: a secret is no CLI option.
+        return ServingSettings(model_uri=model_uri, tracking_uri=tracking_uri, **options)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]).replace("_", "-")
-        raise ConfigError(f"--{field}: {first['msg']}") from exc
+        field = ".".join(str(p) for p in first["loc"])
+        where = field if field.startswith("CONVEYOR_") else "--" + field.replace("_", "-")
+        raise ConfigError(f"{where}: {first['msg']}") from exc
 
 
 @app.command()
@@ -324,35 +316,73 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
     max_body_bytes: Annotated[int, typer.Option(help="Request body limit.", min=1)] = 8388608,
     max_batch_rows: Annotated[int, typer.Option(help="Rows per request limit.", min=1)] = 10000,
+    poll_interval: Annotated[
+        float,
+        typer.Option(
+            help="Seconds between checks of the model alias; 0 turns following off.", min=0
+        ),
+    ] = 30.0,
+    drain_seconds: Annotated[
+        float,
+        typer.Option(help="After SIGTERM: seconds of serving with /readyz at 503.", min=0),
+    ] = 5.0,
+    graceful_timeout: Annotated[
+        int,
+        typer.Option(help="After the drain: seconds in-flight requests get to finish.", min=0),
+    ] = 20,
 ) -> None:
     """Serve a registered model over HTTP (default: models:/<config name>@champion).
 
     MLflow /invocations and Open Inference Protocol v2; /healthz, /readyz, /metrics, /docs.
+    An alias is followed: the new version is loaded beside the old one, then swapped in.
+    POST /admin/reload checks the alias now (bearer token from CONVEYOR_ADMIN_TOKEN).
+    SIGTERM: /readyz turns 503, requests are served for --drain-seconds, then it stops.
     """
-    import uvicorn
-
-    limits = {"max_body_bytes": max_body_bytes, "max_batch_rows": max_batch_rows}
-    settings = _guarded(_serving_settings, config, model_uri, tracking_uri, **limits)
+    options = {
+        "max_body_bytes": max_body_bytes,
+        "max_batch_rows": max_batch_rows,
+        "poll_interval": poll_interval,
+        "drain_seconds": drain_seconds,
+        "graceful_timeout": graceful_timeout,
+    }
+    settings = _guarded(_serving_settings, config, model_uri, tracking_uri, **options)
     if workers == 1:
         from conveyor.serving.app import create_app
+        from conveyor.serving.shutdown import run_server
         from conveyor.serving.slot import load_slot
 
         slot = _guarded(load_slot, settings)
         _console().print(
             f"serving {slot.name} v{slot.version} ({settings.model_uri}) on http://{host}:{port}"
         )
-        uvicorn.run(create_app(settings, slot=slot), host=host, port=port, log_level="info")
+        run_server(
+            create_app(settings, slot=slot),
+            host=host,
+            port=port,
+            drain_seconds=drain_seconds,
+            graceful_timeout=graceful_timeout,
+        )
         return
+    _serve_workers(settings, host=host, port=port, workers=workers)
+
+
+def _serve_workers(settings: Any, *, host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    from conveyor.serving.follow import follows_alias
     from conveyor.serving.slot import resolve_model
 
     _, info = _guarded(resolve_model, settings)
-    # Every worker loads the same version: the alias is resolved once, here.
+    # Without polling every worker loads the same version: the alias is resolved once,
+    # here. With polling each worker follows the alias on its own.
+    following = settings.poll_interval > 0 and follows_alias(settings.model_uri)
     os.environ.update(
         {
-            "CONVEYOR_SERVE_MODEL_URI": info.uri,
+            "CONVEYOR_SERVE_MODEL_URI": settings.model_uri if following else info.uri,
             "CONVEYOR_SERVE_TRACKING_URI": settings.tracking_uri,
-            "CONVEYOR_SERVE_MAX_BODY_BYTES": str(max_body_bytes),
-            "CONVEYOR_SERVE_MAX_BATCH_ROWS": str(max_batch_rows),
+            "CONVEYOR_SERVE_MAX_BODY_BYTES": str(settings.max_body_bytes),
+            "CONVEYOR_SERVE_MAX_BATCH_ROWS": str(settings.max_batch_rows),
+            "CONVEYOR_SERVE_POLL_INTERVAL": str(settings.poll_interval),
         }
     )
     _console().print(
@@ -365,6 +395,7 @@ def serve(
         host=host,
         port=port,
         log_level="info",
+        timeout_graceful_shutdown=settings.graceful_timeout,
     )
 
 

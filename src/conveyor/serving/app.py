@@ -3,6 +3,9 @@
 Nothing happens at import time. The model is loaded and warmed in the app's lifespan
 (before the server accepts requests) unless a caller hands in a slot it already loaded,
 as ``conveyor serve`` does so that a startup failure is one clear line and exit code 1.
+When the model URI names an alias and ``poll_interval`` > 0, the lifespan also runs the
+:class:`~conveyor.serving.follow.AliasFollower` poll task, which hot-swaps the model when
+the alias moves (``POST /admin/reload`` asks for a check at once).
 
 Status codes: bad requests are 4xx with a message naming the field or column (400
 malformed, 404 unknown model/version, 413 body too large, 415 content type, 422 values
@@ -12,6 +15,8 @@ body, every other path MLflow's ``{"error_code": ..., "message": ...}``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +29,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from conveyor import __version__
+from conveyor.serving.admin import admin_router
+from conveyor.serving.follow import AliasFollower, follows_alias
 from conveyor.serving.inputs import RequestError
 from conveyor.serving.metrics import RequestTelemetry
 from conveyor.serving.protocols import mlflow as mlflow_protocol
@@ -58,7 +65,11 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, StarletteHTTPException):
         return _error(request, 500, "internal error")
-    return _error(request, exc.status_code, f"{exc.detail}: {request.method} {request.url.path}")
+    response = _error(
+        request, exc.status_code, f"{exc.detail}: {request.method} {request.url.path}"
+    )
+    response.headers.update(exc.headers or {})
+    return response
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -66,7 +77,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return _error(request, 500, f"internal error ({type(exc).__name__}); see the server log")
 
 
-def _lifespan(state: ServingState) -> Any:
+def _lifespan(state: ServingState, follower: AliasFollower) -> Any:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if state.slot is None:
@@ -74,10 +85,18 @@ def _lifespan(state: ServingState) -> Any:
         state.metrics.set_model(state.slot)
         state.ready = True
         logger.info("serving %s version %s", state.slot.name, state.slot.version)
+        settings = state.settings
+        polling = None
+        if settings.poll_interval > 0 and follows_alias(settings.model_uri):
+            polling = asyncio.create_task(follower.poll(), name="conveyor-alias-poll")
         try:
             yield
         finally:
             state.ready = False
+            if polling is not None:
+                polling.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await polling
 
     return lifespan
 
@@ -88,9 +107,10 @@ async def healthz() -> dict[str, str]:
 
 
 async def readyz(state: StateDep) -> JSONResponse:
-    """200 once the model is loaded and warmed; 503 before that and while shutting down."""
-    if not state.ready or state.slot is None:
-        return JSONResponse({"status": "not ready"}, status_code=503)
+    """200 once the model is loaded and warmed; 503 before that and from SIGTERM on."""
+    if not state.is_ready() or state.slot is None:
+        status = "draining" if state.draining else "not ready"
+        return JSONResponse({"status": status}, status_code=503)
     slot = state.slot
     return JSONResponse({"status": "ready", "model": slot.name, "version": slot.version})
 
@@ -105,7 +125,7 @@ def create_app(settings: ServingSettings, *, slot: ModelSlot | None = None) -> F
     """Build the serving app.
 
     Args:
-        settings: model URI, registry and request limits.
+        settings: model URI, registry, request limits, polling, drain and admin token.
         slot: a model already loaded and warmed (``conveyor serve`` loads it first);
             None: the app loads ``settings.model_uri`` at startup.
 
@@ -119,13 +139,15 @@ def create_app(settings: ServingSettings, *, slot: ModelSlot | None = None) -> F
         'Conveyor model server'
     """
     state = ServingState(settings=settings, slot=slot)
+    follower = AliasFollower(state)
     app = FastAPI(
         title="Conveyor model server",
         version=__version__,
         description="MLflow scoring protocol and Open Inference Protocol v2 for one model.",
-        lifespan=_lifespan(state),
+        lifespan=_lifespan(state, follower),
     )
     app.state.serving = state
+    app.state.follower = follower
     app.add_middleware(RequestTelemetry, metrics=state.metrics, model=state.model_labels)
     app.add_exception_handler(RequestError, _request_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -136,6 +158,7 @@ def create_app(settings: ServingSettings, *, slot: ModelSlot | None = None) -> F
     app.add_api_route("/metrics", metrics, methods=["GET"], tags=["metrics"])
     app.include_router(mlflow_router)
     app.include_router(v2_router)
+    app.include_router(admin_router)
     return app
 
 

@@ -19,12 +19,24 @@ if TYPE_CHECKING:
 
     from conveyor.serving.slot import ModelSlot
 
-__all__ = ["REQUEST_ID_HEADER", "RequestTelemetry", "ServingMetrics", "request_id_of"]
+__all__ = [
+    "ANSWERED_BY",
+    "CHECK_RESULTS",
+    "REQUEST_ID_HEADER",
+    "SWAP_RESULTS",
+    "RequestTelemetry",
+    "ServingMetrics",
+    "request_id_of",
+]
 
 REQUEST_ID_HEADER = "x-request-id"
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
+SWAP_RESULTS = ("success", "failure")
+CHECK_RESULTS = ("unchanged", "changed", "error")
+ANSWERED_BY = "answered_by"
+"""Key in a request's ASGI state of the ``(name, version)`` that answered it."""
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 
@@ -35,7 +47,11 @@ class ServingMetrics:
         ``conveyor_requests_total{model,version,route,status}``: requests answered.
         ``conveyor_request_duration_seconds{model,version,route}``: latency histogram.
         ``conveyor_prediction_rows_total{model,version,route}``: rows scored.
-        ``conveyor_model_info{name,version,run_id,runtime}``: 1 for the loaded model.
+        ``conveyor_model_info{name,version,run_id,runtime}``: 1 for the version serving.
+        ``conveyor_model_swaps_total{result}``: attempts to load a new version and swap it
+        in (``success`` or ``failure``; on failure the old version keeps serving).
+        ``conveyor_model_alias_checks_total{result}``: registry checks of the followed
+        alias (``unchanged``, ``changed`` or ``error`` when the registry did not answer).
     """
 
     def __init__(self) -> None:
@@ -66,6 +82,22 @@ class ServingMetrics:
             ["name", "version", "run_id", "runtime"],
             registry=self.registry,
         )
+        self.swaps = Counter(
+            "conveyor_model_swaps",
+            "Attempts to load a new model version and swap it in, by result.",
+            ["result"],
+            registry=self.registry,
+        )
+        self.alias_checks = Counter(
+            "conveyor_model_alias_checks",
+            "Registry checks of the followed alias, by result.",
+            ["result"],
+            registry=self.registry,
+        )
+        for result in SWAP_RESULTS:
+            self.swaps.labels(result)
+        for result in CHECK_RESULTS:
+            self.alias_checks.labels(result)
 
     def set_model(self, slot: ModelSlot) -> None:
         """Publish the loaded model in ``conveyor_model_info``."""
@@ -81,6 +113,14 @@ class ServingMetrics:
     def count_rows(self, *, model: tuple[str, str], route: str, rows: int) -> None:
         """Count rows scored by a successful prediction."""
         self.rows.labels(*model, route).inc(rows)
+
+    def count_swap(self, result: str) -> None:
+        """Count one swap attempt (``success`` or ``failure``)."""
+        self.swaps.labels(result).inc()
+
+    def count_alias_check(self, result: str) -> None:
+        """Count one registry check of the alias (``unchanged``, ``changed``, ``error``)."""
+        self.alias_checks.labels(result).inc()
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""
@@ -103,7 +143,9 @@ class RequestTelemetry:
     Args:
         app: the wrapped ASGI app.
         metrics: where to record.
-        model: returns the (name, version) labels of the model currently loaded.
+        model: returns the (name, version) labels of the model currently loaded; used
+            when the handler did not record which version answered (a hot swap may have
+            happened since the request started).
     """
 
     def __init__(
@@ -137,8 +179,9 @@ class RequestTelemetry:
             await self.app(scope, receive, send_with_id)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
+            answered = scope["state"].get(ANSWERED_BY)
             self.metrics.observe(
-                model=self.model(),
+                model=answered if answered is not None else self.model(),
                 route=route,
                 status=status,
                 seconds=time.perf_counter() - started,

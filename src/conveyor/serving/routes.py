@@ -19,7 +19,7 @@ from conveyor.serving.inputs import RequestError
 from conveyor.serving.protocols import mlflow as mlflow_protocol
 from conveyor.serving.protocols import v2
 from conveyor.serving.slot import ModelSlot
-from conveyor.serving.state import ServingState, StateDep, model_headers, score
+from conveyor.serving.state import ServingState, StateDep, answered_by, model_headers, score
 
 __all__ = ["INVOCATIONS_BODY", "V2_INFER_BODY", "mlflow_router", "v2_router"]
 
@@ -93,7 +93,8 @@ async def invocations(
     ] = False,
 ) -> JSONResponse:
     """Score rows sent in any of MLflow's forms (JSON or CSV); answer ``predictions``."""
-    slot = state.require_slot()
+    slot = state.require_slot()  # this request finishes on this version, even across a swap
+    answered_by(request, slot)
     kind = media_type(
         request.headers.get("content-type"), accepted=("application/json", "text/csv")
     )
@@ -117,7 +118,7 @@ async def invocations(
         text=kind == "text/csv",
         probabilities=probabilities,
     )
-    state.metrics.count_rows(model=state.model_labels(), route="/invocations", rows=rows)
+    state.metrics.count_rows(model=(slot.name, slot.version), route="/invocations", rows=rows)
     return JSONResponse(
         mlflow_protocol.predictions_body(slot, prediction), headers=model_headers(slot)
     )
@@ -143,8 +144,10 @@ async def v2_live() -> dict[str, bool]:
 
 @v2_router.get("/health/ready")
 async def v2_ready(state: StateDep) -> JSONResponse:
-    """Server readiness: 200 when the model is loaded and warmed, 400 otherwise (per spec)."""
-    return JSONResponse({"ready": state.ready}, status_code=200 if state.ready else 400)
+    """Server readiness: 200 when the model is loaded, warmed and not draining; else 400
+    (the protocol answers "not ready" with a 4xx)."""
+    ready = state.is_ready()
+    return JSONResponse({"ready": ready}, status_code=200 if ready else 400)
 
 
 @v2_router.get("")
@@ -178,6 +181,7 @@ async def v2_version_ready(name: str, version: str, state: StateDep) -> dict[str
 
 
 async def _infer(request: Request, state: ServingState, slot: ModelSlot) -> JSONResponse:
+    answered_by(request, slot)
     media_type(request.headers.get("content-type"), accepted=("application/json",), missing_ok=True)
     body = await read_body(request, limit=state.settings.max_body_bytes)
     parsed = await run_in_threadpool(lambda: v2.parse_infer_request(parse_json(body), slot))
@@ -189,7 +193,7 @@ async def _infer(request: Request, state: ServingState, slot: ModelSlot) -> JSON
         probabilities=parsed.outputs is None or v2.PROBABILITIES in parsed.outputs,
     )
     route = getattr(request.scope.get("route"), "path", "/v2/models/{name}/infer")
-    state.metrics.count_rows(model=state.model_labels(), route=route, rows=rows)
+    state.metrics.count_rows(model=(slot.name, slot.version), route=route, rows=rows)
     answer = v2.infer_response(
         slot, prediction, request_id=parsed.id or _request_id(request), outputs=parsed.outputs
     )

@@ -1,16 +1,31 @@
-"""Settings of one serving process: which model, from which registry, and the request limits."""
+"""Settings of one serving process: which model, from where, request limits, updates, shutdown."""
 
 from __future__ import annotations
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from conveyor.errors import ConfigError
 
-__all__ = ["DEFAULT_MAX_BATCH_ROWS", "DEFAULT_MAX_BODY_BYTES", "ServingSettings", "load_serving"]
+__all__ = [
+    "ADMIN_TOKEN_ENV",
+    "DEFAULT_DRAIN_SECONDS",
+    "DEFAULT_GRACEFUL_TIMEOUT",
+    "DEFAULT_MAX_BATCH_ROWS",
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_POLL_INTERVAL",
+    "MIN_ADMIN_TOKEN_CHARS",
+    "ServingSettings",
+    "load_serving",
+]
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_BATCH_ROWS = 10_000
+DEFAULT_POLL_INTERVAL = 30.0
+DEFAULT_DRAIN_SECONDS = 5.0
+DEFAULT_GRACEFUL_TIMEOUT = 20
+MIN_ADMIN_TOKEN_CHARS = 16
+ADMIN_TOKEN_ENV = "CONVEYOR_ADMIN_TOKEN"
 
 
 class ServingSettings(BaseSettings):
@@ -26,14 +41,38 @@ class ServingSettings(BaseSettings):
         tracking_uri: the MLflow tracking/registry URI holding the model.
         max_body_bytes: larger request bodies are refused with 413.
         max_batch_rows: larger batches are refused with 422.
+        poll_interval: seconds between checks of the alias in ``model_uri`` (0: never; a
+            URI naming a version is never polled).
+        drain_seconds: after SIGTERM, how long ``/readyz`` answers 503 while requests are
+            still served, so load balancers stop sending traffic before the server stops.
+        graceful_timeout: after the drain, seconds in-flight requests get to finish.
+        admin_token: bearer token of the ``/admin`` endpoints, from ``CONVEYOR_ADMIN_TOKEN``
+            (``CONVEYOR_SERVE_ADMIN_TOKEN`` is read too); at least 16 characters. None: the
+            admin endpoints are off and answer 404.
     """
 
-    model_config = SettingsConfigDict(env_prefix="CONVEYOR_SERVE_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="CONVEYOR_SERVE_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     model_uri: str = Field(description="models:/<name>@<alias> or models:/<name>/<version>.")
     tracking_uri: str = Field(description="MLflow tracking and registry URI.")
     max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, gt=0, description="Body limit (bytes).")
     max_batch_rows: int = Field(DEFAULT_MAX_BATCH_ROWS, gt=0, description="Rows per request.")
+    poll_interval: float = Field(
+        DEFAULT_POLL_INTERVAL, ge=0, description="Seconds between alias checks (0: off)."
+    )
+    drain_seconds: float = Field(
+        DEFAULT_DRAIN_SECONDS, ge=0, description="Not-ready delay after SIGTERM (seconds)."
+    )
+    graceful_timeout: int = Field(
+        DEFAULT_GRACEFUL_TIMEOUT, ge=0, description="In-flight requests' time after the drain."
+    )
+    admin_token: SecretStr | None = Field(
+        None,
+        validation_alias=ADMIN_TOKEN_ENV,
+        description="Bearer token for /admin endpoints (unset: they are off).",
+    )
 
     @field_validator("model_uri")
     @classmethod
@@ -45,6 +84,20 @@ class ServingSettings(BaseSettings):
                 "models:/<name>/<version>"
             )
         return value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _strong_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_ADMIN_TOKEN_CHARS:
+            raise ValueError(
+                f"the admin token must have at least {MIN_ADMIN_TOKEN_CHARS} characters"
+            )
+        return value
+
+
+def _variable(loc: tuple[int | str, ...]) -> str:
+    name = ".".join(str(p) for p in loc).upper()
+    return name if name.startswith("CONVEYOR_") else f"CONVEYOR_SERVE_{name}"
 
 
 def load_serving() -> ServingSettings:
@@ -59,8 +112,5 @@ def load_serving() -> ServingSettings:
     try:
         return ServingSettings()  # type: ignore[call-arg]  # fields come from the environment
     except ValidationError as exc:
-        problems = "; ".join(
-            f"CONVEYOR_SERVE_{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            for e in exc.errors()
-        )
+        problems = "; ".join(f"{_variable(e['loc'])}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"invalid serving settings: {problems}") from exc

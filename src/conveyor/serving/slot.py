@@ -32,6 +32,7 @@ __all__ = [
     "ModelSlot",
     "Prediction",
     "load_slot",
+    "load_version",
     "resolve_model",
     "resolve_version",
     "schema_from_pipeline",
@@ -259,21 +260,21 @@ def resolve_model(settings: ServingSettings) -> tuple[ModelRegistry, ModelVersio
     return registry, resolve_version(registry, settings.model_uri)
 
 
-def load_slot(settings: ServingSettings) -> ModelSlot:
-    """Resolve, load and warm the configured model.
+def load_version(registry: ModelRegistry, info: ModelVersionInfo) -> ModelSlot:
+    """Load and warm one exact registered version (blocking: call it off the event loop).
 
     Args:
-        settings: the model URI and the registry to load it from.
+        registry: the registry holding it.
+        info: the version, as resolved by :func:`resolve_version`.
 
     Returns:
         The warmed slot.
 
     Raises:
-        RegistryError: the store is unreachable, the model/alias/version is unknown, the
-            model cannot be loaded, has no named input columns, or fails its warm-up.
+        RegistryError: the model cannot be loaded, has no named input columns, or fails
+            its warm-up.
     """
-    registry, info = resolve_model(settings)
-    logger.info("loading %s (version %s, run %s)", settings.model_uri, info.version, info.run_id)
+    logger.info("loading %s (version %s, run %s)", info.name, info.version, info.run_id)
     pipeline = registry.load_pipeline(info.uri)
     classes: tuple[Any, ...] = ()
     if hasattr(pipeline, "predict_proba") and hasattr(pipeline, "classes_"):
@@ -289,3 +290,20 @@ def load_slot(settings: ServingSettings) -> ModelSlot:
     slot.warm()
     logger.info("model %s version %s loaded and warmed", slot.name, slot.version)
     return slot
+
+
+def load_slot(settings: ServingSettings) -> ModelSlot:
+    """Resolve, load and warm the configured model.
+
+    Args:
+        settings: the model URI and the registry to load it from.
+
+    Returns:
+        The warmed slot.
+
+    Raises:
+        RegistryError: the store is unreachable, the model/alias/version is unknown, the
+            model cannot be loaded, has no named input columns, or fails its warm-up.
+    """
+    registry, info = resolve_model(settings)
+    return load_version(registry, info)

@@ -1,4 +1,9 @@
-"""What one serving app holds at run time: its settings, metrics and the loaded model."""
+"""What one serving app holds at run time: its settings, metrics and the loaded model.
+
+``slot`` is swapped by rebinding the attribute (one assignment on the event loop), never
+mutated: a handler takes the slot once at its start and finishes on that object, so a
+request that was running during a hot swap answers with the version it started on.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,21 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Request
 
 from conveyor.serving.inputs import RawColumns, RequestError, build_frame
-from conveyor.serving.metrics import ServingMetrics
+from conveyor.serving.metrics import ANSWERED_BY, ServingMetrics
 from conveyor.serving.settings import ServingSettings
 from conveyor.serving.slot import ModelSlot, Prediction
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["ServingState", "StateDep", "get_state", "model_headers", "score"]
+__all__ = [
+    "ServingState",
+    "StateDep",
+    "answered_by",
+    "get_state",
+    "model_headers",
+    "score",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -29,13 +41,19 @@ class ServingState:
         settings: the serving settings.
         metrics: the app's Prometheus metrics.
         slot: the loaded, warmed model (None until startup has loaded it).
-        ready: the model is loaded and warmed and the app is not shutting down.
+        ready: the model is loaded and warmed (and the app has not shut down).
+        draining: SIGTERM arrived: readiness probes fail while requests are still served.
     """
 
     settings: ServingSettings
     metrics: ServingMetrics = field(default_factory=ServingMetrics)
     slot: ModelSlot | None = None
     ready: bool = False
+    draining: bool = False
+
+    def is_ready(self) -> bool:
+        """Whether readiness probes should pass: loaded, warmed and not draining."""
+        return self.ready and not self.draining and self.slot is not None
 
     def model_labels(self) -> tuple[str, str]:
         """``(name, version)`` of the loaded model for metric labels; empty before loading."""
@@ -95,6 +113,11 @@ def score(
     except (ValueError, TypeError) as exc:
         logger.info("model refused the input: %s", _first_line(exc))
         raise RequestError(f"the model could not score the input: {_first_line(exc)}") from exc
+
+
+def answered_by(request: Request, slot: ModelSlot) -> None:
+    """Record on the request which version answers it (for its metric labels)."""
+    setattr(request.state, ANSWERED_BY, (slot.name, slot.version))
 
 
 def model_headers(slot: ModelSlot) -> dict[str, str]:

@@ -6,8 +6,10 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,26 +75,35 @@ def fit_pipeline(table: pd.DataFrame) -> Pipeline:
     return Pipeline([("preprocess", pre), ("model", model)]).fit(table[FEATURES], table[TARGET])
 
 
-def register_model(registry: ModelRegistry, table: pd.DataFrame, artifacts: Path) -> str:
+def register_model(
+    registry: ModelRegistry,
+    table: pd.DataFrame,
+    artifacts: Path,
+    *,
+    name: str = MODEL,
+    key: str = "serve-1",
+    promote: bool = True,
+) -> str:
     report = artifacts / "metrics.json"
     report.write_text('{"accuracy": 0.9}', encoding="utf-8")
     run_id = registry.log_training_run(
-        experiment=MODEL,
-        run_name="serve-test",
+        experiment=name,
+        run_name=key,
         params={"model": "lightgbm"},
         metrics={"accuracy": 0.9},
         artifacts=[report],
         pipeline=fit_pipeline(table),
         input_example=table[FEATURES].head(5),
         dataset=table,
-        dataset_name=MODEL,
+        dataset_name=name,
         dataset_source="synthetic",
         dataset_digest="md5:serve",
         target=TARGET,
         tags={},
     )
-    version = registry.register(name=MODEL, run_id=run_id, key="serve-1", tags={}).version
-    registry.promote(MODEL, version)
+    version = registry.register(name=name, run_id=run_id, key=key, tags={}).version
+    if promote:
+        registry.promote(name, version)
     return version
 
 
@@ -130,32 +141,123 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[ModelRegistry, str]
     return registry, version
 
 
+@contextmanager
+def launch(
+    tracking_uri: str,
+    model_uri: str,
+    folder: Path,
+    *options: str,
+    env: dict[str, str] | None = None,
+) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
+    """`conveyor serve` on a free port until ready; stopped (SIGTERM, then kill) at exit."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [CONVEYOR, "serve", "--model-uri", model_uri, "--tracking-uri", tracking_uri]
+    argv += ["--port", str(port), *options]
+    log = folder / f"serve-{port}.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            argv, cwd=folder, env={**clean_env(), **(env or {})}, stdout=sink, stderr=sink
+        )
+    try:
+        wait_ready(process, url, log)
+        yield process, url, log
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        try:
+            process.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+
+
 @pytest.fixture(scope="package")
 def served(
     store: tuple[ModelRegistry, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:
     """`conveyor serve` on a free port; stopped (SIGTERM, then kill) at teardown."""
     registry, version = store
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    argv = [CONVEYOR, "serve", "--model-uri", f"models:/{MODEL}@champion"]
-    argv += ["--tracking-uri", registry.tracking_uri, "--port", str(port)]
-    argv += ["--max-batch-rows", "500", "--max-body-bytes", "200000"]
+    options = ["--max-batch-rows", "500", "--max-body-bytes", "200000"]
+    options += ["--poll-interval", "0", "--drain-seconds", "0"]  # nothing moves; stop at once
     folder = tmp_path_factory.mktemp("serve-cwd")
-    log = folder / "serve.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(argv, cwd=folder, env=clean_env(), stdout=sink, stderr=sink)
-    try:
-        wait_ready(process, url, log)
+    model_uri = f"models:/{MODEL}@champion"
+    with launch(registry.tracking_uri, model_uri, folder, *options) as (_, url, _):
         offline = registry.load_pipeline(f"models:/{MODEL}/{version}")
         rows = make_table(n=40, seed=99)[FEATURES]
         with httpx.Client(base_url=url, timeout=30.0) as client:
             run_id = registry.get_version(MODEL, version).run_id
             yield Served(url, client, offline, version, run_id, rows, registry.tracking_uri)
-    finally:
-        process.terminate()
-        try:
-            process.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One prediction request as the load saw it."""
+
+    started: float  # time.monotonic() when sent
+    ended: float
+    version: str  # X-Model-Version ("" on failure)
+    failure: str | None = None
+
+
+class Load:
+    """Threads sending one prediction after another until stopped (at most ``max_seconds``)."""
+
+    def __init__(
+        self, url: str, payload: dict[str, Any], *, threads: int = 4, max_seconds: float = 12.0
+    ) -> None:
+        self.url, self.payload, self.max_seconds = url, payload, max_seconds
+        self.answers: list[Answer] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._send, daemon=True) for _ in range(threads)]
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    @property
+    def failures(self) -> list[str]:
+        return [a.failure for a in self.answers if a.failure is not None]
+
+    def _send(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        with httpx.Client(base_url=self.url, timeout=10.0) as client:
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                started = time.monotonic()
+                try:
+                    response = client.post("/invocations", json=self.payload)
+                except httpx.HTTPError as exc:
+                    answer = Answer(started, time.monotonic(), "", f"{type(exc).__name__}: {exc}")
+                else:
+                    failure = None if response.status_code == 200 else response.text[:300]
+                    version = response.headers.get("x-model-version", "")
+                    answer = Answer(started, time.monotonic(), version, failure)
+                with self._lock:
+                    self.answers.append(answer)
+
+
+def rows_payload(n: int, seed: int = 5) -> dict[str, Any]:
+    rows = make_table(n=n, seed=seed)[FEATURES]
+    return {"dataframe_split": {"columns": FEATURES, "data": rows.values.tolist()}}
+
+
+def metric_value(url: str, name: str, **labels: str) -> float:
+    """The value of one sample on ``/metrics`` (0.0 when absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{url}/metrics", timeout=5.0).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0

@@ -1,0 +1,208 @@
+"""The server follows its alias: hot swap under load, failed swaps, the admin token."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.integration.serving.conftest import (
+    Load,
+    Served,
+    launch,
+    make_table,
+    metric_value,
+    register_model,
+    rows_payload,
+)
+
+from conveyor.registry.store import ModelRegistry
+
+pytestmark = pytest.mark.integration
+
+SWAP_MODEL = "swap-test"
+SWAP_URI = f"models:/{SWAP_MODEL}@champion"
+TOKEN = secrets.token_urlsafe(24)
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def swap_store(
+    store: tuple[ModelRegistry, str], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[ModelRegistry, Path]:
+    """A second model in the package's store, with a champion; its own artifacts folder."""
+    registry, _ = store
+    folder = tmp_path_factory.mktemp("swap-artifacts")
+    register_model(registry, make_table(seed=21), folder, name=SWAP_MODEL, key="swap-1")
+    return registry, folder
+
+
+def add_version(registry: ModelRegistry, folder: Path, *, seed: int) -> str:
+    table = make_table(seed=seed)
+    key = uuid.uuid4().hex
+    return register_model(registry, table, folder, name=SWAP_MODEL, key=key, promote=False)
+
+
+def champion(registry: ModelRegistry) -> str:
+    info = registry.get_alias(SWAP_MODEL, "champion")
+    assert info is not None
+    return info.version
+
+
+@pytest.fixture(scope="module")
+def admin_server(
+    swap_store: tuple[ModelRegistry, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """Serves the swap model's champion; no polling; admin token set."""
+    registry, _ = swap_store
+    folder = tmp_path_factory.mktemp("admin-server")
+    options = ("--poll-interval", "0", "--drain-seconds", "0")
+    env = {"CONVEYOR_ADMIN_TOKEN": TOKEN}
+    with launch(registry.tracking_uri, SWAP_URI, folder, *options, env=env) as (_, url, _):
+        yield url
+
+
+def test_reload_swaps_under_load_with_no_failed_request(
+    admin_server: str,
+    swap_store: tuple[ModelRegistry, Path],
+    record_property: Callable[[str, object], None],
+) -> None:
+    registry, folder = swap_store
+    before = champion(registry)
+    with Load(admin_server, rows_payload(5)) as load:
+        time.sleep(1.0)
+        new = add_version(registry, folder, seed=31)  # registered while serving under load
+        registry.promote(SWAP_MODEL, new)
+        reload = httpx.post(f"{admin_server}/admin/reload", headers=AUTH, timeout=60.0)
+        swapped_at = time.monotonic()
+        time.sleep(1.0)
+    assert reload.status_code == 200, reload.text
+    assert reload.json() == {
+        "previous_version": before,
+        "current_version": new,
+        "target_version": new,
+        "swapped": True,
+        "error": None,
+    }
+    assert load.failures == []
+    assert {a.version for a in load.answers} == {before, new}
+    after = [a.version for a in load.answers if a.started > swapped_at]
+    assert after and set(after) == {new}
+    assert metric_value(admin_server, "conveyor_model_swaps_total", result="success") == 1.0
+    assert metric_value(admin_server, "conveyor_model_info", version=new) == 1.0
+    assert metric_value(admin_server, "conveyor_model_info", version=before) == 0.0
+    record_property("requests_during_reload_test", len(load.answers))
+
+
+def _delete_model_files(registry: ModelRegistry, version: str) -> None:
+    source = registry.get_version(SWAP_MODEL, version).source  # models:/m-<id>
+    model_id = source.removeprefix("models:/")
+    store_dir = Path(registry.tracking_uri.removeprefix("sqlite:///")).parent
+    found = [p for p in store_dir.rglob(model_id) if p.is_dir()]
+    assert found, f"no artifact folder for {model_id} under {store_dir}"
+    for path in found:
+        shutil.rmtree(path)
+
+
+def test_a_version_that_fails_to_load_is_not_swapped_in(
+    admin_server: str, swap_store: tuple[ModelRegistry, Path]
+) -> None:
+    registry, folder = swap_store
+    good = champion(registry)
+    failures_before = metric_value(admin_server, "conveyor_model_swaps_total", result="failure")
+    broken = add_version(registry, folder, seed=41)
+    _delete_model_files(registry, broken)
+    registry.promote(SWAP_MODEL, broken)
+    try:
+        with Load(admin_server, rows_payload(5), threads=2) as load:
+            time.sleep(0.3)
+            reload = httpx.post(f"{admin_server}/admin/reload", headers=AUTH, timeout=60.0)
+            time.sleep(0.3)
+    finally:
+        registry.promote(SWAP_MODEL, good)  # later servers start on a loadable champion
+    assert reload.status_code == 502
+    body = reload.json()
+    assert body["swapped"] is False
+    assert (body["previous_version"], body["current_version"]) == (good, good)
+    assert body["target_version"] == broken
+    assert body["error"]
+    assert load.failures == []
+    assert {a.version for a in load.answers} == {good}
+    answer = httpx.post(f"{admin_server}/invocations", json=rows_payload(3), timeout=10.0)
+    assert answer.status_code == 200
+    assert answer.headers["x-model-version"] == good
+    failures = metric_value(admin_server, "conveyor_model_swaps_total", result="failure")
+    assert failures == failures_before + 1
+    assert metric_value(admin_server, "conveyor_model_info", version=good) == 1.0
+
+
+def test_polling_follows_the_alias_under_load(
+    swap_store: tuple[ModelRegistry, Path],
+    tmp_path: Path,
+    record_property: Callable[[str, object], None],
+) -> None:
+    registry, folder = swap_store
+    before = champion(registry)
+    options = ("--poll-interval", "1", "--drain-seconds", "0")
+    with launch(registry.tracking_uri, SWAP_URI, tmp_path, *options) as (_, url, _):
+        with Load(url, rows_payload(5)) as load:
+            new = add_version(registry, folder, seed=51)
+            registry.promote(SWAP_MODEL, new)
+            promoted_at = time.monotonic()
+            deadline = promoted_at + 10.0
+            while time.monotonic() < deadline and not any(
+                a.version == new for a in list(load.answers)
+            ):
+                time.sleep(0.1)
+            time.sleep(0.5)
+        assert metric_value(url, "conveyor_model_swaps_total", result="success") == 1.0
+    assert load.failures == []
+    assert {a.version for a in load.answers} == {before, new}
+    first_new = min(a.ended for a in load.answers if a.version == new)
+    assert first_new - promoted_at < 5.0  # one poll interval plus loading and warming
+    assert load.answers[-1].version == new
+    record_property("requests_during_poll_test", len(load.answers))
+    record_property("promote_to_first_new_answer_s", round(first_new - promoted_at, 2))
+
+
+def test_admin_endpoints_are_off_without_a_token(served: Served) -> None:
+    response = served.client.post("/admin/reload", headers={"Authorization": "Bearer anything"})
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer wrong-token-of-some-length"},
+        {"Authorization": f"Basic {TOKEN}"},
+        {"Authorization": f"Bearer {TOKEN}x"},
+    ],
+    ids=["missing", "wrong", "not-bearer", "longer"],
+)
+def test_admin_endpoints_refuse_a_missing_or_wrong_token(
+    admin_server: str, headers: dict[str, str]
+) -> None:
+    response = httpx.post(f"{admin_server}/admin/reload", headers=headers, timeout=10.0)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert "admin bearer token" in response.json()["message"]
+
+
+def test_admin_reload_with_the_token_reports_an_unchanged_alias(
+    admin_server: str, swap_store: tuple[ModelRegistry, Path]
+) -> None:
+    registry, _ = swap_store
+    serving = httpx.get(f"{admin_server}/readyz", timeout=5.0).json()["version"]
+    response = httpx.post(f"{admin_server}/admin/reload", headers=AUTH, timeout=60.0)
+    assert response.status_code == 200
+    current = champion(registry)
+    body = response.json()
+    assert body["current_version"] == body["target_version"] == current
+    assert body["previous_version"] == serving
+    assert body["swapped"] is (serving != current)
