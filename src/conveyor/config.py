@@ -37,7 +37,6 @@ __all__ = [
     "load_config",
 ]
 
-Task = Literal["binary", "multiclass", "regression"]
 
 DEFAULT_NA_VALUES = ["", "?", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "-"]
 
