@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from conveyor.errors import ConfigError
 
-__all__ = ["Settings", "get_settings", "quiet_dependencies"]
+__all__ = ["STATE_DIR", "Settings", "get_settings", "quiet_dependencies"]
 
 STATE_DIR = ".conveyor"
 
@@ -35,17 +35,23 @@ class Settings(BaseSettings):
     dvc_remote: str | None = Field(None, description="Overrides versioning.remote.")
     admin_token: str | None = Field(None, description="Bearer token for admin endpoints.")
 
-    def state_dir(self, project_dir: Path) -> Path:
-        """The ``.conveyor/`` folder of a project."""
-        return (self.project_dir or project_dir) / STATE_DIR
+    def project_root(self, default: Path) -> Path:
+        """The project folder: CONVEYOR_PROJECT_DIR, else ``default`` (the config's folder)."""
+        return (self.project_dir or default).resolve()
 
     def tracking_uri(self, project_dir: Path, configured: str | None = None) -> str:
-        """The MLflow tracking URI in force for a project."""
+        """The MLflow tracking URI in force for a project.
+
+        Args:
+            project_dir: the folder whose ``.conveyor/`` holds the embedded store
+                (``project_root`` applied; CONVEYOR_PROJECT_DIR wins).
+            configured: the config's ``tracking_uri``, if any.
+        """
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
         if configured:
             return configured
-        return f"sqlite:///{(self.state_dir(project_dir) / 'mlflow.db').resolve()}"
+        return f"sqlite:///{self.project_root(project_dir) / STATE_DIR / 'mlflow.db'}"
 
 
 @lru_cache(maxsize=1)

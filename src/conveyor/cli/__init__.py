@@ -128,7 +128,7 @@ def run(
             progress.stop()
             print_failure(console, project, runner.last_run_id)
             raise
-    print_summary(console, project, record)
+    print_summary(console, project, record, config_path=config)
 
 
 # -- config -------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
@@ -88,7 +89,9 @@ def _metric_rows(run: dict[str, Any]) -> list[tuple[str, str, str]]:
     ]
 
 
-def print_summary(console: Console, project: Project, run: dict[str, Any]) -> None:
+def print_summary(
+    console: Console, project: Project, run: dict[str, Any], *, config_path: Path
+) -> None:
     """The closing table: data, validation, metrics vs champion, model, where to look."""
     steps = run["steps"]
     if "promote" not in steps:
@@ -114,14 +117,14 @@ def print_summary(console: Console, project: Project, run: dict[str, Any]) -> No
         metrics.add_row(*row)
     console.print(info)
     console.print(metrics)
-    _where_to_look(console, project, run)
+    _where_to_look(console, project, run, config_path)
 
 
-def _where_to_look(console: Console, project: Project, run: dict[str, Any]) -> None:
-    config_path = project.root / "conveyor.yaml"
-    flag = f" -c {config_path}" if config_path.is_file() else ""
+def _where_to_look(
+    console: Console, project: Project, run: dict[str, Any], config_path: Path
+) -> None:
     console.print("[bold]where to look[/]")
-    console.print(f"  MLflow UI     conveyor ui{flag}   (store: {project.tracking_uri})")
+    console.print(f"  MLflow UI     conveyor ui -c {config_path}   (store: {project.tracking_uri})")
     console.print(f"  plots         {run['steps']['evaluate']['outputs']}/plots/")
     report = run["steps"]["validate"]["summary"].get("report")
     if report:

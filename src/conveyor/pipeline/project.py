@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conveyor.config import ConveyorConfig
-from conveyor.settings import Settings
+from conveyor.settings import STATE_DIR, Settings
 
 __all__ = ["Project"]
 
@@ -28,13 +28,12 @@ class Project:
     @classmethod
     def open(cls, config: ConveyorConfig, *, config_dir: Path, settings: Settings) -> Project:
         """Bind a config to its project folder."""
-        root = (settings.project_dir or config_dir).resolve()
-        return cls(config=config, root=root, settings=settings)
+        return cls(config=config, root=settings.project_root(config_dir), settings=settings)
 
     @property
     def state_dir(self) -> Path:
         """``.conveyor/``: runs, cache, MLflow store, DVC remote."""
-        return self.root / ".conveyor"
+        return self.root / STATE_DIR
 
     @property
     def runs_dir(self) -> Path:

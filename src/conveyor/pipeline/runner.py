@@ -150,18 +150,24 @@ class PipelineRunner:
         cached = None if (force or key is None) else self.store.cache_lookup(step.name, key)
         ctx.keys[step.name] = key or f"uncached-{ctx.run_id}"
         started = time.perf_counter()
+        status: Literal["succeeded", "cached"] = "cached" if cached else "succeeded"
         if cached is not None:
-            summary = self.store.load_json(cached, "_summary")
-            self._finish(
-                step,
-                ctx=ctx,
-                record=record,
-                folder=cached,
-                summary=summary,
-                status="cached",
-                started=started,
-            )
-            return
+            folder, summary = cached, self.store.load_json(cached, "_summary")
+        else:
+            folder, summary = self._execute_step(step, ctx, record, key)
+        self._finish(
+            step,
+            ctx=ctx,
+            record=record,
+            folder=folder,
+            summary=summary,
+            status=status,
+            started=started,
+        )
+
+    def _execute_step(
+        self, step: Step, ctx: RunContext, record: dict[str, Any], key: str | None
+    ) -> tuple[Path, dict[str, Any]]:
         self.on_event(StepEvent("start", step))
         record["steps"][step.name] = {"status": "running", "started_at": utc_now()}
         self.store.write_record(ctx.run_id, record)
@@ -173,15 +179,7 @@ class PipelineRunner:
         keys = [key] if key else []
         keys += [cache_key(step, p, code_version()) for p in extra]
         self.store.cache_store(step.name, keys, folder, ctx.run_id)
-        self._finish(
-            step,
-            ctx=ctx,
-            record=record,
-            folder=folder,
-            summary=summary,
-            status="succeeded",
-            started=started,
-        )
+        return folder, summary
 
     def _finish(
         self,

@@ -17,6 +17,7 @@ import json
 import os
 import secrets
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -108,19 +109,14 @@ class RunStore:
         Raises:
             PipelineError: the output is missing.
         """
-        path = folder / f"{name}.json"
-        if not path.is_file():
-            raise PipelineError(f"missing step output {path}; re-run the step that makes it")
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(_existing(folder / f"{name}.json").read_text(encoding="utf-8"))
 
     @staticmethod
     def save_frame(folder: Path, name: str, frame: pd.DataFrame) -> Path:
         """Write ``<folder>/<name>.parquet`` (atomically)."""
-        path = folder / f"{name}.parquet"
-        tmp = folder / f".{name}.parquet.tmp"
-        frame.to_parquet(tmp, index=False)
-        tmp.replace(path)
-        return path
+        return _write_by_rename(
+            folder / f"{name}.parquet", lambda tmp: frame.to_parquet(tmp, index=False)
+        )
 
     @staticmethod
     def load_frame(folder: Path, name: str) -> pd.DataFrame:
@@ -131,10 +127,7 @@ class RunStore:
         """
         import pandas as pd
 
-        path = folder / f"{name}.parquet"
-        if not path.is_file():
-            raise PipelineError(f"missing step output {path}; re-run the step that makes it")
-        return pd.read_parquet(path)
+        return pd.read_parquet(_existing(folder / f"{name}.parquet"))
 
     @staticmethod
     def save_model(folder: Path, name: str, model: Any) -> Path:
@@ -145,11 +138,7 @@ class RunStore:
         """
         import joblib
 
-        path = folder / f"{name}.joblib"
-        tmp = folder / f".{name}.joblib.tmp"
-        joblib.dump(model, tmp)
-        tmp.replace(path)
-        return path
+        return _write_by_rename(folder / f"{name}.joblib", lambda tmp: joblib.dump(model, tmp))
 
     @staticmethod
     def load_model(folder: Path, name: str) -> Any:
@@ -160,10 +149,7 @@ class RunStore:
         """
         import joblib
 
-        path = folder / f"{name}.joblib"
-        if not path.is_file():
-            raise PipelineError(f"missing step output {path}; re-run the step that makes it")
-        return joblib.load(path)
+        return joblib.load(_existing(folder / f"{name}.joblib"))
 
     # -- cache index --------------------------------------------------------
     def cache_lookup(self, step: str, key: str) -> Path | None:
@@ -180,3 +166,22 @@ class RunStore:
         for key in keys:
             payload = json.dumps({"run_id": run_id, "outputs": str(folder)})
             atomic_write_text(self.cache_dir / f"{step}-{key}.json", payload)
+
+
+def _existing(path: Path) -> Path:
+    """``path`` if the step output exists, else a PipelineError saying what to re-run."""
+    if not path.is_file():
+        raise PipelineError(f"missing step output {path}; re-run the step that makes it")
+    return path
+
+
+def _write_by_rename(path: Path, write: Callable[[Path], object]) -> Path:
+    """Write through a temporary file renamed into place, so readers never see half."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
