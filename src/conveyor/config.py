@@ -27,7 +27,10 @@ __all__ = [
     "ConveyorConfig",
     "DataConfig",
     "ModelSpec",
+    "OnnxConfig",
     "PromotionConfig",
+    "RoutingConfig",
+    "ServingConfig",
     "SplitConfig",
     "TrainingConfig",
     "ValidationConfig",
@@ -178,6 +181,55 @@ class PromotionConfig(_Strict):
     auto_promote: bool = Field(True, description="Move 'champion' when the gates pass.")
 
 
+class OnnxConfig(_Strict):
+    """ONNX export at registration: the serving fast path, used only where it matches."""
+
+    enabled: bool = Field(
+        True, description="Export the model to ONNX at registration when converters exist."
+    )
+    tolerance: float = Field(
+        1e-4,
+        gt=0,
+        description=(
+            "Parity bound on held-out rows: largest absolute difference of class "
+            "probabilities, or of predicted values relative to the target's spread."
+        ),
+    )
+    parity_rows: int = Field(1000, ge=1, description="Held-out rows the parity check compares.")
+
+
+class RoutingConfig(_Strict):
+    """How ``conveyor serve`` shares traffic between the champion and a second model."""
+
+    mode: Literal["single", "split", "shadow"] = Field(
+        "single",
+        description=(
+            "single: only the served model answers; split: A/B or canary by weight; "
+            "shadow: the second model gets a copy, its answer is recorded, never returned."
+        ),
+    )
+    challenger: str = Field(
+        "challenger",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
+        description="Alias or version number of the second model.",
+    )
+    weight: float = Field(
+        0.1, ge=0, le=1, description="split: share of requests the second model answers."
+    )
+    sticky_header: str = Field(
+        "X-Conveyor-Caller",
+        pattern=r"^[A-Za-z0-9-]{1,64}$",
+        description="split: requests with the same value of this header take the same route.",
+    )
+
+
+class ServingConfig(_Strict):
+    """What the model server does with this project's models."""
+
+    onnx: OnnxConfig = Field(default_factory=OnnxConfig)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+
+
 class ConveyorConfig(_Strict):
     """A Conveyor project: one dataset, one task, one registered model."""
 
@@ -191,6 +243,7 @@ class ConveyorConfig(_Strict):
     split: SplitConfig = Field(default_factory=SplitConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
     tracking_uri: str | None = Field(
         None,
         description=(
