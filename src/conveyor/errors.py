@@ -11,7 +11,9 @@ maps them to exit codes and human messages, only ``serving/`` to HTTP status cod
     ├── TrainingError             model could not be built or fitted
     ├── RegistryError             MLflow tracking / registry failed
     │   └── PromotionError        a promote / rollback request cannot be honoured
-    └── PipelineError             runner problems: unknown run id, missing step output
+    ├── PipelineError             runner problems: unknown run id, missing step output
+    └── ServiceUnavailableError   exit 75: a database, object store or registry did not
+                                  answer; the same request may succeed later (retry it)
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ __all__ = [
     "PipelineError",
     "PromotionError",
     "RegistryError",
+    "ServiceUnavailableError",
     "TrainingError",
     "VersioningError",
 ]
@@ -79,3 +82,13 @@ class PromotionError(RegistryError):
 
 class PipelineError(ConveyorError):
     """The runner cannot do what was asked (unknown run id or step, missing output)."""
+
+
+class ServiceUnavailableError(ConveyorError):
+    """A service the step needs (database, object store, registry) could not be reached.
+
+    The failure is transient: the same step may succeed when retried (orchestrators retry
+    exit code 75, ``EX_TEMPFAIL``, and nothing else).
+    """
+
+    exit_code = 75
