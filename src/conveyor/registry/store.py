@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import PromotionError, RegistryError
 from conveyor.registry.tracking import (
+    ONNX_MODEL_PATH,
+    ONNX_TAG,
     TrainingRun,
     describe_run,
     ensure_experiment,
@@ -45,6 +48,8 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Run
     from mlflow.entities.model_registry import ModelVersion
+
+    from conveyor.registry.onnx_export import OnnxExport
 
 __all__ = [
     "CHALLENGER",
@@ -168,11 +173,14 @@ class ModelRegistry:
         dataset_digest: str,
         target: str,
         tags: dict[str, str],
+        onnx: OnnxExport | None = None,
     ) -> str:
         """Record one training run: params, metrics, plots/reports, model, dataset, lineage.
 
         The model is logged under the name ``model`` with a signature and an input example;
-        the dataset as an MLflow dataset input (context ``training``) with its digest.
+        the dataset as an MLflow dataset input (context ``training``) with its digest; an
+        ONNX export (``onnx``) as ``onnx/model.onnx`` and ``onnx/parity.json`` with the
+        run tag ``conveyor.onnx`` = its status.
 
         Returns:
             The run id.
@@ -194,6 +202,7 @@ class ModelRegistry:
             dataset_digest=dataset_digest,
             target=target,
             tags=tags,
+            onnx=onnx,
         )
         run.check()
         with self._errors(f"logging run {run_name!r} to {self.tracking_uri}"):
@@ -532,6 +541,34 @@ class ModelRegistry:
             name, version = ref.rsplit("/", 1)
             if version.isdigit():
                 self.get_version(name, version)
+
+    def load_onnx(self, info: ModelVersionInfo) -> bytes | None:
+        """The parity-verified ONNX model of a version's run, from this registry only.
+
+        Args:
+            info: the version (its run logged the export).
+
+        Returns:
+            The serialised ONNX model; None when the run's export was not verified
+            (``conveyor.onnx`` tag) or its ``onnx/model.onnx`` artifact is missing.
+
+        Raises:
+            RegistryError: the run or its artifacts cannot be read.
+        """
+        run = self._run(info.run_id)
+        status = run.data.tags.get(ONNX_TAG)
+        if status != "verified":
+            logger.debug("run %s: ONNX export %s", info.run_id, status or "absent")
+            return None
+        folder = Path(ONNX_MODEL_PATH).parent.as_posix()
+        with self._errors(f"reading the ONNX model of run {info.run_id}"):
+            listed = {a.path for a in self.client.list_artifacts(info.run_id, folder)}
+            if ONNX_MODEL_PATH not in listed:
+                logger.warning("run %s is tagged verified but has no %s", info.run_id, folder)
+                return None
+            with tempfile.TemporaryDirectory(prefix="conveyor-onnx-") as tmp:
+                local = self.client.download_artifacts(info.run_id, ONNX_MODEL_PATH, tmp)
+                return Path(local).read_bytes()
 
     def ui_command(self, *, port: int = 5000) -> list[str]:
         """The argv that runs ``mlflow ui`` on this store (one worker, localhost).

@@ -37,8 +37,13 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Run
 
+    from conveyor.registry.onnx_export import OnnxExport
+
 __all__ = [
     "MODEL_NAME",
+    "ONNX_MODEL_PATH",
+    "ONNX_PARITY_PATH",
+    "ONNX_TAG",
     "TrainingRun",
     "artifact_folder",
     "describe_run",
@@ -49,6 +54,7 @@ __all__ = [
     "iso_time",
     "load_sklearn_model",
     "log_training_run",
+    "onnx_tags",
     "quiet_mlflow",
     "redact_uri",
     "resolve_store",
@@ -57,6 +63,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MODEL_NAME = "model"
+ONNX_TAG = "conveyor.onnx"
+ONNX_MODEL_PATH = "onnx/model.onnx"
+ONNX_PARITY_PATH = "onnx/parity.json"
 INPUT_EXAMPLE_ROWS = 5
 MAX_PARAM_VALUE = 6000  # MLflow's limits (mlflow.utils.validation)
 MAX_TAG_VALUE = 8000
@@ -178,6 +187,7 @@ class TrainingRun:
     dataset_digest: str
     target: str
     tags: Mapping[str, str]
+    onnx: OnnxExport | None = None
 
     def check(self) -> None:
         """Fail before a run exists when the request cannot succeed.
@@ -251,8 +261,42 @@ def _log_contents(client: MlflowClient, uri: str, run_id: str, run: TrainingRun)
     choice = choose_serialization(run.pipeline)
     client.set_tag(run_id, "conveyor.serialization", choice.format)
     client.set_tag(run_id, "conveyor.serialization_reason", _cut(choice.reason, MAX_TAG_VALUE))
+    if run.onnx is not None:
+        _log_onnx(client, run_id, run.onnx)
     with fluent_store(uri):
         _log_model_and_dataset(client, run_id, run, choice)
+
+
+def onnx_tags(export: OnnxExport) -> dict[str, str]:
+    """The tags an ONNX export leaves on a run and its model version.
+
+    Args:
+        export: the export and its parity result.
+
+    Returns:
+        ``conveyor.onnx`` (status), with ``conveyor.onnx_reason`` and
+        ``conveyor.onnx_max_abs_diff`` when known.
+    """
+    tags: dict[str, str] = {ONNX_TAG: export.status}
+    if export.reason:
+        tags[f"{ONNX_TAG}_reason"] = _cut(export.reason, MAX_TAG_VALUE)
+    if export.max_abs_diff is not None:
+        tags[f"{ONNX_TAG}_max_abs_diff"] = f"{export.max_abs_diff:.3g}"
+    return tags
+
+
+def _log_onnx(client: MlflowClient, run_id: str, export: OnnxExport) -> None:
+    """``onnx/parity.json`` always, ``onnx/model.onnx`` when a graph was built (also a
+    failed one, for inspection: only ``conveyor.onnx = verified`` is ever served)."""
+    folder = Path(ONNX_MODEL_PATH).parent.as_posix()
+    with tempfile.TemporaryDirectory(prefix="conveyor-onnx-") as tmp:
+        if export.model is not None:
+            path = Path(tmp) / Path(ONNX_MODEL_PATH).name
+            path.write_bytes(export.model)
+            client.log_artifact(run_id, str(path), artifact_path=folder)
+        client.log_dict(run_id, export.to_dict(), ONNX_PARITY_PATH)
+    for key, value in onnx_tags(export).items():
+        client.set_tag(run_id, key, value)
 
 
 def _log_model_and_dataset(

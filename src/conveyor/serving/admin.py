@@ -1,4 +1,5 @@
-"""Admin endpoints behind a bearer token: ``POST /admin/reload`` checks the alias now.
+"""Admin endpoints behind a bearer token: ``POST /admin/reload`` checks the aliases now,
+``GET``/``POST /admin/routing`` shows or changes the traffic routing of this process.
 
 Without ``CONVEYOR_ADMIN_TOKEN`` the admin endpoints are off and answer 404, exactly as an
 unknown path does. With it, a request must send ``Authorization: Bearer <token>``; the
@@ -8,18 +9,22 @@ comparison is constant-time (``hmac.compare_digest``) and a missing or wrong tok
 from __future__ import annotations
 
 import hmac
-from typing import TYPE_CHECKING, Annotated
+import logging
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from conveyor.serving.state import StateDep
+from conveyor.config import RoutingConfig
+from conveyor.serving.state import ServingState, StateDep
 
 if TYPE_CHECKING:
     from conveyor.serving.follow import AliasFollower
 
 __all__ = ["admin_router", "bearer_token", "require_admin", "token_matches"]
+
+logger = logging.getLogger(__name__)
 
 admin_router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -78,5 +83,41 @@ async def reload(request: Request) -> JSONResponse:
     502 with the same fields and ``error`` when the registry did not answer or the new
     version failed to load or warm (the previous version keeps serving).
     """
-    result = await _follower(request).check(forced=True)
-    return JSONResponse(result.to_dict(), status_code=502 if result.error else 200)
+    follower = _follower(request)
+    result = await follower.check(forced=True)
+    second = await follower.check_challenger(forced=True)
+    answer = result.to_dict()
+    answer["challenger"] = second.to_dict() if second is not None else None
+    return JSONResponse(answer, status_code=502 if result.error else 200)
+
+
+def _routing_answer(state: ServingState) -> dict[str, Any]:
+    second = state.challenger
+    return {
+        "routing": state.routing.model_dump(),
+        "primary_version": state.slot.version if state.slot else None,
+        "challenger_version": second.version if second else None,
+    }
+
+
+@admin_router.get("/routing", dependencies=[Depends(require_admin)])
+async def get_routing(state: StateDep) -> dict[str, Any]:
+    """The routing in force and the versions on each route."""
+    return _routing_answer(state)
+
+
+@admin_router.post("/routing", dependencies=[Depends(require_admin)])
+async def set_routing(routing: RoutingConfig, request: Request, state: StateDep) -> JSONResponse:
+    """Put a new routing in force (same fields as ``serving.routing`` in the project config).
+
+    The second model is loaded and warmed first; when it cannot be (no such alias or
+    version, or it fails to load), the answer is 409 with the reason and the routing in
+    force does not change. This changes this process only: with several workers or
+    replicas, change ``serving.routing`` in the config and roll the deployment.
+    """
+    result = await _follower(request).check_challenger(forced=True, routing=routing)
+    if result is not None and result.error is not None:
+        answer = {"error": f"routing not changed: {result.error}", **_routing_answer(state)}
+        return JSONResponse(answer, status_code=409)
+    logger.info("routing changed to %s", routing.model_dump())
+    return JSONResponse(_routing_answer(state))

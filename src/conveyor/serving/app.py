@@ -51,8 +51,11 @@ def _error(request: Request, status: int, message: str) -> JSONResponse:
 
 
 async def _request_error(request: Request, exc: Exception) -> JSONResponse:
-    status = exc.status if isinstance(exc, RequestError) else 400
-    return _error(request, status, str(exc))
+    if not isinstance(exc, RequestError):
+        return _error(request, 400, str(exc))
+    response = _error(request, exc.status, str(exc))
+    response.headers.update(exc.headers)
+    return response
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -82,12 +85,23 @@ def _lifespan(state: ServingState, follower: AliasFollower) -> Any:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if state.slot is None:
             state.slot = await run_in_threadpool(load_slot, state.settings)
-        state.metrics.set_model(state.slot)
+        state.publish_models()
+        settings = state.settings
+        state.routing = settings.routing
+        if settings.routing.mode != "single":
+            result = await follower.check_challenger()
+            if result is not None and result.error:
+                logger.warning(
+                    "routing %s: the second model is not loaded (%s); the served model "
+                    "answers everything until it is",
+                    settings.routing.mode,
+                    result.error,
+                )
         state.ready = True
         logger.info("serving %s version %s", state.slot.name, state.slot.version)
-        settings = state.settings
         polling = None
-        if settings.poll_interval > 0 and follows_alias(settings.model_uri):
+        follows = follows_alias(settings.model_uri) or settings.routing.mode != "single"
+        if settings.poll_interval > 0 and follows:
             polling = asyncio.create_task(follower.poll(), name="conveyor-alias-poll")
         try:
             yield

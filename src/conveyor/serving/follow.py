@@ -9,6 +9,11 @@ old slot finishes on it. A version that fails to load or warm is never swapped i
 failure is logged and counted, and polling does not retry that same version until the
 alias moves again (``POST /admin/reload`` always retries).
 
+The routing's second model (``split``/``shadow``: ``models:/<name>@challenger`` or a
+version) is followed the same way into ``ServingState.challenger``; a version that one
+route already serves is shared, not loaded twice. A new routing from the admin endpoint
+takes effect only once its second model is loaded.
+
 Checks are serialised by a lock, so a reload during a poll waits and then sees the
 result instead of loading the same version twice.
 """
@@ -22,12 +27,17 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.to_thread
 
-from conveyor.serving.slot import load_version, resolve_model
+from conveyor.config import RoutingConfig
+from conveyor.serving.routing import CHALLENGER, PRIMARY
+from conveyor.serving.slot import load_version, open_registry, resolve_version
 
 if TYPE_CHECKING:
+    from conveyor.registry.store import ModelRegistry, ModelVersionInfo
+    from conveyor.serving.settings import ServingSettings
+    from conveyor.serving.slot import ModelSlot
     from conveyor.serving.state import ServingState
 
-__all__ = ["AliasFollower", "ReloadResult", "follows_alias", "should_load"]
+__all__ = ["AliasFollower", "ReloadResult", "challenger_uri", "follows_alias", "should_load"]
 
 logger = logging.getLogger(__name__)
 
@@ -94,17 +104,39 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
+def challenger_uri(model_uri: str, routing: RoutingConfig) -> str | None:
+    """The registry URI of the routing's second model, or None for ``single`` routing.
+
+    Example:
+        >>> challenger_uri("models:/churn@champion", RoutingConfig(mode="shadow"))
+        'models:/churn@challenger'
+        >>> challenger_uri("models:/churn/3", RoutingConfig(mode="split", challenger="4"))
+        'models:/churn/4'
+    """
+    if routing.mode == "single":
+        return None
+    ref = model_uri.removeprefix("models:/")
+    name = ref.split("@", 1)[0] if "@" in ref else ref.rpartition("/")[0]
+    target = routing.challenger
+    return f"models:/{name}/{target}" if target.isdigit() else f"models:/{name}@{target}"
+
+
+def _resolve(settings: ServingSettings, uri: str) -> tuple[ModelRegistry, ModelVersionInfo]:
+    registry = open_registry(settings)
+    return registry, resolve_version(registry, uri)
+
+
 class AliasFollower:
-    """Checks the alias on demand or every ``settings.poll_interval`` seconds and swaps.
+    """Checks the served model's alias (and the routing's second model) and swaps.
 
     Args:
-        state: the app state whose ``slot`` is swapped.
+        state: the app state whose ``slot`` and ``challenger`` are swapped.
     """
 
     def __init__(self, state: ServingState) -> None:
         self.state = state
         self._lock = anyio.Lock()
-        self._failed: str | None = None
+        self._failed: dict[str, str | None] = {PRIMARY: None, CHALLENGER: None}
 
     async def check(self, *, forced: bool = False) -> ReloadResult:
         """Resolve the alias and, if it moved, load, warm and swap in the new version.
@@ -119,42 +151,86 @@ class AliasFollower:
             What happened.
         """
         async with self._lock:
-            return await self._check(forced=forced)
+            result, slot = await self._follow(
+                PRIMARY, self.state.settings.model_uri, self.state.slot, forced=forced
+            )
+            if slot is not None:
+                self.state.slot = slot  # the atomic swap: requests holding the old slot finish
+                self.state.publish_models()
+            return result
 
-    async def _check(self, *, forced: bool) -> ReloadResult:
+    async def check_challenger(
+        self, *, forced: bool = False, routing: RoutingConfig | None = None
+    ) -> ReloadResult | None:
+        """Bring the routing's second model up to date (load, swap, or drop it).
+
+        Args:
+            forced: retry a version that failed before.
+            routing: a new routing to put in force; it takes effect only when its second
+                model is loaded (None: check the routing in force).
+
+        Returns:
+            What happened (None when the routing has no second model).
+        """
+        state = self.state
+        wanted = routing or state.routing
+        uri = challenger_uri(state.settings.model_uri, wanted)
+        async with self._lock:
+            if uri is None:
+                state.routing, state.challenger = wanted, None
+                state.publish_models()
+                return None
+            same_model = uri == challenger_uri(state.settings.model_uri, state.routing)
+            current = state.challenger if same_model else None
+            result, slot = await self._follow(CHALLENGER, uri, current, forced=forced)
+            if result.error is not None and routing is not None:
+                return result  # a new routing whose model cannot serve is not put in force
+            if slot is not None:
+                state.challenger = slot
+            state.routing = wanted
+            state.publish_models()
+            return result
+
+    async def _follow(
+        self, role: str, uri: str, current: ModelSlot | None, *, forced: bool
+    ) -> tuple[ReloadResult, ModelSlot | None]:
         state, metrics = self.state, self.state.metrics
-        serving = state.slot.version if state.slot else ""
+        serving = current.version if current else ""
         try:
-            registry, info = await anyio.to_thread.run_sync(resolve_model, state.settings)
+            registry, info = await anyio.to_thread.run_sync(_resolve, state.settings, uri)
         except Exception as exc:  # a registry outage must not stop the server
             metrics.count_alias_check("error")
-            logger.warning("checking %s failed: %s", state.settings.model_uri, _first_line(exc))
-            return ReloadResult(serving, serving, "", swapped=False, error=_first_line(exc))
+            log = logger.warning if role == PRIMARY else logger.info
+            log("checking %s failed: %s", uri, _first_line(exc))
+            return ReloadResult(serving, serving, "", swapped=False, error=_first_line(exc)), None
         metrics.count_alias_check("unchanged" if info.version == serving else "changed")
         if not should_load(
-            serving=serving, target=info.version, failed=self._failed, forced=forced
+            serving=serving, target=info.version, failed=self._failed[role], forced=forced
         ):
-            return ReloadResult(serving, serving, info.version, swapped=False)
-        logger.info("%s moved: version %s -> %s", state.settings.model_uri, serving, info.version)
+            return ReloadResult(serving, serving, info.version, swapped=False), None
+        loaded = next((s for s in state.loaded() if s.version == info.version), None)
+        if loaded is not None:  # the other route already serves that version: share it
+            return ReloadResult(serving, loaded.version, loaded.version, swapped=True), loaded
+        logger.info("%s moved: version %s -> %s", uri, serving or "none", info.version)
         try:
-            slot = await anyio.to_thread.run_sync(load_version, registry, info)
+            slot = await anyio.to_thread.run_sync(
+                lambda: load_version(registry, info, runtime=state.settings.runtime)
+            )
         except Exception as exc:  # any load or warm-up failure keeps the old version serving
-            self._failed = info.version
+            self._failed[role] = info.version
             metrics.count_swap("failure")
             logger.error(
                 "version %s of %s not swapped in; version %s keeps serving: %s",
                 info.version,
                 info.name,
-                serving,
+                serving or "none",
                 _first_line(exc),
             )
-            return ReloadResult(serving, serving, info.version, False, _first_line(exc))
-        state.slot = slot  # the atomic swap: requests that hold the old slot finish on it
-        self._failed = None
-        metrics.set_model(slot)
+            return ReloadResult(serving, serving, info.version, False, _first_line(exc)), None
+        self._failed[role] = None
         metrics.count_swap("success")
-        logger.info("swapped %s: version %s -> %s", slot.name, serving, slot.version)
-        return ReloadResult(serving, slot.version, slot.version, swapped=True)
+        logger.info("swapped %s (%s): version %s -> %s", slot.name, role, serving, slot.version)
+        return ReloadResult(serving, slot.version, slot.version, swapped=True), slot
 
     async def poll(self) -> None:
         """Check every ``poll_interval`` seconds until cancelled (at app shutdown)."""
@@ -163,3 +239,4 @@ class AliasFollower:
         while True:
             await anyio.sleep(interval)
             await self.check()
+            await self.check_challenger()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from conveyor.errors import DataError
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "Batch",
     "ColumnKind",
     "InputColumn",
     "InputSchema",
@@ -33,8 +34,10 @@ __all__ = [
     "build_frame",
     "check_columns",
     "coerce_column",
+    "coerce_columns",
     "columns_from_records",
     "columns_from_rows",
+    "frame_of",
 ]
 
 ColumnKind = Literal["number", "string"]
@@ -43,11 +46,15 @@ MAX_NAMES_SHOWN = 8
 
 
 class RequestError(DataError):
-    """A request the server cannot score; ``status`` is the HTTP status to answer with."""
+    """A request the server cannot score; ``status`` is the HTTP status to answer with,
+    ``headers`` extra response headers (``Retry-After``)."""
 
-    def __init__(self, message: str, status: int = 422) -> None:
+    def __init__(
+        self, message: str, status: int = 422, *, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.headers = headers or {}
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,7 @@ class InputColumn:
     name: str
     kind: ColumnKind
     nullable: bool
+    categories: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
     @property
     def v2_datatype(self) -> str:
@@ -72,6 +80,39 @@ class InputColumn:
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
         return {"name": self.name, "type": self.kind, "nullable": self.nullable}
+
+    def unknown(self, values: Sequence[str | None]) -> list[int]:
+        """Rows whose value the model never saw in training (empty when it knows no levels)."""
+        known = self.categories
+        if not known:
+            return []
+        return [row for row, value in enumerate(values) if value is not None and value not in known]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Rows checked and coerced to the model's columns (see :func:`coerce_columns`).
+
+    Attributes:
+        columns: column name -> values (floats with NaN for missing, or ``str``/None).
+        rows: number of rows.
+    """
+
+    columns: dict[str, list[Any]]
+    rows: int
+    unknown: dict[str, int] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def concat(cls, batches: Sequence[Batch]) -> Batch:
+        """One batch holding the rows of ``batches`` in order (same columns)."""
+        if len(batches) == 1:
+            return batches[0]
+        names = list(batches[0].columns)
+        joined: dict[str, list[Any]] = {name: [] for name in names}
+        for batch in batches:
+            for name in names:
+                joined[name].extend(batch.columns[name])
+        return cls(joined, sum(b.rows for b in batches))
 
 
 @dataclass(frozen=True)
@@ -252,6 +293,81 @@ def _row_count(columns: RawColumns, *, max_rows: int) -> int:
     return rows
 
 
+def coerce_columns(
+    schema: InputSchema,
+    columns: RawColumns,
+    *,
+    max_rows: int,
+    text: bool = False,
+    reject_unknown: bool = False,
+) -> Batch:
+    """Raw columns checked and coerced into the model's columns, without pandas.
+
+    Args:
+        schema: the model's input columns.
+        columns: column name -> values.
+        max_rows: the batch row limit.
+        text: the values are CSV text.
+        reject_unknown: refuse a category value the model never saw in training (else it
+            is accepted, the model's encoder maps it to its "infrequent" level, and the
+            batch counts it in ``unknown``).
+
+    Returns:
+        The batch: floats (NaN for missing) for number columns, ``str`` or None for string
+        columns, in the fitted order.
+
+    Raises:
+        RequestError: missing/unexpected columns, ragged columns, an empty or oversized
+            batch, a bad value (see :func:`coerce_column`), or (``reject_unknown``) an
+            unknown category.
+    """
+    if not columns:
+        raise RequestError("empty batch: the request holds no rows")
+    check_columns(schema, list(columns))
+    rows = _row_count(columns, max_rows=max_rows)
+    coerced: dict[str, list[Any]] = {}
+    unknown: dict[str, int] = {}
+    for column in schema.columns:
+        values = coerce_column(column, columns[column.name], text=text)
+        coerced[column.name] = values
+        if column.kind == "string" and column.categories:
+            found = column.unknown(values)
+            if found and reject_unknown:
+                raise RequestError(_unknown_message(column, found[0], values[found[0]]))
+            if found:
+                unknown[column.name] = len(found)
+    return Batch(coerced, rows, unknown)
+
+
+def _unknown_message(column: InputColumn, row: int, value: str) -> str:
+    known = sorted(column.categories or ())
+    shown = ", ".join(repr(k) for k in known[:MAX_NAMES_SHOWN])
+    more = f", ... ({len(known)} in all)" if len(known) > MAX_NAMES_SHOWN else ""
+    return (
+        f"column {column.name!r} row {row}: unknown category {value[:40]!r}; "
+        f"the model knows {shown}{more}"
+    )
+
+
+def frame_of(schema: InputSchema, batch: Batch) -> pd.DataFrame:
+    """The pipeline's input frame for a coerced batch.
+
+    Returns:
+        A frame with float64 number columns and ``str`` string columns, in schema order.
+    """
+    import numpy as np
+    import pandas as pd
+
+    data: dict[str, Any] = {}
+    for column in schema.columns:
+        values = batch.columns[column.name]
+        if column.kind == "number":
+            data[column.name] = np.asarray(values, dtype=np.float64)
+        else:
+            data[column.name] = pd.array(values, dtype="str")
+    return pd.DataFrame(data)
+
+
 def build_frame(
     schema: InputSchema, columns: RawColumns, *, max_rows: int, text: bool = False
 ) -> pd.DataFrame:
@@ -267,21 +383,6 @@ def build_frame(
         A frame with float64 number columns and ``str`` string columns.
 
     Raises:
-        RequestError: missing/unexpected columns, ragged columns, an empty or oversized
-            batch, or a bad value (see :func:`coerce_column`).
+        RequestError: as :func:`coerce_columns`.
     """
-    import numpy as np
-    import pandas as pd
-
-    if not columns:
-        raise RequestError("empty batch: the request holds no rows")
-    check_columns(schema, list(columns))
-    _row_count(columns, max_rows=max_rows)
-    data: dict[str, Any] = {}
-    for column in schema.columns:
-        values = coerce_column(column, columns[column.name], text=text)
-        if column.kind == "number":
-            data[column.name] = np.asarray(values, dtype=np.float64)
-        else:
-            data[column.name] = pd.array(values, dtype="str")
-    return pd.DataFrame(data)
+    return frame_of(schema, coerce_columns(schema, columns, max_rows=max_rows, text=text))

@@ -33,6 +33,7 @@ REQUEST_ID_HEADER = "x-request-id"
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 16384)
 SWAP_RESULTS = ("success", "failure")
 CHECK_RESULTS = ("unchanged", "changed", "error")
 ANSWERED_BY = "answered_by"
@@ -52,6 +53,17 @@ class ServingMetrics:
         in (``success`` or ``failure``; on failure the old version keeps serving).
         ``conveyor_model_alias_checks_total{result}``: registry checks of the followed
         alias (``unchanged``, ``changed`` or ``error`` when the registry did not answer).
+        ``conveyor_requests_in_flight``: prediction requests in progress.
+        ``conveyor_requests_refused_total{reason}``: prediction requests refused before
+        any work (``concurrency``: over ``max_concurrency``).
+        ``conveyor_routed_requests_total{variant,version}``: prediction requests by the
+        route that answered (``primary``, ``challenger``) and shadow copies (``shadow``).
+        ``conveyor_shadow_rows_total{version,outcome}``: rows the shadow model scored,
+        by whether its answer was the ``same`` as the primary's, ``different``, or an
+        ``error``.
+        ``conveyor_batch_size_rows{model,version}``: rows per predict call (histogram).
+        ``conveyor_unknown_category_values_total{model,version,column}``: category values
+        the model never saw in training, accepted (``unknown_categories: accept``).
     """
 
     def __init__(self) -> None:
@@ -94,15 +106,71 @@ class ServingMetrics:
             ["result"],
             registry=self.registry,
         )
+        self.in_flight = Gauge(
+            "conveyor_requests_in_flight",
+            "Prediction requests in progress.",
+            registry=self.registry,
+        )
+        self.refused = Counter(
+            "conveyor_requests_refused",
+            "Prediction requests refused before any work, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.routed = Counter(
+            "conveyor_routed_requests",
+            "Prediction requests by the route that answered, and shadow copies.",
+            ["variant", "version"],
+            registry=self.registry,
+        )
+        self.shadow_rows = Counter(
+            "conveyor_shadow_rows",
+            "Rows scored by the shadow model, by agreement with the primary's answer.",
+            ["version", "outcome"],
+            registry=self.registry,
+        )
+        self.batch_rows = Histogram(
+            "conveyor_batch_size_rows",
+            "Rows per predict call (requests batched together).",
+            ["model", "version"],
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.unknown = Counter(
+            "conveyor_unknown_category_values",
+            "Accepted category values the model never saw in training, by column.",
+            ["model", "version", "column"],
+            registry=self.registry,
+        )
+        self.refused.labels("concurrency")
         for result in SWAP_RESULTS:
             self.swaps.labels(result)
         for result in CHECK_RESULTS:
             self.alias_checks.labels(result)
 
-    def set_model(self, slot: ModelSlot) -> None:
-        """Publish the loaded model in ``conveyor_model_info``."""
+    def set_models(self, *slots: ModelSlot | None) -> None:
+        """Publish the loaded models (primary, then challenger) in ``conveyor_model_info``."""
         self.model_info.clear()
-        self.model_info.labels(slot.name, slot.version, slot.run_id, slot.runtime).set(1)
+        for slot in slots:
+            if slot is not None:
+                self.model_info.labels(slot.name, slot.version, slot.run_id, slot.runtime).set(1)
+
+    def count_routed(self, variant: str, version: str) -> None:
+        """Count one request answered by (or copied to, ``shadow``) a route."""
+        self.routed.labels(variant, version).inc()
+
+    def count_shadow_rows(self, version: str, outcome: str, rows: int) -> None:
+        """Count rows the shadow model scored (``same``, ``different`` or ``error``)."""
+        if rows:
+            self.shadow_rows.labels(version, outcome).inc(rows)
+
+    def count_unknown(self, model: tuple[str, str], column: str, values: int) -> None:
+        """Count accepted category values the model never saw in training."""
+        self.unknown.labels(*model, column).inc(values)
+
+    def observe_batch(self, model: tuple[str, str], rows: int) -> None:
+        """Record the size of one predict call."""
+        self.batch_rows.labels(*model).observe(rows)
 
     def observe(self, *, model: tuple[str, str], route: str, status: int, seconds: float) -> None:
         """Count one answered request and its duration."""

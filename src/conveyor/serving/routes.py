@@ -1,8 +1,9 @@
 """HTTP routes: MLflow's ``/invocations`` and the Open Inference Protocol v2 endpoints.
 
-Handlers stay thin: read the body within its limit, hand parsing, coercion and
-prediction to a worker thread (so health checks never wait behind a batch), and answer
-with the model's name and version in headers and, for v2, in the body.
+Handlers stay thin: pick the version by the routing in force, take a concurrency place,
+read the body within its limit, parse and coerce it (large bodies in a worker thread, so
+health checks never wait behind a batch), predict through the version's micro-batcher, and
+answer with the model's name, version and route in headers and, for v2, in the body.
 """
 
 from __future__ import annotations
@@ -10,16 +11,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from conveyor import __version__
 from conveyor.serving.body import decode_text, media_type, parse_json, read_body
-from conveyor.serving.inputs import RequestError
+from conveyor.serving.inputs import Batch, RequestError
 from conveyor.serving.protocols import mlflow as mlflow_protocol
 from conveyor.serving.protocols import v2
+from conveyor.serving.routing import CHALLENGER, PRIMARY, Route
 from conveyor.serving.slot import ModelSlot
-from conveyor.serving.state import ServingState, StateDep, answered_by, model_headers, score
+from conveyor.serving.state import ServingState, StateDep, answered_by, model_headers, prepare
 
 __all__ = ["INVOCATIONS_BODY", "V2_INFER_BODY", "mlflow_router", "v2_router"]
 
@@ -93,35 +94,48 @@ async def invocations(
     ] = False,
 ) -> JSONResponse:
     """Score rows sent in any of MLflow's forms (JSON or CSV); answer ``predictions``."""
-    slot = state.require_slot()  # this request finishes on this version, even across a swap
+    slot, route = state.route(request)  # this request finishes on this version, even across a swap
     answered_by(request, slot)
     kind = media_type(
         request.headers.get("content-type"), accepted=("application/json", "text/csv")
     )
     if probabilities and not slot.is_classifier:
         raise RequestError("probabilities=true: the model is a regressor; it has no classes")
-    body = await read_body(request, limit=state.settings.max_body_bytes)
-    if kind == "text/csv":
+    async with state.admission():
+        body = await read_body(request, limit=state.settings.max_body_bytes)
+        text = kind == "text/csv"
+        if text:
 
-        def parse() -> Any:
-            return mlflow_protocol.parse_csv(decode_text(body), slot.schema)
-    else:
+            def parse() -> Any:
+                return mlflow_protocol.parse_csv(decode_text(body), slot.schema)
+        else:
 
-        def parse() -> Any:
-            return mlflow_protocol.parse_payload(parse_json(body), slot.schema)
+            def parse() -> Any:
+                return mlflow_protocol.parse_payload(parse_json(body), slot.schema)
 
-    prediction, rows = await run_in_threadpool(
-        score,
-        slot,
-        parse,
-        max_rows=state.settings.max_batch_rows,
-        text=kind == "text/csv",
-        probabilities=probabilities,
-    )
-    state.metrics.count_rows(model=(slot.name, slot.version), route="/invocations", rows=rows)
+        raw, batch = await prepare(
+            slot,
+            parse,
+            body_bytes=len(body),
+            max_rows=state.settings.max_batch_rows,
+            text=text,
+            reject_unknown=state.settings.unknown_categories == "reject",
+        )
+        prediction = await state.predict(slot, batch, probabilities=probabilities)
+    _record(state, slot, route, "/invocations", batch)
+    if route.shadow:
+        state.shadow(raw, prediction, text=text)
     return JSONResponse(
-        mlflow_protocol.predictions_body(slot, prediction), headers=model_headers(slot)
+        mlflow_protocol.predictions_body(slot, prediction), headers=model_headers(slot, route)
     )
+
+
+def _record(state: ServingState, slot: ModelSlot, route: Route, path: str, batch: Batch) -> None:
+    model = (slot.name, slot.version)
+    state.metrics.count_rows(model=model, route=path, rows=batch.rows)
+    state.metrics.count_routed(route.answer, slot.version)
+    for column, count in batch.unknown.items():
+        state.metrics.count_unknown(model, column, count)
 
 
 # -- Open Inference Protocol v2 -------------------------------------------------------------
@@ -129,11 +143,15 @@ def _model(state: ServingState, name: str, version: str | None = None) -> ModelS
     slot = state.require_slot()
     if name != slot.name:
         raise RequestError(f"unknown model {name!r}; this server serves {slot.name!r}", 404)
-    if version is not None and version != slot.version:
-        raise RequestError(
-            f"model {name!r} has no version {version!r} loaded (loaded: {slot.version!r})", 404
-        )
-    return slot
+    if version is None:
+        return slot
+    for loaded in state.loaded():
+        if loaded.version == version:
+            return loaded
+    versions = ", ".join(repr(s.version) for s in state.loaded())
+    raise RequestError(
+        f"model {name!r} has no version {version!r} loaded (loaded: {versions})", 404
+    )
 
 
 @v2_router.get("/health/live")
@@ -158,13 +176,16 @@ async def v2_server_metadata() -> dict[str, Any]:
 
 @v2_router.get("/models/{name}")
 async def v2_model_metadata(name: str, state: StateDep) -> dict[str, Any]:
-    """Metadata of the loaded model: inputs, outputs, versions, platform."""
-    return v2.model_metadata(_model(state, name))
+    """Metadata of the served model: inputs, outputs, loaded versions, runtime, routing."""
+    answer = v2.model_metadata(_model(state, name))
+    answer["versions"] = [s.version for s in state.loaded()]
+    answer["parameters"]["routing"] = state.routing.model_dump()
+    return answer
 
 
 @v2_router.get("/models/{name}/versions/{version}")
 async def v2_version_metadata(name: str, version: str, state: StateDep) -> dict[str, Any]:
-    """Metadata of one version (only the loaded one exists here)."""
+    """Metadata of one loaded version (the served one, or the routing's second one)."""
     return v2.model_metadata(_model(state, name, version))
 
 
@@ -180,35 +201,54 @@ async def v2_version_ready(name: str, version: str, state: StateDep) -> dict[str
     return {"name": _model(state, name, version).name, "ready": True}
 
 
-async def _infer(request: Request, state: ServingState, slot: ModelSlot) -> JSONResponse:
+async def _infer(
+    request: Request, state: ServingState, slot: ModelSlot, route: Route
+) -> JSONResponse:
     answered_by(request, slot)
     media_type(request.headers.get("content-type"), accepted=("application/json",), missing_ok=True)
-    body = await read_body(request, limit=state.settings.max_body_bytes)
-    parsed = await run_in_threadpool(lambda: v2.parse_infer_request(parse_json(body), slot))
-    prediction, rows = await run_in_threadpool(
-        score,
-        slot,
-        lambda: parsed.columns,
-        max_rows=state.settings.max_batch_rows,
-        probabilities=parsed.outputs is None or v2.PROBABILITIES in parsed.outputs,
-    )
-    route = getattr(request.scope.get("route"), "path", "/v2/models/{name}/infer")
-    state.metrics.count_rows(model=(slot.name, slot.version), route=route, rows=rows)
+    async with state.admission():
+        body = await read_body(request, limit=state.settings.max_body_bytes)
+        parsed: list[Any] = []
+
+        def parse() -> Any:
+            parsed.append(v2.parse_infer_request(parse_json(body), slot))
+            return parsed[0].columns
+
+        raw, batch = await prepare(
+            slot,
+            parse,
+            body_bytes=len(body),
+            max_rows=state.settings.max_batch_rows,
+            reject_unknown=state.settings.unknown_categories == "reject",
+        )
+        wanted = parsed[0].outputs
+        prediction = await state.predict(
+            slot, batch, probabilities=wanted is None or v2.PROBABILITIES in wanted
+        )
+    path = getattr(request.scope.get("route"), "path", "/v2/models/{name}/infer")
+    _record(state, slot, route, path, batch)
+    if route.shadow:
+        state.shadow(raw, prediction)
     answer = v2.infer_response(
-        slot, prediction, request_id=parsed.id or _request_id(request), outputs=parsed.outputs
+        slot, prediction, request_id=parsed[0].id or _request_id(request), outputs=wanted
     )
-    return JSONResponse(answer, headers=model_headers(slot))
+    return JSONResponse(answer, headers=model_headers(slot, route))
 
 
 @v2_router.post("/models/{name}/infer", openapi_extra=V2_INFER_BODY)
 async def v2_infer(name: str, request: Request, state: StateDep) -> JSONResponse:
-    """Score one named tensor per input column; answer ``predictions`` (and probabilities)."""
-    return await _infer(request, state, _model(state, name))
+    """Score one named tensor per input column; answer ``predictions`` (and probabilities).
+    The routing in force picks the version that answers."""
+    _model(state, name)
+    slot, route = state.route(request)
+    return await _infer(request, state, slot, route)
 
 
 @v2_router.post("/models/{name}/versions/{version}/infer", openapi_extra=V2_INFER_BODY)
 async def v2_version_infer(
     name: str, version: str, request: Request, state: StateDep
 ) -> JSONResponse:
-    """Score on one version (only the loaded one exists here)."""
-    return await _infer(request, state, _model(state, name, version))
+    """Score on one loaded version, bypassing the routing."""
+    slot = _model(state, name, version)
+    variant = PRIMARY if slot is state.slot else CHALLENGER
+    return await _infer(request, state, slot, Route(variant))

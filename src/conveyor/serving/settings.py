@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from conveyor.config import RoutingConfig
 from conveyor.errors import ConfigError
 
 __all__ = [
     "ADMIN_TOKEN_ENV",
+    "DEFAULT_BATCH_MAX_ROWS",
+    "DEFAULT_BATCH_MAX_WAIT_MS",
     "DEFAULT_DRAIN_SECONDS",
     "DEFAULT_GRACEFUL_TIMEOUT",
     "DEFAULT_MAX_BATCH_ROWS",
     "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_CONCURRENCY",
     "DEFAULT_POLL_INTERVAL",
     "MIN_ADMIN_TOKEN_CHARS",
+    "Runtime",
     "ServingSettings",
     "load_serving",
 ]
@@ -24,8 +31,13 @@ DEFAULT_MAX_BATCH_ROWS = 10_000
 DEFAULT_POLL_INTERVAL = 30.0
 DEFAULT_DRAIN_SECONDS = 5.0
 DEFAULT_GRACEFUL_TIMEOUT = 20
+DEFAULT_BATCH_MAX_ROWS = 256
+DEFAULT_BATCH_MAX_WAIT_MS = 1.0
+DEFAULT_MAX_CONCURRENCY = 256
 MIN_ADMIN_TOKEN_CHARS = 16
 ADMIN_TOKEN_ENV = "CONVEYOR_ADMIN_TOKEN"
+
+Runtime = Literal["auto", "onnx", "pyfunc"]
 
 
 class ServingSettings(BaseSettings):
@@ -49,6 +61,20 @@ class ServingSettings(BaseSettings):
         admin_token: bearer token of the ``/admin`` endpoints, from ``CONVEYOR_ADMIN_TOKEN``
             (``CONVEYOR_SERVE_ADMIN_TOKEN`` is read too); at least 16 characters. None: the
             admin endpoints are off and answer 404.
+        runtime: ``auto`` (ONNX Runtime when the version has a parity-verified ONNX model,
+            else the pipeline), ``onnx`` (required) or ``pyfunc`` (always the pipeline).
+        batch_max_rows: most rows concurrent requests share in one predict call (1: no
+            batching).
+        batch_max_wait_ms: how long a request may wait for others to share its predict
+            call (0: never wait; requests that queue behind a running predict are batched
+            anyway).
+        max_concurrency: prediction requests in progress at once; more are refused with
+            503 and ``Retry-After`` (health, metrics and admin are never refused).
+        unknown_categories: ``accept`` a category value the model never saw in training
+            (its encoder maps it to the "infrequent" level; it is counted in
+            ``conveyor_unknown_category_values_total``) or ``reject`` it with 422.
+        routing: traffic between the served model and a second one (``serving.routing``
+            of the project config; ``CONVEYOR_SERVE_ROUTING`` as JSON).
     """
 
     model_config = SettingsConfigDict(
@@ -72,6 +98,23 @@ class ServingSettings(BaseSettings):
         None,
         validation_alias=ADMIN_TOKEN_ENV,
         description="Bearer token for /admin endpoints (unset: they are off).",
+    )
+
+    runtime: Runtime = Field("auto", description="auto, onnx or pyfunc.")
+    batch_max_rows: int = Field(
+        DEFAULT_BATCH_MAX_ROWS, gt=0, description="Rows per shared predict call (1: off)."
+    )
+    batch_max_wait_ms: float = Field(
+        DEFAULT_BATCH_MAX_WAIT_MS, ge=0, le=1000, description="Wait for company (ms)."
+    )
+    max_concurrency: int = Field(
+        DEFAULT_MAX_CONCURRENCY, gt=0, description="Prediction requests in progress at once."
+    )
+    unknown_categories: Literal["accept", "reject"] = Field(
+        "accept", description="accept (and count) or reject unseen category values."
+    )
+    routing: RoutingConfig = Field(
+        default_factory=RoutingConfig, description="single, split or shadow routing."
     )
 
     @field_validator("model_uri")

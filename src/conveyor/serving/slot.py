@@ -20,28 +20,25 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import RegistryError
 from conveyor.registry.store import ModelRegistry, ModelVersionInfo
-from conveyor.serving.inputs import ColumnKind, InputColumn, InputSchema
+from conveyor.serving.inputs import Batch, ColumnKind, InputColumn, InputSchema, frame_of
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from conveyor.serving.settings import ServingSettings
+    from conveyor.serving.settings import Runtime, ServingSettings
 
 __all__ = [
-    "RUNTIME",
     "ModelSlot",
     "Prediction",
     "load_slot",
     "load_version",
+    "open_registry",
     "resolve_model",
     "resolve_version",
     "schema_from_pipeline",
 ]
 
 logger = logging.getLogger(__name__)
-
-RUNTIME = "pipeline"
-"""The runtime that answers: the fitted scikit-learn pipeline (ONNX comes later)."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +66,7 @@ class ModelSlot:
         run_id: the MLflow run that logged it.
         schema: its input columns.
         classes: class labels for a classifier (order of the probability columns), else ().
-        runtime: what computes predictions (``"pipeline"``).
+        onnx: the parity-verified ONNX Runtime model, when this slot serves with it.
     """
 
     pipeline: Any = field(repr=False)
@@ -78,7 +75,12 @@ class ModelSlot:
     run_id: str
     schema: InputSchema
     classes: tuple[Any, ...] = ()
-    runtime: str = RUNTIME
+    onnx: Any | None = field(default=None, repr=False)
+
+    @property
+    def runtime(self) -> str:
+        """What computes predictions: ``"onnx"`` (ONNX Runtime) or ``"pyfunc"`` (the pipeline)."""
+        return "pyfunc" if self.onnx is None else "onnx"
 
     @property
     def is_classifier(self) -> bool:
@@ -103,24 +105,41 @@ class ModelSlot:
         proba = np.asarray(self.pipeline.predict_proba(frame), dtype=np.float64).tolist()
         return Prediction(labels, proba)
 
+    def predict_batch(self, batch: Batch, *, probabilities: bool = False) -> Prediction:
+        """Score coerced rows with this slot's runtime (blocking).
+
+        Args:
+            batch: rows from ``inputs.coerce_columns``.
+            probabilities: also return class probabilities (classifiers only).
+
+        Returns:
+            The predictions (and probabilities) as plain Python lists.
+
+        Raises:
+            ValueError, TypeError: the model refused the values.
+        """
+        if self.onnx is not None:
+            result: Prediction = self.onnx.predict_columns(
+                batch.columns, probabilities=probabilities and self.is_classifier
+            )
+            return result
+        return self.predict(frame_of(self.schema, batch), probabilities=probabilities)
+
     def warm(self) -> None:
         """Predict once on a typical row so the first request pays no one-off costs.
 
         Raises:
             RegistryError: the model cannot predict on a row of its own schema.
         """
-        import numpy as np
-        import pandas as pd
-
-        data: dict[str, Any] = {}
+        columns: dict[str, list[Any]] = {}
         for column in self.schema.columns:
             seen = _first_category(self.pipeline, column.name)  # encoders may refuse others
             if column.kind == "number":
-                data[column.name] = np.asarray([0.0 if seen is None else seen], dtype=np.float64)
+                columns[column.name] = [0.0 if seen is None else float(seen)]
             else:
-                data[column.name] = pd.array(["" if seen is None else str(seen)], dtype="str")
+                columns[column.name] = ["" if seen is None else str(seen)]
         try:
-            self.predict(pd.DataFrame(data), probabilities=self.is_classifier)
+            self.predict_batch(Batch(columns, 1), probabilities=self.is_classifier)
         except Exception as exc:
             raise RegistryError(
                 f"model {self.name!r} version {self.version} failed its warm-up prediction: "
@@ -190,14 +209,17 @@ def schema_from_pipeline(pipeline: Any) -> InputSchema:
     names = [str(n) for n in getattr(pipeline, "feature_names_in_", [])]
     if not names:
         raise RegistryError("the model does not record its input columns (fit it on a DataFrame)")
-    roles: dict[str, tuple[ColumnKind, bool]] = {}
+    roles: dict[str, tuple[ColumnKind, bool, frozenset[str] | None]] = {}
     for parts, columns in _branches(pipeline, names):
         imputes = any(type(p).__name__.endswith("Imputer") for p in parts)
         for index, name in enumerate(columns):
             categories = _encoder_categories(parts, index)
             text = categories is not None and categories.dtype.kind in "OUST"
-            roles[name] = ("string" if text else "number", imputes)
-    return InputSchema(tuple(InputColumn(n, *roles.get(n, ("number", False))) for n in names))
+            known = (
+                frozenset(str(c) for c in categories) if categories is not None and text else None
+            )
+            roles[name] = ("string" if text else "number", imputes, known)
+    return InputSchema(tuple(InputColumn(n, *roles.get(n, ("number", False, None))) for n in names))
 
 
 def _first_category(pipeline: Any, column: str) -> Any | None:
@@ -243,6 +265,16 @@ def _check_store(tracking_uri: str) -> None:
             raise RegistryError(f"no MLflow store at {db} (tracking URI {tracking_uri})")
 
 
+def open_registry(settings: ServingSettings) -> ModelRegistry:
+    """The configured registry.
+
+    Raises:
+        RegistryError: a SQLite tracking URI names a file that does not exist.
+    """
+    _check_store(settings.tracking_uri)
+    return ModelRegistry(settings.tracking_uri)
+
+
 def resolve_model(settings: ServingSettings) -> tuple[ModelRegistry, ModelVersionInfo]:
     """Open the configured registry and resolve the configured model URI to a version.
 
@@ -255,40 +287,59 @@ def resolve_model(settings: ServingSettings) -> tuple[ModelRegistry, ModelVersio
     Raises:
         RegistryError: no store at a SQLite URI, or an unknown model, alias or version.
     """
-    _check_store(settings.tracking_uri)
-    registry = ModelRegistry(settings.tracking_uri)
+    registry = open_registry(settings)
     return registry, resolve_version(registry, settings.model_uri)
 
 
-def load_version(registry: ModelRegistry, info: ModelVersionInfo) -> ModelSlot:
+def load_version(
+    registry: ModelRegistry, info: ModelVersionInfo, *, runtime: Runtime = "auto"
+) -> ModelSlot:
     """Load and warm one exact registered version (blocking: call it off the event loop).
 
     Args:
         registry: the registry holding it.
         info: the version, as resolved by :func:`resolve_version`.
+        runtime: ``auto`` serves with ONNX Runtime when the version has a parity-verified
+            ONNX model and with the pipeline otherwise; ``onnx`` requires the ONNX model;
+            ``pyfunc`` always uses the pipeline.
 
     Returns:
         The warmed slot.
 
     Raises:
-        RegistryError: the model cannot be loaded, has no named input columns, or fails
-            its warm-up.
+        RegistryError: the model cannot be loaded, has no named input columns, fails its
+            warm-up, or (``runtime="onnx"``) has no parity-verified ONNX model.
     """
     logger.info("loading %s (version %s, run %s)", info.name, info.version, info.run_id)
     pipeline = registry.load_pipeline(info.uri)
     classes: tuple[Any, ...] = ()
     if hasattr(pipeline, "predict_proba") and hasattr(pipeline, "classes_"):
         classes = tuple(pipeline.classes_.tolist())
+    schema = schema_from_pipeline(pipeline)
+    onnx = None
+    if runtime != "pyfunc":
+        from conveyor.serving.onnx_model import load_onnx_model
+
+        onnx = load_onnx_model(registry, info, schema, classes)
+        if onnx is None and runtime == "onnx":
+            raise RegistryError(
+                f"model {info.name!r} version {info.version} has no parity-verified ONNX model "
+                f"(tag conveyor.onnx: {info.tags.get('conveyor.onnx', 'absent')}); serve it with "
+                "--runtime auto or pyfunc"
+            )
     slot = ModelSlot(
         pipeline=pipeline,
         name=info.name,
         version=info.version,
         run_id=info.run_id,
-        schema=schema_from_pipeline(pipeline),
+        schema=schema,
         classes=classes,
+        onnx=onnx,
     )
     slot.warm()
-    logger.info("model %s version %s loaded and warmed", slot.name, slot.version)
+    logger.info(
+        "model %s version %s loaded and warmed (runtime %s)", slot.name, slot.version, slot.runtime
+    )
     return slot
 
 
@@ -306,4 +357,4 @@ def load_slot(settings: ServingSettings) -> ModelSlot:
             model cannot be loaded, has no named input columns, or fails its warm-up.
     """
     registry, info = resolve_model(settings)
-    return load_version(registry, info)
+    return load_version(registry, info, runtime=settings.runtime)

@@ -1,20 +1,28 @@
-"""What one serving app holds at run time: its settings, metrics and the loaded model.
+"""What one serving app holds at run time: settings, metrics, the loaded models, routing.
 
-``slot`` is swapped by rebinding the attribute (one assignment on the event loop), never
-mutated: a handler takes the slot once at its start and finishes on that object, so a
-request that was running during a hot swap answers with the version it started on.
+``slot`` (the served model, route ``primary``) and ``challenger`` (the second model of
+``split`` and ``shadow`` routing) are swapped by rebinding the attribute (one assignment on
+the event loop), never mutated: a handler takes its slot once at its start and finishes on
+that object, so a request that was running during a hot swap answers with the version it
+started on. Each loaded version gets its own :class:`~conveyor.serving.batching.MicroBatcher`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 
-from conveyor.serving.inputs import RawColumns, RequestError, build_frame
+from conveyor.config import RoutingConfig
+from conveyor.serving.batching import MicroBatcher
+from conveyor.serving.inputs import Batch, RawColumns, RequestError, coerce_columns
 from conveyor.serving.metrics import ANSWERED_BY, ServingMetrics
+from conveyor.serving.routing import CHALLENGER, PRIMARY, Route, choose_route
 from conveyor.serving.settings import ServingSettings
 from conveyor.serving.slot import ModelSlot, Prediction
 
@@ -22,15 +30,20 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 __all__ = [
+    "ROUTE_HEADER",
     "ServingState",
     "StateDep",
     "answered_by",
     "get_state",
     "model_headers",
-    "score",
+    "prepare",
 ]
 
 logger = logging.getLogger(__name__)
+
+ROUTE_HEADER = "X-Conveyor-Route"
+SMALL_BODY_BYTES = 16 * 1024
+"""Bodies up to this size are parsed on the event loop (cheaper than a thread hop)."""
 
 
 @dataclass
@@ -40,16 +53,25 @@ class ServingState:
     Attributes:
         settings: the serving settings.
         metrics: the app's Prometheus metrics.
-        slot: the loaded, warmed model (None until startup has loaded it).
+        slot: the served model, route ``primary`` (None until startup has loaded it).
+        challenger: the second model of ``split``/``shadow`` routing, when loaded.
+        routing: the routing in force (starts as ``settings.routing``; the admin endpoint
+            replaces it).
         ready: the model is loaded and warmed (and the app has not shut down).
         draining: SIGTERM arrived: readiness probes fail while requests are still served.
+        in_flight: prediction requests in progress.
     """
 
     settings: ServingSettings
     metrics: ServingMetrics = field(default_factory=ServingMetrics)
     slot: ModelSlot | None = None
+    challenger: ModelSlot | None = None
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
     ready: bool = False
     draining: bool = False
+    in_flight: int = 0
+    _batchers: dict[int, tuple[ModelSlot, MicroBatcher]] = field(default_factory=dict)
+    _shadows: set[asyncio.Task[None]] = field(default_factory=set)
 
     def is_ready(self) -> bool:
         """Whether readiness probes should pass: loaded, warmed and not draining."""
@@ -69,6 +91,128 @@ class ServingState:
             raise RequestError("the model is not loaded yet; retry shortly", status=503)
         return self.slot
 
+    def loaded(self) -> list[ModelSlot]:
+        """The loaded models: the primary, then the challenger if it is another version."""
+        slots = [s for s in (self.slot, self.challenger) if s is not None]
+        return slots[:1] if len(slots) == 2 and slots[0] is slots[1] else slots
+
+    def publish_models(self) -> None:
+        """Show the loaded models in ``conveyor_model_info``."""
+        self.metrics.set_models(*self.loaded())
+
+    def route(self, request: Request) -> tuple[ModelSlot, Route]:
+        """Pick the model that answers a request, by the routing in force.
+
+        Raises:
+            RequestError: (503) no model is loaded yet.
+        """
+        primary = self.require_slot()
+        key = request.headers.get(self.routing.sticky_header)
+        route = choose_route(self.routing, key=key, has_challenger=self.challenger is not None)
+        if route.answer == CHALLENGER and self.challenger is not None:
+            return self.challenger, route
+        return primary, route
+
+    @contextlib.asynccontextmanager
+    async def admission(self) -> AsyncIterator[None]:
+        """Hold one of ``max_concurrency`` places for a prediction request.
+
+        Raises:
+            RequestError: (503, ``Retry-After: 1``) every place is taken.
+        """
+        limit = self.settings.max_concurrency
+        if self.in_flight >= limit:
+            self.metrics.refused.labels("concurrency").inc()
+            raise RequestError(
+                f"server busy: {limit} prediction requests in progress (max_concurrency); "
+                "retry shortly",
+                status=503,
+                headers={"Retry-After": "1"},
+            )
+        self.in_flight += 1
+        self.metrics.in_flight.inc()
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            self.metrics.in_flight.dec()
+
+    def batcher(self, slot: ModelSlot) -> MicroBatcher:
+        """The micro-batcher of one loaded version (made on first use; those of versions
+        no longer loaded are dropped once idle)."""
+        found = self._batchers.get(id(slot))
+        if found is not None and found[0] is slot:
+            return found[1]
+        live = {id(s) for s in self.loaded()}
+        for key in [k for k in self._batchers if k not in live]:
+            del self._batchers[key]
+        labels = (slot.name, slot.version)
+        metrics = self.metrics
+
+        def predict(batch: Batch, probabilities: bool) -> Prediction:
+            metrics.observe_batch(labels, batch.rows)
+            return slot.predict_batch(batch, probabilities=probabilities)
+
+        settings = self.settings
+        batcher = MicroBatcher(
+            predict,
+            max_rows=settings.batch_max_rows,
+            max_wait=settings.batch_max_wait_ms / 1000,
+        )
+        self._batchers[id(slot)] = (slot, batcher)
+        return batcher
+
+    async def predict(self, slot: ModelSlot, batch: Batch, *, probabilities: bool) -> Prediction:
+        """Score coerced rows on ``slot``, batched with concurrent requests.
+
+        Raises:
+            RequestError: (422) the model refused the values.
+        """
+        try:
+            return await self.batcher(slot).predict(batch, probabilities=probabilities)
+        except (ValueError, TypeError) as exc:
+            logger.info("model refused the input: %s", _first_line(exc))
+            raise RequestError(f"the model could not score the input: {_first_line(exc)}") from exc
+
+    def shadow(self, raw: RawColumns, answered: Prediction, *, text: bool = False) -> None:
+        """Score a copy of a request on the challenger in the background; record only.
+
+        Args:
+            raw: the request's raw columns (coerced again for the challenger's schema).
+            answered: what the primary answered, to count agreement.
+            text: the raw values are CSV text.
+        """
+        challenger = self.challenger
+        if challenger is None:
+            return
+        self.metrics.count_routed("shadow", challenger.version)
+        task = asyncio.get_running_loop().create_task(
+            self._shadow(challenger, raw, answered, text), name="conveyor-shadow"
+        )
+        self._shadows.add(task)
+        task.add_done_callback(self._shadows.discard)
+
+    async def _shadow(
+        self, challenger: ModelSlot, raw: RawColumns, answered: Prediction, text: bool
+    ) -> None:
+        rows = len(answered.predictions)
+        try:
+            batch = coerce_columns(challenger.schema, raw, max_rows=rows, text=text)
+            copy = await self.batcher(challenger).predict(batch, probabilities=False)
+        except Exception as exc:  # the shadow never affects the answer; count and move on
+            logger.debug("shadow version %s failed: %s", challenger.version, _first_line(exc))
+            self.metrics.count_shadow_rows(challenger.version, "error", rows)
+            return
+        same = sum(_same(a, b) for a, b in zip(answered.predictions, copy.predictions, strict=True))
+        self.metrics.count_shadow_rows(challenger.version, "same", same)
+        self.metrics.count_shadow_rows(challenger.version, "different", rows - same)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        return bool(abs(float(a) - float(b)) <= 1e-9 * max(1.0, abs(float(a))))
+    return bool(a == b)
+
 
 def get_state(request: Request) -> ServingState:
     """FastAPI dependency: the app's :class:`ServingState`."""
@@ -83,36 +227,43 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
-def score(
-    slot: ModelSlot,
+async def prepare(
+    schema_slot: ModelSlot,
     parse: Callable[[], RawColumns],
     *,
+    body_bytes: int,
     max_rows: int,
     text: bool = False,
-    probabilities: bool = False,
-) -> tuple[Prediction, int]:
-    """Parse, check and score one request (runs in a worker thread).
+    reject_unknown: bool = False,
+) -> tuple[RawColumns, Batch]:
+    """Parse a request body and coerce its rows for a model (small bodies on the event
+    loop, large ones in a worker thread so health checks never wait behind them).
 
     Args:
-        slot: the model.
+        schema_slot: the model whose input schema the rows must match.
         parse: turns the request body into raw columns.
+        body_bytes: the body's size.
         max_rows: the batch row limit.
         text: the raw values are CSV text.
-        probabilities: also compute class probabilities.
+        reject_unknown: refuse category values the model never saw.
 
     Returns:
-        The prediction and the number of rows scored.
+        The raw columns (for a shadow copy) and the coerced batch.
 
     Raises:
-        RequestError: bad input, or (422) the model refused the values (for example a
-            missing value in a column without an imputer).
+        RequestError: bad input.
     """
-    frame = build_frame(slot.schema, parse(), max_rows=max_rows, text=text)
-    try:
-        return slot.predict(frame, probabilities=probabilities), len(frame)
-    except (ValueError, TypeError) as exc:
-        logger.info("model refused the input: %s", _first_line(exc))
-        raise RequestError(f"the model could not score the input: {_first_line(exc)}") from exc
+
+    def work() -> tuple[RawColumns, Batch]:
+        raw = parse()
+        batch = coerce_columns(
+            schema_slot.schema, raw, max_rows=max_rows, text=text, reject_unknown=reject_unknown
+        )
+        return raw, batch
+
+    if body_bytes <= SMALL_BODY_BYTES:
+        return work()
+    return await asyncio.to_thread(work)
 
 
 def answered_by(request: Request, slot: ModelSlot) -> None:
@@ -120,6 +271,8 @@ def answered_by(request: Request, slot: ModelSlot) -> None:
     setattr(request.state, ANSWERED_BY, (slot.name, slot.version))
 
 
-def model_headers(slot: ModelSlot) -> dict[str, str]:
-    """Headers naming the model that answered."""
-    return {"X-Model-Name": slot.name, "X-Model-Version": slot.version}
+def model_headers(slot: ModelSlot, route: Route | None = None) -> dict[str, str]:
+    """Headers naming the model that answered (and the route it took)."""
+    headers = {"X-Model-Name": slot.name, "X-Model-Version": slot.version}
+    headers[ROUTE_HEADER] = route.answer if route is not None else PRIMARY
+    return headers

@@ -156,7 +156,10 @@ def test_v2_metadata_health_and_readiness(served: Served) -> None:
         ("job", "BYTES"),
     ]
     assert meta["parameters"]["classes"] == ["<=50K", ">50K"]
-    assert client.get(f"/v2/models/{MODEL}/versions/{served.version}").json() == meta
+    assert meta["parameters"]["routing"]["mode"] == "single"
+    one_version = {k: v for k, v in meta["parameters"].items() if k != "routing"}
+    version_meta = client.get(f"/v2/models/{MODEL}/versions/{served.version}").json()
+    assert version_meta == {**meta, "parameters": one_version}
     assert client.get(f"/v2/models/{MODEL}/ready").json() == {"name": MODEL, "ready": True}
 
 
@@ -200,8 +203,25 @@ def test_metrics_count_requests_and_name_the_model(served: Served) -> None:
         "name": MODEL,
         "version": served.version,
         "run_id": served.run_id,
-        "runtime": "pipeline",
+        "runtime": "pyfunc",
     }
     assert info.value == 1.0
     buckets = [s for s in samples["conveyor_request_duration_seconds"] if s.name.endswith("_count")]
     assert any(s.labels["route"] == "/invocations" and s.value >= 3 for s in buckets)
+
+
+def test_unknown_categories_are_scored_like_offline_and_counted(served: Served) -> None:
+    row = {"age": 33.0, "hours": 40.0, "job": "astronaut"}
+    metric = "conveyor_unknown_category_values_total"
+
+    def counted() -> float:
+        family = metric_samples(served).get(metric.removesuffix("_total"), [])
+        found = [s.value for s in family if s.name == metric]
+        return sum(found)
+
+    before = counted()
+    answer = served.client.post("/invocations", json={"dataframe_records": [row, row]})
+    assert answer.status_code == 200, answer.text
+    frame = pd.DataFrame([row, row]).astype({"job": "str"})
+    assert answer.json()["predictions"] == served.offline.predict(frame).tolist()
+    assert counted() == before + 2

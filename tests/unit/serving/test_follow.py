@@ -7,10 +7,17 @@ from typing import Any
 import anyio
 import pytest
 
+from conveyor.config import RoutingConfig
 from conveyor.errors import RegistryError
 from conveyor.registry.store import ModelVersionInfo
 from conveyor.serving import follow
-from conveyor.serving.follow import AliasFollower, ReloadResult, follows_alias, should_load
+from conveyor.serving.follow import (
+    AliasFollower,
+    ReloadResult,
+    challenger_uri,
+    follows_alias,
+    should_load,
+)
 from conveyor.serving.inputs import InputSchema
 from conveyor.serving.settings import ServingSettings
 from conveyor.serving.slot import ModelSlot
@@ -63,24 +70,28 @@ class FakeRegistry:
 
     def __init__(self, target: str, broken: set[str]) -> None:
         self.target, self.broken, self.loads = target, broken, 0
+        self.challenger: str | None = None
 
 
 @pytest.fixture
 def registry(monkeypatch: pytest.MonkeyPatch) -> FakeRegistry:
     fake = FakeRegistry("1", set())
 
-    def resolve_model(settings: ServingSettings) -> tuple[FakeRegistry, ModelVersionInfo]:
+    def resolve(settings: ServingSettings, uri: str) -> tuple[FakeRegistry, ModelVersionInfo]:
         if fake.target == "down":
             raise RegistryError("registry unreachable")
-        return fake, ModelVersionInfo(name="m", version=fake.target, run_id="r")
+        target = fake.challenger if uri.endswith("@challenger") else fake.target
+        if target is None:
+            raise RegistryError("model 'm' has no alias 'challenger'")
+        return fake, ModelVersionInfo(name="m", version=target, run_id="r")
 
-    def load_version(registry: Any, info: ModelVersionInfo) -> ModelSlot:
+    def load_version(registry: Any, info: ModelVersionInfo, *, runtime: str) -> ModelSlot:
         fake.loads += 1
         if info.version in fake.broken:
             raise RegistryError(f"version {info.version} failed its warm-up prediction")
         return slot(info.version)
 
-    monkeypatch.setattr(follow, "resolve_model", resolve_model)
+    monkeypatch.setattr(follow, "_resolve", resolve)
     monkeypatch.setattr(follow, "load_version", load_version)
     return fake
 
@@ -88,7 +99,7 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> FakeRegistry:
 def state() -> ServingState:
     settings = ServingSettings(model_uri="models:/m@champion", tracking_uri="sqlite:///x.db")
     serving = ServingState(settings=settings, slot=slot("1"), ready=True)
-    serving.metrics.set_model(slot("1"))
+    serving.publish_models()
     return serving
 
 
@@ -106,7 +117,7 @@ def test_check_swaps_in_the_new_version(registry: FakeRegistry) -> None:
     assert serving.slot is not None and serving.slot.version == "2"
     assert old is not None and old.version == "1"  # a request holding it still has version 1
     assert sample(serving, "conveyor_model_swaps_total", result="success") == 1.0
-    info = {"name": "m", "version": "2", "run_id": "r", "runtime": "pipeline"}
+    info = {"name": "m", "version": "2", "run_id": "r", "runtime": "pyfunc"}
     assert sample(serving, "conveyor_model_info", **info) == 1.0
 
 
@@ -134,3 +145,39 @@ def test_check_survives_a_registry_outage(registry: FakeRegistry) -> None:
     assert result == ReloadResult("1", "1", "", swapped=False, error="registry unreachable")
     assert sample(serving, "conveyor_model_alias_checks_total", result="error") == 1.0
     assert serving.slot is not None and serving.slot.version == "1"
+
+
+def test_challenger_is_loaded_shared_and_dropped_with_the_routing(registry: FakeRegistry) -> None:
+    serving = state()
+    follower = AliasFollower(serving)
+    shadow = RoutingConfig(mode="shadow")
+    missing = anyio.run(lambda: follower.check_challenger(routing=shadow))
+    assert missing is not None and missing.error == "model 'm' has no alias 'challenger'"
+    assert serving.routing.mode == "single"  # a routing whose model cannot serve is refused
+    registry.challenger = "2"
+    loaded = anyio.run(lambda: follower.check_challenger(routing=shadow))
+    assert loaded is not None and loaded.swapped
+    assert serving.routing == shadow
+    assert serving.challenger is not None and serving.challenger.version == "2"
+    assert [s.version for s in serving.loaded()] == ["1", "2"]
+    assert sample(serving, "conveyor_model_info", name="m", version="2", run_id="r",
+                  runtime="pyfunc") == 1.0  # fmt: skip
+    registry.target = "2"  # champion moves to the challenger's version: shared, not reloaded
+    loads = registry.loads
+    assert anyio.run(follower.check).swapped
+    assert registry.loads == loads and serving.slot is serving.challenger
+    assert anyio.run(lambda: follower.check_challenger(routing=RoutingConfig())) is None
+    assert serving.challenger is None and serving.routing.mode == "single"
+
+
+@pytest.mark.parametrize(
+    ("uri", "routing", "expected"),
+    [
+        ("models:/m@champion", RoutingConfig(), None),
+        ("models:/m@champion", RoutingConfig(mode="split"), "models:/m@challenger"),
+        ("models:/m/3", RoutingConfig(mode="shadow", challenger="7"), "models:/m/7"),
+        ("models:/m@champion", RoutingConfig(mode="split", challenger="beta"), "models:/m@beta"),
+    ],
+)
+def test_challenger_uri(uri: str, routing: RoutingConfig, expected: str | None) -> None:
+    assert challenger_uri(uri, routing) == expected

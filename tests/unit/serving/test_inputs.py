@@ -12,6 +12,7 @@ from conveyor.serving.inputs import (
     RequestError,
     build_frame,
     coerce_column,
+    coerce_columns,
     columns_from_records,
     columns_from_rows,
 )
@@ -118,3 +119,28 @@ def test_schema_describes_itself() -> None:
     assert AGE.v2_datatype == "FP64"
     assert JOB.v2_datatype == "BYTES"
     assert SCHEMA.to_dict()["columns"][1] == {"name": "job", "type": "string", "nullable": False}
+
+
+KNOWN = InputSchema(
+    (
+        InputColumn("age", "number", nullable=True),
+        InputColumn("job", "string", nullable=True, categories=frozenset({"clerk", "nurse"})),
+    )
+)
+
+
+def test_unknown_categories_are_counted_when_accepted() -> None:
+    batch = coerce_columns(KNOWN, {"age": [1, 2, 3], "job": ["clerk", "pilot", None]}, max_rows=10)
+    assert batch.columns["job"] == ["clerk", "pilot", None]
+    assert batch.unknown == {"job": 1}
+
+
+def test_unknown_categories_are_refused_naming_column_row_and_known_values() -> None:
+    with pytest.raises(RequestError) as raised:
+        coerce_columns(
+            KNOWN, {"age": [1, 2], "job": ["clerk", "pilot"]}, max_rows=10, reject_unknown=True
+        )
+    assert raised.value.status == 422
+    assert str(raised.value) == (
+        "column 'job' row 1: unknown category 'pilot'; the model knows 'clerk', 'nurse'"
+    )

@@ -69,7 +69,7 @@ def model_metadata(slot: ModelSlot) -> dict[str, Any]:
     return {
         "name": slot.name,
         "versions": [slot.version],
-        "platform": "sklearn",
+        "platform": "onnxruntime_onnx" if slot.runtime == "onnx" else "sklearn",
         "inputs": [
             {"name": c.name, "datatype": c.v2_datatype, "shape": [-1]} for c in slot.schema.columns
         ],

@@ -1,0 +1,192 @@
+"""Adaptive micro-batching: concurrent requests to one model version share one predict call.
+
+Requests queue their coerced rows; one drain task per batcher takes what is queued, up to
+``max_rows`` rows, and scores it in a worker thread while new requests queue behind it.
+Under load a batch therefore holds every request that arrived during the previous predict
+(the batch size adapts to the load). A queue that holds fewer than ``max_rows`` rows waits
+until its *oldest* request has waited ``max_wait`` seconds, so requests that already waited
+behind a predict are not delayed again; ``max_wait=0`` never waits.
+
+A request whose rows the model refuses (``ValueError``/``TypeError``) must not fail the
+requests batched with it: a failed batch of several requests is retried one request at a
+time, and only the bad one gets the error.
+
+The drain task runs only while requests are queued, so a batcher needs no start or stop:
+after a hot swap the old version's batcher finishes what it holds and goes quiet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from conveyor.serving.inputs import Batch
+from conveyor.serving.slot import Prediction
+
+__all__ = ["MicroBatcher", "PredictFn", "describe", "split_prediction"]
+
+logger = logging.getLogger(__name__)
+
+
+PredictFn = Callable[[Batch, bool], Prediction]
+"""Scores a batch (``probabilities`` flag); blocking; raises ValueError/TypeError on bad rows."""
+
+
+@dataclass
+class _Pending:
+    batch: Batch
+    probabilities: bool
+    future: asyncio.Future[Prediction]
+    queued_at: float = field(default_factory=time.perf_counter)
+
+
+def split_prediction(whole: Prediction, sizes: list[int], wants: list[bool]) -> list[Prediction]:
+    """Cut a batch's predictions back into one part per request.
+
+    Args:
+        whole: predictions for the concatenated rows.
+        sizes: rows of each request, in order.
+        wants: whether each request asked for probabilities.
+
+    Returns:
+        One prediction per request.
+
+    Example:
+        >>> parts = split_prediction(Prediction([1, 0, 1]), [2, 1], [False, False])
+        >>> [p.predictions for p in parts]
+        [[1, 0], [1]]
+    """
+    parts, start = [], 0
+    for size, want in zip(sizes, wants, strict=True):
+        stop = start + size
+        proba = whole.probabilities[start:stop] if want and whole.probabilities else None
+        parts.append(Prediction(whole.predictions[start:stop], proba))
+        start = stop
+    return parts
+
+
+class MicroBatcher:
+    """Collects concurrent requests for one model version and predicts them together.
+
+    Args:
+        predict: scores a batch (called in a worker thread).
+        max_rows: most rows in one predict call (a single larger request runs alone).
+        max_wait: seconds a queued request may wait for company (0: never wait).
+    """
+
+    def __init__(self, predict: PredictFn, *, max_rows: int, max_wait: float) -> None:
+        self._predict = predict
+        self.max_rows = max_rows
+        self.max_wait = max_wait
+        self._queue: deque[_Pending] = deque()
+        self._queued_rows = 0
+        self._task: asyncio.Task[None] | None = None
+        self._full = asyncio.Event()
+        self.batches = 0
+        self.batched_requests = 0
+
+    async def predict(self, batch: Batch, *, probabilities: bool) -> Prediction:
+        """Queue a request's rows and wait for its predictions.
+
+        Args:
+            batch: the request's coerced rows.
+            probabilities: also return class probabilities.
+
+        Returns:
+            This request's predictions.
+
+        Raises:
+            ValueError, TypeError: the model refused this request's rows.
+        """
+        loop = asyncio.get_running_loop()
+        pending = _Pending(batch, probabilities, loop.create_future())
+        self._queue.append(pending)
+        self._queued_rows += batch.rows
+        if self._queued_rows >= self.max_rows:
+            self._full.set()
+        if self._task is None:
+            self._task = loop.create_task(self._drain(), name="conveyor-batch-drain")
+        return await pending.future
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                await self._wait_for_company()
+                taken = self._take()
+                await self._run(taken)
+        finally:
+            self._task = None
+
+    async def _wait_for_company(self) -> None:
+        if self.max_wait <= 0 or self._queued_rows >= self.max_rows:
+            return
+        left = self._queue[0].queued_at + self.max_wait - time.perf_counter()
+        if left <= 0:
+            return
+        self._full.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._full.wait(), timeout=left)
+
+    def _take(self) -> list[_Pending]:
+        taken = [self._queue.popleft()]
+        rows = taken[0].batch.rows
+        while self._queue and rows + self._queue[0].batch.rows <= self.max_rows:
+            item = self._queue.popleft()
+            taken.append(item)
+            rows += item.batch.rows
+        self._queued_rows -= rows
+        return taken
+
+    async def _run(self, taken: list[_Pending]) -> None:
+        live = [p for p in taken if not p.future.done()]  # a cancelled caller drops out
+        if not live:
+            return
+        self.batches += 1
+        self.batched_requests += len(live)
+        wants = [p.probabilities for p in live]
+        try:
+            whole = await asyncio.to_thread(
+                self._predict, Batch.concat([p.batch for p in live]), any(wants)
+            )
+        except (ValueError, TypeError) as exc:
+            if len(live) == 1:
+                _resolve(live[0], exc)
+                return
+            logger.debug("batch of %d requests refused; scoring them one by one", len(live))
+            for pending in live:
+                await self._run([pending])
+            return
+        except Exception as exc:  # unexpected: every request of the batch gets it
+            for pending in live:
+                _resolve(pending, exc)
+            return
+        for pending, part in zip(
+            live, split_prediction(whole, [p.batch.rows for p in live], wants), strict=True
+        ):
+            _resolve(pending, part)
+
+
+def _resolve(pending: _Pending, outcome: Prediction | BaseException) -> None:
+    if pending.future.done():
+        return
+    if isinstance(outcome, BaseException):
+        pending.future.set_exception(outcome)
+    else:
+        pending.future.set_result(outcome)
+
+
+def describe(batcher: MicroBatcher) -> dict[str, Any]:
+    """The batcher's settings and counters (for ``/v2/models`` metadata and debugging)."""
+    mean = batcher.batched_requests / batcher.batches if batcher.batches else 0.0
+    return {
+        "max_rows": batcher.max_rows,
+        "max_wait_ms": batcher.max_wait * 1000,
+        "batches": batcher.batches,
+        "mean_requests_per_batch": round(mean, 2),
+    }
