@@ -7,12 +7,14 @@ them, so ``conveyor --help`` answers at once.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -287,6 +289,8 @@ def _serving_settings(
         if project is None:
             raise ConfigError(f"no config at {config_path}; pass --model-uri or -c conveyor.yaml")
         model_uri = f"models:/{project.config.name}@champion"
+    if project is not None:
+        options["routing"] = project.config.serving.routing
     if tracking_uri is None:
         settings = get_settings()
         tracking_uri = project.tracking_uri if project else settings.tracking_uri(Path.cwd())
@@ -330,6 +334,28 @@ def serve(
         int,
         typer.Option(help="After the drain: seconds in-flight requests get to finish.", min=0),
     ] = 20,
+    runtime: Annotated[
+        str,
+        typer.Option(
+            help="auto: ONNX Runtime when the version has a parity-verified ONNX model, else "
+            "the pipeline; onnx: require it; pyfunc: always the pipeline."
+        ),
+    ] = "auto",
+    batch_max_rows: Annotated[
+        int, typer.Option(help="Rows concurrent requests share in one predict (1: off).", min=1)
+    ] = 256,
+    batch_max_wait_ms: Annotated[
+        float, typer.Option(help="How long a request may wait to share a predict (ms).", min=0)
+    ] = 1.0,
+    max_concurrency: Annotated[
+        int, typer.Option(help="Prediction requests in progress at once; more get 503.", min=1)
+    ] = 256,
+    unknown_categories: Annotated[
+        str,
+        typer.Option(
+            help="accept (and count) category values unseen in training, or reject them (422)."
+        ),
+    ] = "accept",
 ) -> None:
     """Serve a registered model over HTTP (default: models:/<config name>@champion).
 
@@ -337,8 +363,14 @@ def serve(
     An alias is followed: the new version is loaded beside the old one, then swapped in.
     POST /admin/reload checks the alias now (bearer token from CONVEYOR_ADMIN_TOKEN).
     SIGTERM: /readyz turns 503, requests are served for --drain-seconds, then it stops.
+    Routing between champion and challenger: serving.routing in the config (-c).
     """
     options = {
+        "runtime": runtime,
+        "batch_max_rows": batch_max_rows,
+        "batch_max_wait_ms": batch_max_wait_ms,
+        "max_concurrency": max_concurrency,
+        "unknown_categories": unknown_categories,
         "max_body_bytes": max_body_bytes,
         "max_batch_rows": max_batch_rows,
         "poll_interval": poll_interval,
@@ -353,7 +385,8 @@ def serve(
 
         slot = _guarded(load_slot, settings)
         _console().print(
-            f"serving {slot.name} v{slot.version} ({settings.model_uri}) on http://{host}:{port}"
+            f"serving {slot.name} v{slot.version} ({settings.model_uri}, runtime {slot.runtime}) "
+            f"on http://{host}:{port}"
         )
         run_server(
             create_app(settings, slot=slot),
@@ -376,15 +409,14 @@ def _serve_workers(settings: Any, *, host: str, port: int, workers: int) -> None
     # Without polling every worker loads the same version: the alias is resolved once,
     # here. With polling each worker follows the alias on its own.
     following = settings.poll_interval > 0 and follows_alias(settings.model_uri)
+    fields = settings.model_dump(mode="json", exclude={"admin_token", "model_uri"})
     os.environ.update(
         {
-            "CONVEYOR_SERVE_MODEL_URI": settings.model_uri if following else info.uri,
-            "CONVEYOR_SERVE_TRACKING_URI": settings.tracking_uri,
-            "CONVEYOR_SERVE_MAX_BODY_BYTES": str(settings.max_body_bytes),
-            "CONVEYOR_SERVE_MAX_BATCH_ROWS": str(settings.max_batch_rows),
-            "CONVEYOR_SERVE_POLL_INTERVAL": str(settings.poll_interval),
+            f"CONVEYOR_SERVE_{name.upper()}": json.dumps(v) if isinstance(v, dict) else str(v)
+            for name, v in fields.items()
         }
     )
+    os.environ["CONVEYOR_SERVE_MODEL_URI"] = settings.model_uri if following else info.uri
     _console().print(
         f"serving {info.name} v{info.version} on http://{host}:{port} ({workers} workers)"
     )
