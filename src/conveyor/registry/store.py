@@ -373,6 +373,37 @@ class ModelRegistry:
         )
 
     # ---------------------------------------------------------------- models & aliases
+    def get_model_tag(self, name: str, key: str) -> str | None:
+        """A tag of the registered model (not of a version); None when it is not set.
+
+        Raises:
+            PromotionError: no registered model of that name.
+            RegistryError: the registry did not answer.
+        """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            model = self.client.get_registered_model(name)
+        except MlflowException as exc:
+            if _error_code(exc) != _NOT_FOUND:
+                raise RegistryError(f"reading model {name!r}: {first_line(exc)}") from exc
+            raise PromotionError(f"no registered model named {name!r}") from exc
+        value = (model.tags or {}).get(key)
+        return None if value is None else str(value)
+
+    def set_model_tag(self, name: str, key: str, value: str | None) -> None:
+        """Set (or, with None, delete) a tag of the registered model.
+
+        Raises:
+            RegistryError: the registry refused or did not answer.
+        """
+        with self._errors(f"tagging model {name!r}"):
+            if value is None:
+                if self.get_model_tag(name, key) is not None:
+                    self.client.delete_registered_model_tag(name, key)
+            else:
+                self.client.set_registered_model_tag(name, key, value)
+
     def _aliases(self, name: str) -> dict[str, str]:
         """Alias -> version of a registered model.
 

@@ -12,11 +12,13 @@ import hmac
 import logging
 from typing import TYPE_CHECKING, Annotated, Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from conveyor.config import RoutingConfig
+from conveyor.serving.follow import share_routing
 from conveyor.serving.state import ServingState, StateDep
 
 if TYPE_CHECKING:
@@ -112,12 +114,33 @@ async def set_routing(routing: RoutingConfig, request: Request, state: StateDep)
 
     The second model is loaded and warmed first; when it cannot be (no such alias or
     version, or it fails to load), the answer is 409 with the reason and the routing in
-    force does not change. This changes this process only: with several workers or
-    replicas, change ``serving.routing`` in the config and roll the deployment.
+    force does not change. The new routing applies here at once and is stored in the
+    registered model's ``conveyor.routing`` tag, which every worker and replica applies at
+    its next alias poll (``shared`` in the answer says whether storing worked).
     """
     result = await _follower(request).check_challenger(forced=True, routing=routing)
     if result is not None and result.error is not None:
         answer = {"error": f"routing not changed: {result.error}", **_routing_answer(state)}
         return JSONResponse(answer, status_code=409)
     logger.info("routing changed to %s", routing.model_dump())
-    return JSONResponse(_routing_answer(state))
+    return JSONResponse({**_routing_answer(state), **await _share(state, routing)})
+
+
+@admin_router.delete("/routing", dependencies=[Depends(require_admin)])
+async def reset_routing(request: Request, state: StateDep) -> JSONResponse:
+    """Forget the operator's routing: back to ``serving.routing`` of the config, here and
+    (through the registry) in every worker and replica at its next poll."""
+    shared = await _share(state, None)
+    await _follower(request).check_challenger(forced=True, routing=state.settings.routing)
+    logger.info("routing reset to the configured %s", state.settings.routing.model_dump())
+    return JSONResponse({**_routing_answer(state), **shared})
+
+
+async def _share(state: ServingState, routing: RoutingConfig | None) -> dict[str, Any]:
+    """Store the routing in the registry for the other workers and replicas."""
+    try:
+        await anyio.to_thread.run_sync(share_routing, state.settings, routing)
+    except Exception as exc:  # applied here; the others keep theirs until the registry answers
+        logger.warning("routing applied here but not shared: %s", exc)
+        return {"shared": False, "share_error": str(exc).splitlines()[0][:300]}
+    return {"shared": True}

@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from conveyor import __version__
 from conveyor.serving.admin import admin_router
-from conveyor.serving.follow import AliasFollower, follows_alias
+from conveyor.serving.follow import AliasFollower
 from conveyor.serving.inputs import RequestError
 from conveyor.serving.metrics import RequestTelemetry
 from conveyor.serving.protocols import mlflow as mlflow_protocol
@@ -88,20 +88,18 @@ def _lifespan(state: ServingState, follower: AliasFollower) -> Any:
         state.publish_models()
         settings = state.settings
         state.routing = settings.routing
-        if settings.routing.mode != "single":
-            result = await follower.check_challenger()
-            if result is not None and result.error:
-                logger.warning(
-                    "routing %s: the second model is not loaded (%s); the served model "
-                    "answers everything until it is",
-                    settings.routing.mode,
-                    result.error,
-                )
+        result = await follower.check_challenger()  # the shared routing, else the config's
+        if result is not None and result.error:
+            logger.warning(
+                "routing %s: the second model is not loaded (%s); the served model "
+                "answers everything until it is",
+                state.routing.mode,
+                result.error,
+            )
         state.ready = True
         logger.info("serving %s version %s", state.slot.name, state.slot.version)
         polling = None
-        follows = follows_alias(settings.model_uri) or settings.routing.mode != "single"
-        if settings.poll_interval > 0 and follows:
+        if settings.poll_interval > 0:  # the alias, the shared routing and its second model
             polling = asyncio.create_task(follower.poll(), name="conveyor-alias-poll")
         try:
             yield

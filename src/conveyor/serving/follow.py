@@ -12,7 +12,8 @@ alias moves again (``POST /admin/reload`` always retries).
 The routing's second model (``split``/``shadow``: ``models:/<name>@challenger`` or a
 version) is followed the same way into ``ServingState.challenger``; a version that one
 route already serves is shared, not loaded twice. A new routing from the admin endpoint
-takes effect only once its second model is loaded.
+takes effect only once its second model is loaded, and is stored in the registered model's
+``conveyor.routing`` tag so that every worker and replica applies it at its next poll.
 
 Checks are serialised by a lock, so a reload during a poll waits and then sees the
 result instead of loading the same version twice.
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
+from pydantic import ValidationError
 
 from conveyor.config import RoutingConfig
 from conveyor.serving.routing import CHALLENGER, PRIMARY
@@ -37,7 +39,19 @@ if TYPE_CHECKING:
     from conveyor.serving.slot import ModelSlot
     from conveyor.serving.state import ServingState
 
-__all__ = ["AliasFollower", "ReloadResult", "challenger_uri", "follows_alias", "should_load"]
+__all__ = [
+    "ROUTING_TAG",
+    "AliasFollower",
+    "ReloadResult",
+    "challenger_uri",
+    "follows_alias",
+    "model_name",
+    "share_routing",
+    "shared_routing",
+    "should_load",
+]
+
+ROUTING_TAG = "conveyor.routing"
 
 logger = logging.getLogger(__name__)
 
@@ -115,10 +129,51 @@ def challenger_uri(model_uri: str, routing: RoutingConfig) -> str | None:
     """
     if routing.mode == "single":
         return None
-    ref = model_uri.removeprefix("models:/")
-    name = ref.split("@", 1)[0] if "@" in ref else ref.rpartition("/")[0]
+    name = model_name(model_uri)
     target = routing.challenger
     return f"models:/{name}/{target}" if target.isdigit() else f"models:/{name}@{target}"
+
+
+def model_name(model_uri: str) -> str:
+    """The registered model name in a ``models:/`` URI.
+
+    Example:
+        >>> model_name("models:/churn@champion"), model_name("models:/churn/3")
+        ('churn', 'churn')
+    """
+    ref = model_uri.removeprefix("models:/")
+    return ref.split("@", 1)[0] if "@" in ref else ref.rpartition("/")[0]
+
+
+def shared_routing(settings: ServingSettings) -> RoutingConfig:
+    """The routing every server of the model should apply (blocking).
+
+    An operator's ``POST /admin/routing`` stores it in the registered model's
+    ``conveyor.routing`` tag, so every worker and replica picks it up at its next poll;
+    without the tag (or with an invalid one, logged) it is ``settings.routing``.
+
+    Raises:
+        RegistryError: the registry did not answer.
+    """
+    registry = open_registry(settings)
+    raw = registry.get_model_tag(model_name(settings.model_uri), ROUTING_TAG)
+    if raw is None:
+        return settings.routing
+    try:
+        return RoutingConfig.model_validate_json(raw)
+    except ValidationError as exc:
+        logger.warning("ignoring the registry's %s tag: %s", ROUTING_TAG, _first_line(exc))
+        return settings.routing
+
+
+def share_routing(settings: ServingSettings, routing: RoutingConfig | None) -> None:
+    """Store (or, with None, remove) the shared routing in the registry (blocking).
+
+    Raises:
+        RegistryError: the registry refused or did not answer.
+    """
+    value = None if routing is None else routing.model_dump_json()
+    open_registry(settings).set_model_tag(model_name(settings.model_uri), ROUTING_TAG, value)
 
 
 def _resolve(settings: ServingSettings, uri: str) -> tuple[ModelRegistry, ModelVersionInfo]:
@@ -162,18 +217,21 @@ class AliasFollower:
     async def check_challenger(
         self, *, forced: bool = False, routing: RoutingConfig | None = None
     ) -> ReloadResult | None:
-        """Bring the routing's second model up to date (load, swap, or drop it).
+        """Bring the routing and its second model up to date (load, swap, or drop it).
 
         Args:
             forced: retry a version that failed before.
-            routing: a new routing to put in force; it takes effect only when its second
-                model is loaded (None: check the routing in force).
+            routing: a new routing from an operator; it takes effect only when its second
+                model is loaded. None: the shared routing (the registry's
+                ``conveyor.routing`` tag, else ``settings.routing``) is put in force, and
+                its second model is followed.
 
         Returns:
             What happened (None when the routing has no second model).
         """
         state = self.state
-        wanted = routing or state.routing
+        explicit = routing is not None
+        wanted = routing if routing is not None else await self._shared_routing()
         uri = challenger_uri(state.settings.model_uri, wanted)
         async with self._lock:
             if uri is None:
@@ -183,13 +241,23 @@ class AliasFollower:
             same_model = uri == challenger_uri(state.settings.model_uri, state.routing)
             current = state.challenger if same_model else None
             result, slot = await self._follow(CHALLENGER, uri, current, forced=forced)
-            if result.error is not None and routing is not None:
-                return result  # a new routing whose model cannot serve is not put in force
+            if result.error is not None and explicit:
+                return result  # an operator's routing whose model cannot serve is refused
             if slot is not None:
                 state.challenger = slot
+            elif not same_model:
+                state.challenger = None
             state.routing = wanted
             state.publish_models()
             return result
+
+    async def _shared_routing(self) -> RoutingConfig:
+        settings = self.state.settings
+        try:
+            return await anyio.to_thread.run_sync(shared_routing, settings)
+        except Exception as exc:  # a registry outage keeps the routing in force
+            logger.info("reading the shared routing failed: %s", _first_line(exc))
+            return self.state.routing
 
     async def _follow(
         self, role: str, uri: str, current: ModelSlot | None, *, forced: bool

@@ -63,8 +63,14 @@ def set_routing(url: str, **routing: object) -> httpx.Response:
     return httpx.post(f"{url}/admin/routing", json=routing, headers=AUTH, timeout=60.0)
 
 
-def routes(url: str, n: int, key: str | None = None) -> list[tuple[str, str]]:
+def routes(
+    url: str, n: int, key: str | None = None, *, new_connections: bool = False
+) -> list[tuple[str, str]]:
+    """The (route, version) of ``n`` one-row predictions (each on a new connection, so
+    that every worker process answers some, when ``new_connections``)."""
     headers = {"X-Conveyor-Caller": key} if key else {}
+    if new_connections:
+        headers["Connection"] = "close"
     seen = []
     with httpx.Client(base_url=url, timeout=30.0) as client:
         for _ in range(n):
@@ -127,6 +133,31 @@ def test_a_routing_whose_model_cannot_serve_is_refused_and_changes_nothing(serve
     invalid = set_routing(server, mode="sideways")
     assert invalid.status_code == 422 and "mode" in invalid.json()["message"]
     assert httpx.post(f"{server}/admin/routing", json={"mode": "single"}).status_code == 401
+    reset = httpx.delete(f"{server}/admin/routing", headers=AUTH, timeout=60.0)
+    assert reset.status_code == 200 and reset.json()["shared"] is True
+    assert reset.json()["routing"]["mode"] == "single"  # the server's configured routing
+    assert set(routes(server, 5)) == {("primary", versions_of(server)[0])}
+
+
+def versions_of(url: str) -> list[str]:
+    meta = httpx.get(f"{url}/v2/models/{ROUTE_MODEL}", timeout=10.0).json()
+    return list(meta["versions"])
+
+
+def test_an_operators_routing_reaches_every_worker(
+    store: tuple[ModelRegistry, str], versions: tuple[str, str], tmp_path: Path
+) -> None:
+    registry, _ = store
+    _, second = versions
+    options = ("--workers", "2", "--poll-interval", "1")
+    uri = f"models:/{ROUTE_MODEL}@champion"
+    env = {"CONVEYOR_ADMIN_TOKEN": TOKEN}
+    with launch(registry.tracking_uri, uri, tmp_path, *options, env=env) as (_, url, _):
+        changed = set_routing(url, mode="split", weight=1.0)
+        assert changed.status_code == 200 and changed.json()["shared"] is True
+        time.sleep(3.0)  # every worker polls the registry within a second
+        assert set(routes(url, 40, new_connections=True)) == {("challenger", second)}
+        assert httpx.delete(f"{url}/admin/routing", headers=AUTH, timeout=60).status_code == 200
 
 
 def test_routing_from_the_project_config(

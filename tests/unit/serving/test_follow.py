@@ -71,6 +71,7 @@ class FakeRegistry:
     def __init__(self, target: str, broken: set[str]) -> None:
         self.target, self.broken, self.loads = target, broken, 0
         self.challenger: str | None = None
+        self.shared: RoutingConfig | None = None
 
 
 @pytest.fixture
@@ -92,6 +93,7 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> FakeRegistry:
         return slot(info.version)
 
     monkeypatch.setattr(follow, "_resolve", resolve)
+    monkeypatch.setattr(follow, "shared_routing", lambda s: fake.shared or s.routing)
     monkeypatch.setattr(follow, "load_version", load_version)
     return fake
 
@@ -181,3 +183,20 @@ def test_challenger_is_loaded_shared_and_dropped_with_the_routing(registry: Fake
 )
 def test_challenger_uri(uri: str, routing: RoutingConfig, expected: str | None) -> None:
     assert challenger_uri(uri, routing) == expected
+
+
+def test_a_poll_applies_the_shared_routing_even_before_its_model_exists(
+    registry: FakeRegistry,
+) -> None:
+    serving = state()
+    follower = AliasFollower(serving)
+    registry.shared = RoutingConfig(mode="split", weight=0.5)
+    waiting = anyio.run(follower.check_challenger)  # no challenger alias yet
+    assert waiting is not None and waiting.error is not None
+    assert serving.routing == registry.shared and serving.challenger is None
+    registry.challenger = "3"
+    anyio.run(follower.check_challenger)
+    assert serving.challenger is not None and serving.challenger.version == "3"
+    registry.shared = None  # the operator's routing was removed: back to the config's
+    assert anyio.run(follower.check_challenger) is None
+    assert serving.routing.mode == "single" and serving.challenger is None
