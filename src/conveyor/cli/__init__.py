@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from conveyor.cli.monitor import monitor_app
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -39,6 +40,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
 app.add_typer(runs_app, name="runs")
+app.add_typer(monitor_app, name="monitor")
 
 ConfigOpt = Annotated[
     Path, typer.Option("--config", "-c", help="Pipeline config (YAML).", show_default=True)

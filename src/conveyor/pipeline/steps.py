@@ -284,6 +284,7 @@ def _register(ctx: RunContext, out: Path) -> dict[str, Any]:
         champion = registry.get_alias(name, "champion")
         tags = _lineage_tags(ctx, champion.version if champion else None)
         run_id = _log_run(ctx, registry, tags)
+        _log_reference_profile(ctx, registry, run_id)
         existing = registry.register(name=name, run_id=run_id, key=key, tags=tags)
     summary = {
         "name": name,
@@ -313,6 +314,26 @@ def _log_run(ctx: RunContext, registry: Any, tags: dict[str, str]) -> str:
         "train_rows": len(train),
         "test_rows": evaluation["rows"],
     }
+    onnx = None
+    if ctx.config.serving.onnx.enabled:
+        from conveyor.registry.onnx_export import export_onnx
+        from conveyor.registry.tracking import onnx_tags
+
+        settings = ctx.config.serving.onnx
+        onnx = export_onnx(
+            ctx.model("train", "model"),
+            ctx.frame("split", "test")[list(schema.features)],
+            tolerance=settings.tolerance,
+            parity_rows=settings.parity_rows,
+        )
+        log.info(
+            "ONNX export %s (max diff %s, %.1fs)%s",
+            onnx.status,
+            "n/a" if onnx.max_abs_diff is None else f"{onnx.max_abs_diff:.3g}",
+            onnx.export_seconds,
+            f": {onnx.reason}" if onnx.reason else "",
+        )
+        tags.update(onnx_tags(onnx))  # the caller registers the version with these tags
     run_id: str = registry.log_training_run(
         experiment=ctx.project.config.name,
         run_name=f"conveyor-{ctx.run_id}",
@@ -327,8 +348,20 @@ def _log_run(ctx: RunContext, registry: Any, tags: dict[str, str]) -> str:
         dataset_digest=ctx.summary("ingest")["digest"],
         target=schema.target,
         tags=tags,
+        onnx=onnx,
     )
     return run_id
+
+
+def _log_reference_profile(ctx: RunContext, registry: Any, run_id: str) -> None:
+    """Store the training data's drift reference (features and predictions) with the run."""
+    from conveyor.monitoring.profile import profile_model
+    from conveyor.registry.profiles import log_reference_profile
+
+    profile = profile_model(
+        ctx.model("train", "model"), ctx.frame("split", "train"), ctx.schema, task=ctx.task
+    )
+    log_reference_profile(registry, run_id, profile.to_dict())
 
 
 # -- promote ------------------------------------------------------------------
