@@ -358,6 +358,16 @@ def serve(
             help="accept (and count) category values unseen in training, or reject them (422)."
         ),
     ] = "accept",
+    monitoring: Annotated[
+        bool,
+        typer.Option(
+            help="Watch drift against the training profile, prediction distributions and "
+            "POST /feedback outcomes."
+        ),
+    ] = True,
+    drift_interval: Annotated[
+        float, typer.Option(help="Seconds between drift evaluations.", min=0.1)
+    ] = 10.0,
 ) -> None:
     """Serve a registered model over HTTP (default: models:/<config name>@champion).
 
@@ -373,6 +383,8 @@ def serve(
         "batch_max_wait_ms": batch_max_wait_ms,
         "max_concurrency": max_concurrency,
         "unknown_categories": unknown_categories,
+        "monitoring": monitoring,
+        "drift_interval": drift_interval,
         "max_body_bytes": max_body_bytes,
         "max_batch_rows": max_batch_rows,
         "poll_interval": poll_interval,

@@ -33,6 +33,7 @@ from conveyor.serving.admin import admin_router
 from conveyor.serving.follow import AliasFollower
 from conveyor.serving.inputs import RequestError
 from conveyor.serving.metrics import RequestTelemetry
+from conveyor.serving.monitoring_routes import monitoring_router
 from conveyor.serving.protocols import mlflow as mlflow_protocol
 from conveyor.serving.routes import mlflow_router, v2_router
 from conveyor.serving.settings import ServingSettings, load_serving
@@ -98,6 +99,9 @@ def _lifespan(state: ServingState, follower: AliasFollower) -> Any:
             )
         state.ready = True
         logger.info("serving %s version %s", state.slot.name, state.slot.version)
+        drift = None
+        if settings.monitoring:
+            drift = asyncio.create_task(_evaluate_drift(state), name="conveyor-drift")
         polling = None
         if settings.poll_interval > 0:  # the alias, the shared routing and its second model
             polling = asyncio.create_task(follower.poll(), name="conveyor-alias-poll")
@@ -105,12 +109,20 @@ def _lifespan(state: ServingState, follower: AliasFollower) -> Any:
             yield
         finally:
             state.ready = False
-            if polling is not None:
-                polling.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await polling
+            for task in (polling, drift):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     return lifespan
+
+
+async def _evaluate_drift(state: ServingState) -> None:
+    """Every ``drift_interval`` seconds, compare each version's window with its profile."""
+    while True:
+        await asyncio.sleep(state.settings.drift_interval)
+        await run_in_threadpool(state.evaluate_drift)
 
 
 async def healthz() -> dict[str, str]:
@@ -170,6 +182,7 @@ def create_app(settings: ServingSettings, *, slot: ModelSlot | None = None) -> F
     app.add_api_route("/metrics", metrics, methods=["GET"], tags=["metrics"])
     app.include_router(mlflow_router)
     app.include_router(v2_router)
+    app.include_router(monitoring_router)
     app.include_router(admin_router)
     return app
 

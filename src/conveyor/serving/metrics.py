@@ -8,15 +8,17 @@ template (``/v2/models/{name}/infer``), never the raw path; unmatched paths coun
 
 from __future__ import annotations
 
+import math
 import re
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+    from conveyor.monitoring.drift import DriftReport
     from conveyor.serving.slot import ModelSlot
 
 __all__ = [
@@ -33,6 +35,8 @@ REQUEST_ID_HEADER = "x-request-id"
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
+SCORE_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
+DRIFT_STATISTICS = ("psi", "wasserstein", "ks_pvalue", "js_distance", "chi2_pvalue")
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 16384)
 SWAP_RESULTS = ("success", "failure")
 CHECK_RESULTS = ("unchanged", "changed", "error")
@@ -64,11 +68,26 @@ class ServingMetrics:
         ``conveyor_batch_size_rows{model,version}``: rows per predict call (histogram).
         ``conveyor_unknown_category_values_total{model,version,column}``: category values
         the model never saw in training, accepted (``unknown_categories: accept``).
+        ``conveyor_predict_duration_seconds{model,version}``: the predict call alone.
+        ``conveyor_predicted_class_total{model,version,class}``: predicted labels.
+        ``conveyor_prediction_score{model,version}``: positive-class (binary) or predicted-
+        class (multiclass) probability, when probabilities were computed.
+        ``conveyor_prediction_value{model,version}``: regression outputs (count, sum).
+        ``conveyor_feature_drift{model,version,feature,statistic}``: drift statistics of
+        the drift window against the training profile (``psi``, ``wasserstein``,
+        ``ks_pvalue``, ``js_distance``, ``chi2_pvalue``, ``null_rate_change``).
+        ``conveyor_feature_drifted{model,version,feature}``: 1 when over its threshold.
+        ``conveyor_drift_share{model,version}``, ``conveyor_drift_detected{model,version}``,
+        ``conveyor_drift_window_rows{model,version}``, ``conveyor_drift_window_bytes``.
+        ``conveyor_feedback_total{model,version,result}``: ground-truth labels received
+        (``matched``, ``unknown_id``, ``invalid``).
+        ``conveyor_online_metric{model,version,metric}``: accuracy / roc_auc or rmse / mae
+        over the last labelled rows; ``conveyor_online_labelled_rows{model,version}``.
     """
 
     def __init__(self) -> None:
         """Create the registry and the metrics on it."""
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
 
         self.registry = CollectorRegistry()
         labels = ["model", "version", "route"]
@@ -142,6 +161,82 @@ class ServingMetrics:
             ["model", "version", "column"],
             registry=self.registry,
         )
+        self._per_version: dict[tuple[str, ...], set[tuple[Any, tuple[str, ...]]]] = {}
+        model = ["model", "version"]
+        self.predict_duration = Histogram(
+            "conveyor_predict_duration_seconds",
+            "Time of one predict call (a micro-batch), without parsing and HTTP.",
+            model,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.predicted_class = Counter(
+            "conveyor_predicted_class",
+            "Predicted labels, by class.",
+            [*model, "class"],
+            registry=self.registry,
+        )
+        self.prediction_score = Histogram(
+            "conveyor_prediction_score",
+            "Positive-class (binary) or predicted-class (multiclass) probability.",
+            model,
+            buckets=SCORE_BUCKETS,
+            registry=self.registry,
+        )
+        self.prediction_value = Summary(
+            "conveyor_prediction_value", "Regression outputs.", model, registry=self.registry
+        )
+        self.feature_drift = Gauge(
+            "conveyor_feature_drift",
+            "Drift statistic of a feature's recent inputs against the training profile.",
+            [*model, "feature", "statistic"],
+            registry=self.registry,
+        )
+        self.feature_drifted = Gauge(
+            "conveyor_feature_drifted",
+            "1 when a feature's drift is over its threshold.",
+            [*model, "feature"],
+            registry=self.registry,
+        )
+        self.drift_share = Gauge(
+            "conveyor_drift_share", "Share of features drifted.", model, registry=self.registry
+        )
+        self.drift_detected = Gauge(
+            "conveyor_drift_detected",
+            "1 when the dataset-level drift verdict is positive.",
+            model,
+            registry=self.registry,
+        )
+        self.window_rows = Gauge(
+            "conveyor_drift_window_rows",
+            "Rows in the drift window.",
+            model,
+            registry=self.registry,
+        )
+        self.window_bytes = Gauge(
+            "conveyor_drift_window_bytes",
+            "Memory held by the drift window.",
+            model,
+            registry=self.registry,
+        )
+        self.feedback = Counter(
+            "conveyor_feedback",
+            "Ground-truth labels received, by result.",
+            [*model, "result"],
+            registry=self.registry,
+        )
+        self.online_metric = Gauge(
+            "conveyor_online_metric",
+            "Metric over the most recent labelled predictions.",
+            [*model, "metric"],
+            registry=self.registry,
+        )
+        self.online_rows = Gauge(
+            "conveyor_online_labelled_rows",
+            "Labelled rows behind conveyor_online_metric.",
+            model,
+            registry=self.registry,
+        )
         self.refused.labels("concurrency")
         for result in SWAP_RESULTS:
             self.swaps.labels(result)
@@ -163,6 +258,36 @@ class ServingMetrics:
         """Count rows the shadow model scored (``same``, ``different`` or ``error``)."""
         if rows:
             self.shadow_rows.labels(version, outcome).inc(rows)
+
+    def publish_drift(
+        self, model: tuple[str, str], report: DriftReport, rows: int, window_bytes: int
+    ) -> None:
+        """Set the drift gauges of one version from a drift report."""
+        for feature in report.features:
+            for statistic in (*DRIFT_STATISTICS, "null_rate_change"):
+                value = feature.statistics.get(statistic)
+                if value is not None and math.isfinite(value):
+                    self._set(self.feature_drift, (*model, feature.feature, statistic), value)
+            self._set(self.feature_drifted, (*model, feature.feature), int(feature.drifted))
+        self._set(self.drift_share, model, report.drift_share)
+        self._set(self.drift_detected, model, int(report.drift_detected))
+        self._set(self.window_rows, model, rows)
+        self._set(self.window_bytes, model, window_bytes)
+
+    def _set(self, gauge: Any, labels: tuple[str, ...], value: float) -> None:
+        gauge.labels(*labels).set(value)
+        self._per_version.setdefault(labels[:2], set()).add((gauge, labels))
+
+    def publish_online(self, model: tuple[str, str], metrics: dict[str, float], rows: int) -> None:
+        """Set the online-metric gauges of one version."""
+        for metric, value in metrics.items():
+            self._set(self.online_metric, (*model, metric), value)
+        self._set(self.online_rows, model, rows)
+
+    def forget(self, model: tuple[str, str]) -> None:
+        """Drop the per-version gauges of a version that is no longer loaded."""
+        for gauge, labels in self._per_version.pop(model, set()):
+            gauge.remove(*labels)
 
     def count_unknown(self, model: tuple[str, str], column: str, values: int) -> None:
         """Count accepted category values the model never saw in training."""

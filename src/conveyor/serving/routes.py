@@ -123,6 +123,7 @@ async def invocations(
         )
         prediction = await state.predict(slot, batch, probabilities=probabilities)
     _record(state, slot, route, "/invocations", batch)
+    state.remember(request, slot, prediction)
     if route.shadow:
         state.shadow(raw, prediction, text=text)
     return JSONResponse(
@@ -227,6 +228,7 @@ async def _infer(
         )
     path = getattr(request.scope.get("route"), "path", "/v2/models/{name}/infer")
     _record(state, slot, route, path, batch)
+    state.remember(request, slot, prediction)
     if route.shadow:
         state.shadow(raw, prediction)
     answer = v2.infer_response(

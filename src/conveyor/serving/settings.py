@@ -73,6 +73,11 @@ class ServingSettings(BaseSettings):
         unknown_categories: ``accept`` a category value the model never saw in training
             (its encoder maps it to the "infrequent" level; it is counted in
             ``conveyor_unknown_category_values_total``) or ``reject`` it with 422.
+        monitoring: watch drift, prediction distributions and feedback (off: none of it).
+        drift_window_rows: recent rows per version compared with the training profile.
+        drift_interval: seconds between drift evaluations of the windows.
+        feedback_rows: rows of recent predictions kept for ``POST /feedback``.
+        online_rows: labelled rows per version behind the online metrics.
         routing: traffic between the served model and a second one (``serving.routing``
             of the project config; ``CONVEYOR_SERVE_ROUTING`` as JSON).
     """
@@ -113,6 +118,11 @@ class ServingSettings(BaseSettings):
     unknown_categories: Literal["accept", "reject"] = Field(
         "accept", description="accept (and count) or reject unseen category values."
     )
+    monitoring: bool = Field(True, description="Drift windows, distributions, feedback.")
+    drift_window_rows: int = Field(5000, ge=1, description="Rows per drift window.")
+    drift_interval: float = Field(10.0, gt=0, description="Seconds between drift evaluations.")
+    feedback_rows: int = Field(100_000, ge=1, description="Predictions kept for feedback.")
+    online_rows: int = Field(1000, ge=1, description="Labelled rows per online metric.")
     routing: RoutingConfig = Field(
         default_factory=RoutingConfig, description="single, split or shadow routing."
     )

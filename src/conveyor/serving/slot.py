@@ -67,6 +67,7 @@ class ModelSlot:
         schema: its input columns.
         classes: class labels for a classifier (order of the probability columns), else ().
         onnx: the parity-verified ONNX Runtime model, when this slot serves with it.
+        profile: the training data's reference profile (drift monitoring), when stored.
     """
 
     pipeline: Any = field(repr=False)
@@ -76,6 +77,7 @@ class ModelSlot:
     schema: InputSchema
     classes: tuple[Any, ...] = ()
     onnx: Any | None = field(default=None, repr=False)
+    profile: Any | None = field(default=None, repr=False)
 
     @property
     def runtime(self) -> str:
@@ -335,12 +337,27 @@ def load_version(
         schema=schema,
         classes=classes,
         onnx=onnx,
+        profile=_reference_profile(registry, info),
     )
     slot.warm()
     logger.info(
         "model %s version %s loaded and warmed (runtime %s)", slot.name, slot.version, slot.runtime
     )
     return slot
+
+
+def _reference_profile(registry: ModelRegistry, info: ModelVersionInfo) -> Any | None:
+    """The version's training profile, or None (drift is then not watched) when it has
+    none or it cannot be read."""
+    from conveyor.errors import DataError
+    from conveyor.monitoring.profile import ReferenceProfile
+    from conveyor.registry.profiles import load_reference_profile
+
+    try:
+        return ReferenceProfile.from_dict(load_reference_profile(registry, info))
+    except (RegistryError, DataError) as exc:
+        logger.info("drift of version %s is not watched: %s", info.version, exc)
+        return None
 
 
 def load_slot(settings: ServingSettings) -> ModelSlot:

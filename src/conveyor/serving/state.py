@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
@@ -22,6 +23,7 @@ from conveyor.config import RoutingConfig
 from conveyor.serving.batching import MicroBatcher
 from conveyor.serving.inputs import Batch, RawColumns, RequestError, coerce_columns
 from conveyor.serving.metrics import ANSWERED_BY, ServingMetrics
+from conveyor.serving.observe import FeedbackStore, Remembered, VersionMonitor
 from conveyor.serving.routing import CHALLENGER, PRIMARY, Route, choose_route
 from conveyor.serving.settings import ServingSettings
 from conveyor.serving.slot import ModelSlot, Prediction
@@ -70,8 +72,13 @@ class ServingState:
     ready: bool = False
     draining: bool = False
     in_flight: int = 0
+    feedback: FeedbackStore = field(init=False)
     _batchers: dict[int, tuple[ModelSlot, MicroBatcher]] = field(default_factory=dict)
+    _monitors: dict[int, tuple[ModelSlot, VersionMonitor]] = field(default_factory=dict)
     _shadows: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.feedback = FeedbackStore(self.settings.feedback_rows)
 
     def is_ready(self) -> bool:
         """Whether readiness probes should pass: loaded, warmed and not draining."""
@@ -137,21 +144,65 @@ class ServingState:
             self.in_flight -= 1
             self.metrics.in_flight.dec()
 
+    def monitor(self, slot: ModelSlot) -> VersionMonitor | None:
+        """The monitor of one loaded version (None when monitoring is off)."""
+        if not self.settings.monitoring:
+            return None
+        found = self._monitors.get(id(slot))
+        if found is not None and found[0] is slot:
+            return found[1]
+        settings = self.settings
+        monitor = VersionMonitor(
+            slot,
+            self.metrics,
+            window_rows=settings.drift_window_rows,
+            online_rows=settings.online_rows,
+        )
+        self._monitors[id(slot)] = (slot, monitor)
+        return monitor
+
+    def monitors(self) -> list[tuple[str, VersionMonitor]]:
+        """``(route, monitor)`` of every loaded version (primary first)."""
+        found: list[tuple[str, VersionMonitor]] = []
+        for slot in self.loaded():
+            monitor = self.monitor(slot)
+            if monitor is not None:
+                found.append((PRIMARY if slot is self.slot else CHALLENGER, monitor))
+        return found
+
+    def _prune(self) -> None:
+        """Forget batchers, monitors and gauges of versions no longer loaded."""
+        live = {id(s) for s in self.loaded()}
+        for key in [k for k in self._batchers if k not in live]:
+            del self._batchers[key]
+        for key in [k for k in self._monitors if k not in live]:
+            gone = self._monitors.pop(key)[0]
+            if all(s.version != gone.version for s in self.loaded()):
+                self.metrics.forget((gone.name, gone.version))
+
     def batcher(self, slot: ModelSlot) -> MicroBatcher:
         """The micro-batcher of one loaded version (made on first use; those of versions
         no longer loaded are dropped once idle)."""
         found = self._batchers.get(id(slot))
         if found is not None and found[0] is slot:
             return found[1]
-        live = {id(s) for s in self.loaded()}
-        for key in [k for k in self._batchers if k not in live]:
-            del self._batchers[key]
+        self._prune()
         labels = (slot.name, slot.version)
         metrics = self.metrics
+        monitor = self.monitor(slot)
+        duration = metrics.predict_duration.labels(*labels)
 
         def predict(batch: Batch, probabilities: bool) -> Prediction:
             metrics.observe_batch(labels, batch.rows)
-            return slot.predict_batch(batch, probabilities=probabilities)
+            started = time.perf_counter()
+            prediction = slot.predict_batch(batch, probabilities=probabilities)
+            duration.observe(time.perf_counter() - started)
+            if monitor is not None:
+                try:
+                    monitor.observe(batch, prediction)
+                except Exception:  # watching must never fail a prediction
+                    logger.exception("monitoring version %s failed", slot.version)
+            return prediction
 
         settings = self.settings
         batcher = MicroBatcher(
@@ -173,6 +224,65 @@ class ServingState:
         except (ValueError, TypeError) as exc:
             logger.info("model refused the input: %s", _first_line(exc))
             raise RequestError(f"the model could not score the input: {_first_line(exc)}") from exc
+
+    def remember(self, request: Request, slot: ModelSlot, prediction: Prediction) -> None:
+        """Keep a request's predictions for the ground truth ``POST /feedback`` may bring."""
+        monitor = self.monitor(slot)
+        if monitor is None:
+            return
+        entry = Remembered(slot.version, prediction.predictions, monitor.scores(prediction))
+        self.feedback.remember(str(getattr(request.state, "request_id", "")), entry)
+
+    def _monitor_of(self, version: str) -> VersionMonitor | None:
+        return next((m for _, m in self.monitors() if m.slot.version == version), None)
+
+    def check_feedback(self, request_id: str, labels: list[Any]) -> str | None:
+        """Why labels cannot be joined to a remembered request (None: they can, or the
+        request is unknown, which is not an error)."""
+        entry = self.feedback.peek(request_id)
+        monitor = self._monitor_of(entry.version) if entry is not None else None
+        if entry is None or monitor is None:
+            return None
+        if len(labels) != len(entry.predictions):
+            return f"{len(labels)} labels for {len(entry.predictions)} predicted rows"
+        for index, value in enumerate(labels):
+            problem = monitor.check_label(value)
+            if problem is not None:
+                return f"label {index}: {problem}"
+        return None
+
+    def learn(self, items: list[tuple[str, list[Any]]]) -> dict[str, list[str]]:
+        """Join ground-truth labels (checked by :meth:`check_feedback`) to remembered
+        requests and publish the online metrics (blocking: call off the event loop).
+
+        Returns:
+            Request ids ``matched``, and ``unknown`` ones (never seen, already labelled,
+            or forgotten).
+        """
+        done: dict[str, list[str]] = {"matched": [], "unknown": []}
+        touched: dict[str, VersionMonitor] = {}
+        for request_id, labels in items:
+            entry = self.feedback.take(request_id)
+            monitor = self._monitor_of(entry.version) if entry is not None else None
+            if entry is None or monitor is None:
+                self.metrics.feedback.labels(*self.model_labels(), "unknown_id").inc()
+                done["unknown"].append(request_id)
+                continue
+            monitor.learn(labels, entry)
+            touched[monitor.slot.version] = monitor
+            self.metrics.feedback.labels(*monitor.labels, "matched").inc()
+            done["matched"].append(request_id)
+        for monitor in touched.values():
+            monitor.publish_online()
+        return done
+
+    def evaluate_drift(self) -> None:
+        """Evaluate every loaded version's drift window (blocking: call off the loop)."""
+        for _, monitor in self.monitors():
+            try:
+                monitor.evaluate_drift()
+            except Exception:  # a bad window must not stop the others or the server
+                logger.exception("drift evaluation of version %s failed", monitor.slot.version)
 
     def shadow(self, raw: RawColumns, answered: Prediction, *, text: bool = False) -> None:
         """Score a copy of a request on the challenger in the background; record only.

@@ -1,0 +1,192 @@
+"""What the server watches per model version: inputs against the training profile (drift),
+the prediction distribution, and outcomes once ground truth arrives (``POST /feedback``).
+
+Everything is bounded: a :class:`~conveyor.monitoring.window.DriftWindow` of the last
+``drift_window_rows`` rows per version, an :class:`~conveyor.monitoring.online.OnlineWindow`
+of the last ``online_rows`` labelled rows per version, and a :class:`FeedbackStore` of the
+predictions of the last ``feedback_rows`` rows by request id.
+
+Observation happens once per predict call (a micro-batch), in the worker thread that ran
+the predict, so the event loop never pays for it. Drift is computed periodically from the
+window's counts (``ServingState.evaluate_drift``), not per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections import Counter, OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from conveyor.monitoring.online import OnlineWindow
+
+if TYPE_CHECKING:
+    from conveyor.monitoring.drift import DriftReport
+    from conveyor.monitoring.window import DriftWindow
+    from conveyor.serving.inputs import Batch
+    from conveyor.serving.metrics import ServingMetrics
+    from conveyor.serving.slot import ModelSlot, Prediction
+
+__all__ = ["FeedbackStore", "Remembered", "VersionMonitor"]
+
+logger = logging.getLogger(__name__)
+
+
+def _positive(slot: ModelSlot) -> Any | None:
+    """The class whose score is watched: the greater class of a binary classifier (as in
+    the training profile), else None."""
+    return max(slot.classes) if len(slot.classes) == 2 else None
+
+
+class VersionMonitor:
+    """Drift window, prediction distribution and online window of one loaded version.
+
+    Args:
+        slot: the version.
+        metrics: where to record.
+        window_rows: rows in the drift window (0: no drift window).
+        online_rows: labelled rows in the online window.
+    """
+
+    def __init__(
+        self, slot: ModelSlot, metrics: ServingMetrics, *, window_rows: int, online_rows: int
+    ) -> None:
+        self.slot = slot
+        self.metrics = metrics
+        self.labels = (slot.name, slot.version)
+        self.positive = _positive(slot)
+        self.window: DriftWindow | None = None
+        if slot.profile is not None and window_rows > 0:
+            from conveyor.monitoring.window import DriftWindow
+
+            self.window = DriftWindow(slot.profile, size=window_rows)
+        self.online = OnlineWindow(
+            regression=not slot.is_classifier, positive=self.positive, size=online_rows
+        )
+        self.last_drift: DriftReport | None = None
+
+    def scores(self, prediction: Prediction) -> list[float] | None:
+        """The watched score per row: the positive class's probability (binary) or the
+        predicted class's (multiclass); None without probabilities."""
+        proba = prediction.probabilities
+        if proba is None or not self.slot.classes:
+            return None
+        if self.positive is not None:
+            index = self.slot.classes.index(self.positive)
+            return [row[index] for row in proba]
+        return [max(row) for row in proba]
+
+    def observe(self, batch: Batch, prediction: Prediction) -> None:
+        """Record one predict call's inputs and outputs (worker thread)."""
+        name, version = self.labels
+        if self.slot.is_classifier:
+            for label, count in Counter(str(p) for p in prediction.predictions).items():
+                self.metrics.predicted_class.labels(name, version, label).inc(count)
+        else:
+            summary = self.metrics.prediction_value.labels(name, version)
+            for value in prediction.predictions:
+                summary.observe(float(value))
+        scores = self.scores(prediction)
+        if scores is not None:
+            histogram = self.metrics.prediction_score.labels(name, version)
+            for score in scores:
+                histogram.observe(score)
+        if self.window is not None:
+            columns: dict[str, Any] = dict(batch.columns)
+            columns["prediction"] = prediction.predictions
+            if scores is not None and self.positive is not None:
+                columns[f"score[{self.positive}]"] = scores
+            self.window.add_columns(columns)
+
+    def evaluate_drift(self) -> DriftReport | None:
+        """Compare the window with the training profile and publish the gauges (blocking)."""
+        if self.window is None or self.slot.profile is None:
+            return None
+        from conveyor.monitoring.drift import analyze
+
+        snapshot = self.window.snapshot()
+        report = analyze(self.slot.profile, snapshot.columns)
+        self.last_drift = report
+        self.metrics.publish_drift(self.labels, report, snapshot.rows, self.window.memory_bytes())
+        return report
+
+    def learn(self, truths: list[Any], remembered: Remembered) -> None:
+        """Add labelled rows to the online window."""
+        none: list[float | None] = [None] * len(truths)
+        scores: list[float | None] = list(remembered.scores) if remembered.scores else none
+        for truth, predicted, score in zip(truths, remembered.predictions, scores, strict=True):
+            self.online.add(truth, predicted, score)
+
+    def publish_online(self) -> None:
+        """Publish the online metrics of the window."""
+        self.metrics.publish_online(self.labels, self.online.metrics(), len(self.online))
+
+    def check_label(self, value: Any) -> str | None:
+        """Why ``value`` cannot be a ground-truth label for this version, or None."""
+        if self.slot.is_classifier:
+            known = {str(c) for c in self.slot.classes}
+            return None if str(value) in known else f"unknown class {value!r}"
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"expected a number, got {value!r}"
+        return None if math.isfinite(value) else "expected a finite number"
+
+
+@dataclass(frozen=True)
+class Remembered:
+    """A request's predictions kept for its ground truth.
+
+    Attributes:
+        version: the version that answered.
+        predictions: its labels or values.
+        scores: the watched score per row, when known.
+    """
+
+    version: str
+    predictions: list[Any]
+    scores: list[float] | None
+
+
+class FeedbackStore:
+    """Predictions of recent requests by request id, at most ``max_rows`` rows in all
+    (oldest forgotten first). Thread-safe.
+    """
+
+    def __init__(self, max_rows: int) -> None:
+        self.max_rows = max_rows
+        self._entries: OrderedDict[str, Remembered] = OrderedDict()
+        self._rows = 0
+        self._lock = threading.Lock()
+
+    def remember(self, request_id: str, entry: Remembered) -> None:
+        """Keep one request's predictions (a repeated id replaces the older entry)."""
+        if len(entry.predictions) > self.max_rows:
+            return
+        with self._lock:
+            old = self._entries.pop(request_id, None)
+            if old is not None:
+                self._rows -= len(old.predictions)
+            self._entries[request_id] = entry
+            self._rows += len(entry.predictions)
+            while self._rows > self.max_rows:
+                _, dropped = self._entries.popitem(last=False)
+                self._rows -= len(dropped.predictions)
+
+    def take(self, request_id: str) -> Remembered | None:
+        """Remove and return a request's predictions (labels count once), or None."""
+        with self._lock:
+            entry = self._entries.pop(request_id, None)
+            if entry is not None:
+                self._rows -= len(entry.predictions)
+            return entry
+
+    def peek(self, request_id: str) -> Remembered | None:
+        """A request's predictions, left in place, or None."""
+        with self._lock:
+            return self._entries.get(request_id)
+
+    @property
+    def rows(self) -> int:
+        """Rows held."""
+        return self._rows
