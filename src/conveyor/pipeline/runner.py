@@ -48,11 +48,12 @@ class StepEvent:
 
 @lru_cache(maxsize=1)
 def code_version() -> str:
-    """Identity of the code behind step outputs: Conveyor's sources but the CLI, key libs."""
+    """Identity of the code behind step outputs: Conveyor's sources but the CLI and the
+    server (neither changes a step's output), and the key libraries' versions."""
     h = hashlib.sha256(__version__.encode())
     package = Path(__file__).resolve().parent.parent
     for path in sorted(package.rglob("*.py")):
-        if path.parent.name != "cli":  # presentation only: never changes a step's output
+        if path.relative_to(package).parts[0] not in ("cli", "serving"):
             h.update(path.read_bytes())
     for lib in _LIBRARIES:
         try:
