@@ -368,6 +368,12 @@ def serve(
     drift_interval: Annotated[
         float, typer.Option(help="Seconds between drift evaluations.", min=0.1)
     ] = 10.0,
+    drift_window_rows: Annotated[
+        int, typer.Option(help="Recent rows per version compared with the profile.", min=1)
+    ] = 5000,
+    feedback_rows: Annotated[
+        int, typer.Option(help="Rows of recent predictions kept for POST /feedback.", min=1)
+    ] = 100_000,
 ) -> None:
     """Serve a registered model over HTTP (default: models:/<config name>@champion).
 
@@ -385,6 +391,8 @@ def serve(
         "unknown_categories": unknown_categories,
         "monitoring": monitoring,
         "drift_interval": drift_interval,
+        "drift_window_rows": drift_window_rows,
+        "feedback_rows": feedback_rows,
         "max_body_bytes": max_body_bytes,
         "max_batch_rows": max_batch_rows,
         "poll_interval": poll_interval,
@@ -475,12 +483,43 @@ def demo(
     rows: Annotated[int, typer.Option(help="Rows of demo data.", min=100)] = 20000,
     seed: Annotated[int, typer.Option(help="Seed of the demo data.")] = 0,
     drift: Annotated[float, typer.Option(help="Shift the data by this much (0 = none).")] = 0.0,
+    loop: Annotated[
+        bool,
+        typer.Option(
+            "--loop",
+            help="Run the whole loop: train if needed, serve, send traffic, inject drift, "
+            "retrain through the gates, swap the new champion in.",
+        ),
+    ] = False,
 ) -> None:
     """Create a demo project (seeded churn data + config) and print how to run it."""
     from conveyor.pipeline.inspect import write_demo_project
 
-    config_path = _guarded(write_demo_project, directory, rows=rows, seed=seed, drift=drift)
-    _console().print(f"[green]demo project[/] {config_path} (run: conveyor run -c {config_path})")
+    config_path = directory / "conveyor.yaml"
+    if not (loop and config_path.is_file()):
+        config_path = _guarded(write_demo_project, directory, rows=rows, seed=seed, drift=drift)
+        _console().print(
+            f"[green]demo project[/] {config_path} (run: conveyor run -c {config_path})"
+        )
+    if loop:
+        _demo_loop(config_path)
+
+
+def _demo_loop(config_path: Path) -> None:
+    import subprocess
+
+    from conveyor.pipeline.demo_loop import run_demo_loop
+
+    registry, _ = _registry(config_path, None)
+    name = _guarded(_project, config_path).config.name
+    if _guarded(registry.get_alias, name, "champion") is None:
+        _console().print("training the first champion: conveyor run")
+        argv = [str(Path(sys.executable).with_name("conveyor")), "run", "-c", str(config_path)]
+        if subprocess.call(argv) != 0:
+            _fail("demo: the first training run failed (see above)", 1)
+    result = _guarded(run_demo_loop, config_path, say=_console().print)
+    if result.failures:
+        _fail(f"demo: {len(result.failures)} requests failed: {result.failures[0]}", 1)
 
 
 def main() -> None:
