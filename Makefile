@@ -9,7 +9,17 @@ export DVC_NO_ANALYTICS := 1
 export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: setup system-deps demo test test-fast lint bench clean
+# Airflow lives in its own environment (it pins its own fastapi, sqlalchemy, ...).
+AIRFLOW_VENV ?= .venv-airflow
+AIRFLOW_BIN := $(AIRFLOW_VENV)/bin
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER ?= $(CURDIR)/dags
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__USAGE_DATA_COLLECTION__ENABLED := False
+export SCARF_ANALYTICS := false
+
+.PHONY: setup system-deps bench-deps demo test test-fast lint bench clean airflow airflow-up
 
 # The project's Python environment, pinned by requirements.lock (torch is the CPU build).
 $(STAMP): pyproject.toml requirements.lock
@@ -20,33 +30,66 @@ $(STAMP): pyproject.toml requirements.lock
 
 setup: $(STAMP)
 
-# Debian packages the integration tests need (PostgreSQL server binaries). Installed,
+# The Airflow environment, pinned by airflow/requirements.lock.
+$(AIRFLOW_STAMP): airflow/requirements.txt airflow/requirements.lock
+	test -x $(AIRFLOW_BIN)/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_BIN)/python -m pip install -qq --upgrade pip
+	$(AIRFLOW_BIN)/python -m pip install -qq -r airflow/requirements.txt -c airflow/requirements.lock
+	touch $(AIRFLOW_STAMP)
+
+# Its metadata DB: SQLite in $(AIRFLOW_HOME) unless AIRFLOW__DATABASE__SQL_ALCHEMY_CONN
+# says otherwise (e.g. postgresql+psycopg2://...). Migrating is idempotent.
+$(AIRFLOW_HOME)/.migrated: $(AIRFLOW_STAMP)
+	mkdir -p $(AIRFLOW_HOME)
+	$(AIRFLOW_BIN)/airflow db migrate >/dev/null
+	touch $(AIRFLOW_HOME)/.migrated
+
+airflow: $(AIRFLOW_HOME)/.migrated
+
+# A local Airflow with its UI on http://127.0.0.1:8080 (Ctrl-C stops all three).
+# SimpleAuthManager prints the admin password it generates on start-up.
+airflow-up: airflow
+	trap 'kill 0' INT TERM EXIT; \
+	$(AIRFLOW_BIN)/airflow api-server --port 8080 & \
+	$(AIRFLOW_BIN)/airflow scheduler & \
+	$(AIRFLOW_BIN)/airflow dag-processor & \
+	wait
+
+# Debian packages the integration tests need (PostgreSQL server binaries, Prometheus with
+# promtool, Alertmanager with amtool). Installed,
 # never started: the tests start their own throwaway servers.
 system-deps:
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		echo "installing postgresql (Debian package)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; \
 	fi
+	@bash deploy/install-prometheus.sh
+
+# The load generator of the serving benchmark.
+bench-deps:
+	@command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
 
 DEMO_DIR ?= demo
 demo: setup
 	$(BIN)/conveyor demo --dir $(DEMO_DIR)
 	$(BIN)/conveyor run -c $(DEMO_DIR)/conveyor.yaml
 
-test: lint system-deps
+test: lint system-deps airflow
 	$(BIN)/pytest -n 2 --dist loadfile -q
 
 test-fast: setup
 	$(BIN)/pytest -n 2 -q tests/unit
 
 lint: setup
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks dags
+	$(BIN)/ruff format --check src tests benchmarks dags
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: setup
+bench: setup bench-deps
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.serving
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(AIRFLOW_VENV) $(AIRFLOW_HOME) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

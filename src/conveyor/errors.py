@@ -6,7 +6,8 @@ maps them to exit codes and human messages, only ``serving/`` to HTTP status cod
     ConveyorError                 exit 1 unless noted
     ├── ConfigError               exit 2: bad YAML, unknown key, bad value
     ├── DataError                 source missing, unreadable, target absent, ...
-    │   └── DataValidationError   the batch failed its expectation suite
+    │   ├── DataValidationError   the batch failed its expectation suite
+    │   └── SourceUnavailableError  exit 75: the source's database did not answer
     ├── VersioningError           DVC add / push / pull failed
     ├── TrainingError             model could not be built or fitted
     ├── RegistryError             MLflow tracking / registry failed
@@ -27,6 +28,7 @@ __all__ = [
     "PromotionError",
     "RegistryError",
     "ServiceUnavailableError",
+    "SourceUnavailableError",
     "TrainingError",
     "VersioningError",
 ]
@@ -92,3 +94,7 @@ class ServiceUnavailableError(ConveyorError):
     """
 
     exit_code = 75
+
+
+class SourceUnavailableError(ServiceUnavailableError, DataError):
+    """The source's database did not answer: a data error that a retry may cure (exit 75)."""

@@ -79,13 +79,19 @@ def _guarded(fn: Any, *args: Any, **kwargs: Any) -> Any:
         _fail(f"unexpected {type(exc).__name__}: {exc} (set CONVEYOR_DEBUG=1 for a traceback)", 1)
 
 
-def _project(config_path: Path) -> Project:
+def _project(config_path: Path, *, source: str | None = None) -> Project:
     from conveyor.config import load_config
     from conveyor.pipeline.project import Project
     from conveyor.settings import get_settings, quiet_dependencies
 
     quiet_dependencies()
     config = load_config(config_path)
+    if source:  # a relative path on the command line means relative to where it was typed
+        local = "://" not in source and not Path(source).is_absolute()
+        data = config.data.model_copy(
+            update={"source": str(Path(source).resolve()) if local else source}
+        )
+        config = config.model_copy(update={"data": data})
     return Project.open(config, config_dir=config_path.resolve().parent, settings=get_settings())
 
 
@@ -111,13 +117,17 @@ def run(
     step: Annotated[str | None, typer.Option(help="Run only this step (needs --run-id).")] = None,
     run_id: Annotated[str | None, typer.Option(help="Run id to add the step to.")] = None,
     force: Annotated[bool, typer.Option(help="Ignore the step cache.")] = False,
+    source: Annotated[
+        str | None,
+        typer.Option(help="Read this data source instead of the config's data.source."),
+    ] = None,
 ) -> None:
     """Run the training pipeline: ingest, validate, version, train, evaluate, register, promote."""
     from conveyor.cli.report import StepProgress, print_failure, print_summary
 
     if step and not run_id:
         _fail("--step needs --run-id (the run whose earlier outputs it reads)", 2)
-    project = _guarded(_project, config)
+    project = _guarded(_project, config, source=source)
     console = _console()
     from conveyor.pipeline.runner import PipelineRunner
 
@@ -422,9 +432,8 @@ def serve(
 
 
 def _serve_workers(settings: Any, *, host: str, port: int, workers: int) -> None:
-    import uvicorn
-
     from conveyor.serving.follow import follows_alias
+    from conveyor.serving.shutdown import run_workers
     from conveyor.serving.slot import resolve_model
 
     _, info = _guarded(resolve_model, settings)
@@ -442,14 +451,12 @@ def _serve_workers(settings: Any, *, host: str, port: int, workers: int) -> None
     _console().print(
         f"serving {info.name} v{info.version} on http://{host}:{port} ({workers} workers)"
     )
-    uvicorn.run(
+    run_workers(
         "conveyor.serving.app:app_from_env",
-        factory=True,
-        workers=workers,
         host=host,
         port=port,
-        log_level="info",
-        timeout_graceful_shutdown=settings.graceful_timeout,
+        workers=workers,
+        graceful_timeout=settings.graceful_timeout,
     )
 
 

@@ -1,4 +1,4 @@
-"""``conveyor monitor``: offline drift analysis of a batch against a model's reference profile.
+"""``conveyor monitor``: offline drift analysis of a batch, and the retraining trigger.
 
 Imports stay light at module level (typer only): ``conveyor --help`` must answer at once.
 """
@@ -12,11 +12,13 @@ import typer
 
 if TYPE_CHECKING:
     from conveyor.monitoring.drift import DriftReport
+    from conveyor.monitoring.trigger import RetrainTrigger
 
-__all__ = ["monitor_app", "parse_model_ref"]
+__all__ = ["monitor_app", "parse_model_ref", "serve_webhook", "watch_alerts"]
 
 monitor_app = typer.Typer(
-    help="Model monitoring: drift of new data against the training reference.",
+    help="Model monitoring: drift of new data against the training reference, and the "
+    "retraining trigger (Alertmanager webhook receiver or Prometheus watch loop).",
     no_args_is_help=True,
 )
 
@@ -142,3 +144,117 @@ def drift(
         _analyze, model, data, out, config, tracking_uri, with_predictions=predictions
     )
     _print(report, json_path, html_path)
+
+
+# -- retraining trigger -------------------------------------------------------
+CooldownOpt = Annotated[
+    float, typer.Option(min=0, help="Seconds after a triggered run during which none starts.")
+]
+StateOpt = Annotated[
+    Path | None,
+    typer.Option(help="Trigger state file (default: <project>/.conveyor/trigger/state.json)."),
+]
+LauncherOpt = Annotated[
+    str,
+    typer.Option(
+        help="local: `conveyor run` here; airflow: the conveyor_training DAG via "
+        "CONVEYOR_AIRFLOW_URL/_USERNAME/_PASSWORD."
+    ),
+]
+DagConfigOpt = Annotated[
+    str | None,
+    typer.Option(help="The DAG's `config` param for --launcher airflow (default: --config)."),
+]
+
+
+def _trigger(
+    config: Path, launcher: str, cooldown: float, state: Path | None, dag_config: str | None
+) -> RetrainTrigger:
+    from conveyor.cli import _project
+    from conveyor.errors import ConfigError
+    from conveyor.monitoring.launchers import AirflowLauncher, LocalLauncher
+    from conveyor.monitoring.trigger import RetrainTrigger, TriggerStateFile
+
+    project = _project(config)
+    folder = project.state_dir / "trigger"
+    chosen: LocalLauncher | AirflowLauncher
+    if launcher == "local":
+        chosen = LocalLauncher(config, runs_dir=project.runs_dir, log_dir=folder / "logs")
+    elif launcher == "airflow":
+        chosen = AirflowLauncher.from_env(dag_config=dag_config or str(config.resolve()))
+    else:
+        raise ConfigError(f"--launcher {launcher!r}: expected local or airflow")
+    state_file = TriggerStateFile(state or folder / "state.json")
+    state_file.load()  # an unreadable state file is a startup error, not a runtime one
+    return RetrainTrigger(chosen, state_file, cooldown=cooldown)
+
+
+@monitor_app.command("serve-webhook")
+def serve_webhook(
+    *,
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="Pipeline config (YAML) of the project.")
+    ] = Path("conveyor.yaml"),
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 9095,
+    launcher: LauncherOpt = "local",
+    cooldown: CooldownOpt = 3600.0,
+    state: StateOpt = None,
+    dag_config: DagConfigOpt = None,
+) -> None:
+    """Receive Alertmanager webhooks; firing alerts labelled retrain="true" start a run.
+
+    POST /alerts (Alertmanager webhook, version 4), GET /healthz, GET /metrics. One run per
+    incident, none within the cooldown of the last, at most one in flight. With
+    CONVEYOR_ADMIN_TOKEN set, POST /alerts needs `Authorization: Bearer <token>`.
+    """
+    import logging
+
+    import uvicorn
+
+    from conveyor.cli import _guarded
+    from conveyor.settings import get_settings
+
+    trigger = _guarded(_trigger, config, launcher, cooldown, state, dag_config)
+    from conveyor.monitoring.webhook import create_webhook_app
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    app = create_webhook_app(trigger, token=_guarded(get_settings).admin_token)
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+@monitor_app.command("watch")
+def watch_alerts(
+    *,
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="Pipeline config (YAML) of the project.")
+    ] = Path("conveyor.yaml"),
+    prometheus_url: Annotated[
+        str, typer.Option(help="Prometheus base URL, e.g. http://localhost:9090.")
+    ],
+    interval: Annotated[float, typer.Option(min=1, help="Seconds between polls.")] = 60.0,
+    once: Annotated[bool, typer.Option(help="Poll once, print the decision, exit.")] = False,
+    launcher: LauncherOpt = "local",
+    cooldown: CooldownOpt = 3600.0,
+    state: StateOpt = None,
+    dag_config: DagConfigOpt = None,
+) -> None:
+    """Poll Prometheus' firing alerts (no Alertmanager needed) and trigger retraining.
+
+    Same rules as serve-webhook: alerts labelled retrain="true", one run per incident,
+    cooldown, at most one run in flight. Stop with Ctrl-C.
+    """
+    import json
+    import logging
+
+    from conveyor.cli import _fail, _guarded
+    from conveyor.monitoring.watch import watch
+
+    trigger = _guarded(_trigger, config, launcher, cooldown, state, dag_config)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    ticks = 1 if once else None
+    outcomes = _guarded(watch, trigger, prometheus_url, interval=interval, ticks=ticks)
+    if once:
+        if not outcomes:
+            _fail(f"Prometheus at {prometheus_url} did not answer with alerts", 75)
+        print(json.dumps(outcomes[0].to_dict(), indent=2))

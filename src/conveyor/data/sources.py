@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from conveyor.errors import DataError
+from conveyor.errors import DataError, SourceUnavailableError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -22,7 +22,12 @@ if TYPE_CHECKING:
 
     from conveyor.config import DataConfig
 
-__all__ = ["RENAMED_COLUMNS_ATTR", "detect_format", "read_table", "source_fingerprint"]
+__all__ = [
+    "RENAMED_COLUMNS_ATTR",
+    "detect_format",
+    "read_table",
+    "source_fingerprint",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -327,11 +332,11 @@ def _read_sql(config: DataConfig) -> pd.DataFrame:
     except NoSuchTableError as exc:
         raise DataError(_missing_table_message(engine, config.table or "", url)) from exc
     except DBAPIError as exc:
-        raise DataError(_db_error_message(exc, url)) from exc
+        raise _db_error(exc, url) from exc
     except pd.errors.DatabaseError as exc:  # pandas wraps errors raised by the query
         cause = exc.__cause__
         if isinstance(cause, DBAPIError):
-            raise DataError(_db_error_message(cause, url)) from exc
+            raise _db_error(cause, url) from exc
         raise DataError(f"query on {_safe_url(url)} failed: {_one_line(exc)}") from exc
     except SQLAlchemyError as exc:
         raise DataError(f"cannot read from {_safe_url(url)}: {_one_line(exc)}") from exc
@@ -370,6 +375,20 @@ def _sqlalchemy_url(source: str) -> str:
     if scheme.lower() in {"postgres", "postgresql", "postgresql+psycopg2"}:
         return f"postgresql+psycopg{sep}{rest}"
     return source
+
+
+# A refused or timed-out connection may succeed later; a refused login or a missing
+# database will not, and retrying it would only hide the mistake.
+_PERMANENT_CONNECT_FAILURES = ("authentication failed", "does not exist", "no password")
+
+
+def _db_error(exc: Any, url: str) -> DataError:
+    """The error for a driver failure: transient for an unreachable server, else DataError."""
+    message = _db_error_message(exc, url)
+    permanent = any(p in message for p in _PERMANENT_CONNECT_FAILURES)
+    if message.startswith("cannot connect") and not permanent:
+        return SourceUnavailableError(message)
+    return DataError(message)
 
 
 def _db_error_message(exc: Any, url: str) -> str:

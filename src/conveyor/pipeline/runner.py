@@ -118,6 +118,7 @@ class PipelineRunner:
         record["finished_at"] = utc_now()
         if "ingest" in ctx.outputs and "task" in ctx.summaries["ingest"]:
             record["config"] = ctx.config.model_dump(mode="json")
+        self._publish_metrics(record)
         self.store.write_record(run_id, record)
         return record
 
@@ -224,4 +225,13 @@ class PipelineRunner:
         if not isinstance(exc, ConveyorError | KeyboardInterrupt):
             log.exception("step failed unexpectedly")
         record["finished_at"] = utc_now()
+        self._publish_metrics(record)
         self.store.write_record(record["run_id"], record)
+
+    def _publish_metrics(self, record: dict[str, Any]) -> None:
+        """Publish a finished run's gauges (textfile / Pushgateway); never fails the run."""
+        from conveyor.monitoring.pipeline_metrics import publish_pipeline_metrics
+
+        section = publish_pipeline_metrics(record, state_dir=self.project.state_dir)
+        if section is not None:
+            record["metrics"] = section

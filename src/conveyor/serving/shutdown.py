@@ -104,3 +104,47 @@ def run_server(
     server.run()
     if not server.started:
         sys.exit(STARTUP_FAILURE)
+
+
+def run_workers(factory: str, *, host: str, port: int, workers: int, graceful_timeout: int) -> None:
+    """Serve an app factory in ``workers`` processes sharing one listening socket.
+
+    uvicorn's own multi-worker start binds ``socket.socket(family)`` (protocol 0); the
+    connections accepted from it keep protocol 0, so asyncio does not set TCP_NODELAY on
+    them and every keep-alive response after the first waits for the client's delayed ACK
+    (~40 ms: 2 workers answered 23 requests/s on one connection). The socket is made here
+    with ``IPPROTO_TCP`` instead.
+
+    Args:
+        factory: ``module:function`` returning the app (settings come from the environment).
+        host: interface to listen on.
+        port: port to listen on.
+        workers: worker processes.
+        graceful_timeout: seconds in-flight requests get at shutdown.
+
+    Raises:
+        SystemExit: (3) the port cannot be bound.
+    """
+    import socket
+
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(
+        factory,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        timeout_graceful_shutdown=graceful_timeout,
+    )
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        logger.error("cannot listen on %s:%s: %s", host, port, exc)
+        sys.exit(STARTUP_FAILURE)
+    sock.set_inheritable(True)
+    Multiprocess(config, sockets=[sock]).run()

@@ -1,0 +1,1 @@
+"""Serving benchmark: conveyor serve vs mlflow models serve, MLServer and a bare ASGI app."""
