@@ -70,10 +70,11 @@ bench-deps:
 	@command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
 
+# The whole loop on a fresh demo project: train, serve, traffic, drift, retrain, swap.
 DEMO_DIR ?= demo
 demo: setup
-	$(BIN)/conveyor demo --dir $(DEMO_DIR)
-	$(BIN)/conveyor run -c $(DEMO_DIR)/conveyor.yaml
+	rm -rf $(DEMO_DIR)
+	$(BIN)/conveyor demo --dir $(DEMO_DIR) --loop
 
 test: lint system-deps airflow
 	$(BIN)/pytest -n 2 --dist loadfile -q

@@ -56,6 +56,12 @@ def variants(features: ServeFeatures) -> list[Variant]:
     return [
         Variant("conveyor-onnx", "Conveyor, ONNX Runtime", ("--runtime", "onnx"), no_runtime),
         Variant(
+            "conveyor-onnx-nomon",
+            "Conveyor, ONNX Runtime, monitoring off",
+            ("--runtime", "onnx", "--no-monitoring"),
+            no_runtime,
+        ),
+        Variant(
             "conveyor-pyfunc-batched", "Conveyor, pipeline + micro-batching", pyfunc, no_batching
         ),
         Variant("conveyor-pyfunc", "Conveyor, pipeline, no batching", pyfunc + batching_off),

@@ -94,6 +94,17 @@ def evaluate_goals(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "met": None if ratio is None else ratio >= 0.4,
         }
     )
+    for workers in (1, 2):
+        on = _find(points, "conveyor-onnx", workers, 16)
+        off = _find(points, "conveyor-onnx-nomon", workers, 16)
+        ratio = _ratio(on, off)
+        goals.append(
+            {
+                "goal": f"monitoring on >= 90% of off (ONNX, {workers} worker(s), issue 4)",
+                "measured": None if ratio is None else f"{ratio:.0%}",
+                "met": None if ratio is None else ratio >= 0.9,
+            }
+        )
     return goals
 
 

@@ -217,7 +217,8 @@ def run_demo_loop(config_path: Path, *, say: Say, seconds: float = 8.0) -> LoopR
     logs = project / ".conveyor" / "demo-loop"
     logs.mkdir(parents=True, exist_ok=True)
     serve_port, hook_port = _free_port(), _free_port()
-    env = {**os.environ, "CONVEYOR_ADMIN_TOKEN": secrets.token_urlsafe(24)}
+    token = secrets.token_urlsafe(24)
+    env = {**os.environ, "CONVEYOR_ADMIN_TOKEN": token}
     url = f"http://127.0.0.1:{serve_port}"
     serve = [conveyor, "serve", "-c", str(config_path), "--port", str(serve_port)]
     serve += ["--poll-interval", "2", "--drift-interval", "2", "--drain-seconds", "0"]
@@ -260,7 +261,9 @@ def run_demo_loop(config_path: Path, *, say: Say, seconds: float = 8.0) -> LoopR
             say(f"drift detected on {', '.join(features)} (conveyor_feature_drifted = 1)")
             _newest_data(project, write_demo_dataset)
             status, _, trigger = _request(
-                f"http://127.0.0.1:{hook_port}/alerts", _alert(name, before, features)
+                f"http://127.0.0.1:{hook_port}/alerts",
+                _alert(name, before, features),
+                headers={"Authorization": f"Bearer {token}"},
             )
             if status != 200 or not trigger.get("triggered"):
                 raise PipelineError(f"demo: the retraining receiver did not start a run: {trigger}")
