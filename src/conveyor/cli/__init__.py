@@ -384,6 +384,9 @@ def serve(
     feedback_rows: Annotated[
         int, typer.Option(help="Rows of recent predictions kept for POST /feedback.", min=1)
     ] = 100_000,
+    access_log: Annotated[
+        bool, typer.Option(help="Log every request (off: /metrics counts them).")
+    ] = False,
 ) -> None:
     """Serve a registered model over HTTP (default: models:/<config name>@champion).
 
@@ -426,12 +429,13 @@ def serve(
             port=port,
             drain_seconds=drain_seconds,
             graceful_timeout=graceful_timeout,
+            access_log=access_log,
         )
         return
-    _serve_workers(settings, host=host, port=port, workers=workers)
+    _serve_workers(settings, host=host, port=port, workers=workers, access_log=access_log)
 
 
-def _serve_workers(settings: Any, *, host: str, port: int, workers: int) -> None:
+def _serve_workers(settings: Any, *, host: str, port: int, workers: int, access_log: bool) -> None:
     from conveyor.serving.follow import follows_alias
     from conveyor.serving.shutdown import run_workers
     from conveyor.serving.slot import resolve_model
@@ -457,6 +461,7 @@ def _serve_workers(settings: Any, *, host: str, port: int, workers: int) -> None
         port=port,
         workers=workers,
         graceful_timeout=settings.graceful_timeout,
+        access_log=access_log,
     )
 
 

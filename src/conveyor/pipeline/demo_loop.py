@@ -247,26 +247,10 @@ def run_demo_loop(config_path: Path, *, say: Say, seconds: float = 8.0) -> LoopR
             drifted = make_demo_dataset(4000, seed=102, drift=DEMO_DRIFT, messy=False)
             traffic.switch(_records(drifted, inputs))
             say(f"injecting drift ({DEMO_DRIFT}): older customers, higher charges, a new region")
-            features: list[str] = []
-
-            def detected() -> bool:
-                for version in _request(f"{url}/monitoring")[2]["versions"]:
-                    drift = version.get("drift") or {}
-                    if drift.get("drift_detected"):
-                        features.extend(drift["drifted_features"])
-                        return True
-                return False
-
-            _wait(detected, 120.0, "drift detection")
+            features = _wait_for_drift(url)
             say(f"drift detected on {', '.join(features)} (conveyor_feature_drifted = 1)")
             _newest_data(project, write_demo_dataset)
-            status, _, trigger = _request(
-                f"http://127.0.0.1:{hook_port}/alerts",
-                _alert(name, before, features),
-                headers={"Authorization": f"Bearer {token}"},
-            )
-            if status != 200 or not trigger.get("triggered"):
-                raise PipelineError(f"demo: the retraining receiver did not start a run: {trigger}")
+            trigger = _send_alert(hook_port, token, _alert(name, before, features))
             say("alert FeatureDrift sent to the receiver: retraining on the newest data ...")
 
             def swapped() -> bool:
@@ -282,6 +266,32 @@ def run_demo_loop(config_path: Path, *, say: Say, seconds: float = 8.0) -> LoopR
     return LoopResult(
         before, after, features, dict(traffic.answered), list(traffic.failures), trigger
     )
+
+
+def _wait_for_drift(url: str) -> list[str]:
+    """Wait until the server's drift monitor flags the dataset; the drifted features."""
+    features: list[str] = []
+
+    def detected() -> bool:
+        for version in _request(f"{url}/monitoring")[2]["versions"]:
+            drift = version.get("drift") or {}
+            if drift.get("drift_detected"):
+                features.extend(drift["drifted_features"])
+                return True
+        return False
+
+    _wait(detected, 120.0, "drift detection")
+    return features
+
+
+def _send_alert(port: int, token: str, alert: dict[str, Any]) -> dict[str, Any]:
+    """Post the alert to the retraining receiver; its decision (a run must start)."""
+    status, _, answer = _request(
+        f"http://127.0.0.1:{port}/alerts", alert, headers={"Authorization": f"Bearer {token}"}
+    )
+    if status != 200 or not answer.get("triggered"):
+        raise PipelineError(f"demo: the retraining receiver did not start a run: {answer}")
+    return dict(answer)
 
 
 def _newest_data(project: Path, write: Callable[..., Any]) -> None:

@@ -88,6 +88,7 @@ def test_reload_swaps_under_load_with_no_failed_request(
         "target_version": new,
         "swapped": True,
         "error": None,
+        "challenger": None,  # single routing: no second model
     }
     assert load.failures == []
     assert {a.version for a in load.answers} == {before, new}
