@@ -6,9 +6,10 @@ Everything is bounded: a :class:`~conveyor.monitoring.window.DriftWindow` of the
 of the last ``online_rows`` labelled rows per version, and a :class:`FeedbackStore` of the
 predictions of the last ``feedback_rows`` rows by request id.
 
-Observation happens once per predict call (a micro-batch), in the worker thread that ran
-the predict, so the event loop never pays for it. Drift is computed periodically from the
-window's counts (``ServingState.evaluate_drift``), not per request.
+Observation happens once per predict call (a micro-batch) and only queues the batch's
+columns; binning them into the drift window and computing drift happen periodically in a
+worker thread (``ServingState.evaluate_drift``), many batches at once, never on the
+request path. The queue holds at most the window's size in rows.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,30 @@ class VersionMonitor:
             regression=not slot.is_classifier, positive=self.positive, size=online_rows
         )
         self.last_drift: DriftReport | None = None
+        self._pending: deque[dict[str, Any]] = deque()
+        self._pending_rows = 0
+        self._lock = threading.Lock()
+
+    def flush(self) -> int:
+        """Bin the rows observed since the last flush into the drift window (blocking).
+
+        Returns:
+            Rows added.
+        """
+        if self.window is None:
+            return 0
+        with self._lock:
+            pending, self._pending, self._pending_rows = self._pending, deque(), 0
+        if not pending:
+            return 0
+        names = {name for columns in pending for name in columns}
+        joined: dict[str, list[Any]] = {}
+        for name in names:
+            if all(name in columns for columns in pending):
+                joined[name] = [v for columns in pending for v in columns[name]]
+            else:  # a column some batches lack (scores without probabilities): its own rows
+                self.window.add_columns({name: [v for c in pending if name in c for v in c[name]]})
+        return self.window.add_columns(joined)
 
     def scores(self, prediction: Prediction) -> list[float] | None:
         """The watched score per row: the positive class's probability (binary) or the
@@ -98,7 +123,12 @@ class VersionMonitor:
             columns["prediction"] = prediction.predictions
             if scores is not None and self.positive is not None:
                 columns[f"score[{self.positive}]"] = scores
-            self.window.add_columns(columns)
+            with self._lock:  # binned later, many batches at once, off the request path
+                self._pending.append(columns)
+                self._pending_rows += batch.rows
+                while self._pending_rows > self.window.size and len(self._pending) > 1:
+                    dropped = self._pending.popleft()
+                    self._pending_rows -= len(dropped["prediction"])
 
     def evaluate_drift(self) -> DriftReport | None:
         """Compare the window with the training profile and publish the gauges (blocking)."""
@@ -106,6 +136,7 @@ class VersionMonitor:
             return None
         from conveyor.monitoring.drift import analyze
 
+        self.flush()
         snapshot = self.window.snapshot()
         report = analyze(self.slot.profile, snapshot.columns)
         self.last_drift = report
