@@ -23,6 +23,7 @@ from typing import Any, Literal
 from conveyor import __version__
 from conveyor.errors import ConveyorError, DataValidationError
 from conveyor.pipeline.context import RunContext
+from conveyor.pipeline.interrupts import check_interrupted, watching_interrupts
 from conveyor.pipeline.project import Project
 from conveyor.pipeline.steps import STEPS, Step, cache_key, step_named
 from conveyor.pipeline.store import RunStore, new_run_id, utc_now
@@ -108,8 +109,9 @@ class PipelineRunner:
         record["status"] = "running"
         self.store.write_record(run_id, record)
         try:
-            for step in steps:
-                self._run_one(step, ctx, record, force=force)
+            with watching_interrupts():
+                for step in steps:
+                    self._run_one(step, ctx, record, force=force)
         except BaseException as exc:
             self._fail(record, exc)
             raise
@@ -157,6 +159,7 @@ class PipelineRunner:
             folder, summary = cached, self.store.load_json(cached, "_summary")
         else:
             folder, summary = self._execute_step(step, ctx, record, key)
+            check_interrupted()  # the signal may have been swallowed inside the step
         self._finish(
             step,
             ctx=ctx,

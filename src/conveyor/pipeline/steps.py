@@ -21,6 +21,7 @@ from conveyor.config import config_hash
 from conveyor.data.versioning import file_md5
 from conveyor.errors import DataError, DataValidationError
 from conveyor.pipeline.context import RunContext, digest
+from conveyor.pipeline.interrupts import check_interrupted
 
 __all__ = ["STEPS", "Step", "step_named"]
 
@@ -285,6 +286,7 @@ def _register(ctx: RunContext, out: Path) -> dict[str, Any]:
         tags = _lineage_tags(ctx, champion.version if champion else None)
         run_id = _log_run(ctx, registry, tags)
         _log_reference_profile(ctx, registry, run_id)
+        check_interrupted()  # last moment to stop without a registered version
         existing = registry.register(name=name, run_id=run_id, key=key, tags=tags)
     summary = {
         "name": name,

@@ -76,7 +76,7 @@ def test_dags_import_without_errors_and_every_task_is_guarded(airflow: Airflow) 
     for upstream, downstream in itertools.pairwise(STEPS):
         assert training["tasks"][upstream]["downstream"] == [downstream]
     assert training["tags"] == ["conveyor", "training"]
-    assert training["params"] == ["config", "force"]
+    assert training["params"] == ["config", "force", "source"]
     assert training["schedule"] is None, "training runs when triggered unless a Variable says"
     assert {t["type"] for t in training["tasks"].values()} == {"ConveyorStepOperator"}
     assert all(t["failure_callbacks"] == 1 for t in training["tasks"].values())
