@@ -98,9 +98,9 @@ def test_an_incident_becomes_one_authenticated_dag_run(api_server: ApiServer) ->
         timeout=10,
     )
     assert answer.status_code == 200, answer.text
-    runs = answer.json()["dag_runs"]
-    assert [r["dag_run_id"] for r in runs] == [run["id"]]
-    assert runs[0]["conf"] == {"config": "/p/conveyor.yaml"}
+    ours = [r for r in answer.json()["dag_runs"] if r["dag_run_id"] == run["id"]]
+    assert len(ours) == 1  # other tests of the session ran this DAG too: only count ours
+    assert ours[0]["conf"] == {"config": "/p/conveyor.yaml"}
     assert launcher.status(run)["state"] in {"running", "queued"}
 
 

@@ -11,19 +11,18 @@ import httpx
 import pandas as pd
 import pytest
 from tests.integration.monitoring.prometheus_stack import Prometheus, prometheus
-from tests.integration.serving.conftest import FEATURES, TARGET, launch, make_table
+from tests.integration.serving.conftest import (
+    FEATURES,
+    launch,
+    make_table,
+    register_conveyor_model,
+)
 
-from conveyor.config import ModelSpec
-from conveyor.data.schema import TableSchema
-from conveyor.monitoring.profile import profile_model
-from conveyor.registry.profiles import log_reference_profile
 from conveyor.registry.store import ModelRegistry
-from conveyor.training.train import build_pipeline
 
 pytestmark = pytest.mark.integration
 
 DRIFT_MODEL = "drift-alert-test"
-SCHEMA = TableSchema(target=TARGET, numeric=("age", "hours"), categorical=("job",))
 PENDING = 'ALERTS{alertname="ConveyorFeatureDrift", alertstate="pending"}'
 
 
@@ -35,28 +34,9 @@ class Watched:
 
 def register_profiled(registry: ModelRegistry) -> None:
     table = make_table(n=3000, seed=71)
-    spec = ModelSpec(type="lightgbm", params={"n_estimators": 10, "verbose": -1, "n_jobs": 1})
-    pipeline = build_pipeline(spec, schema=SCHEMA, task="binary", seed=0)
-    pipeline.fit(table[FEATURES], table[TARGET])
-    run_id = registry.log_training_run(
-        experiment=DRIFT_MODEL,
-        run_name="drift-alert",
-        params={"model": "lightgbm"},
-        metrics={"roc_auc": 0.9},
-        artifacts=[],
-        pipeline=pipeline,
-        input_example=table[FEATURES].head(5),
-        dataset=table,
-        dataset_name=DRIFT_MODEL,
-        dataset_source="synthetic",
-        dataset_digest="md5:drift",
-        target=TARGET,
-        tags={},
+    register_conveyor_model(
+        registry, table, name=DRIFT_MODEL, key="d-1", profile=True, n_estimators=10
     )
-    profile = profile_model(pipeline, table[FEATURES], SCHEMA, task="binary")
-    log_reference_profile(registry, run_id, profile.to_dict())
-    version = registry.register(name=DRIFT_MODEL, run_id=run_id, key="d-1", tags={}).version
-    registry.promote(DRIFT_MODEL, version)
 
 
 def send(url: str, frame: pd.DataFrame) -> None:

@@ -107,6 +107,62 @@ def register_model(
     return version
 
 
+def register_conveyor_model(
+    registry: ModelRegistry,
+    table: pd.DataFrame,
+    *,
+    name: str,
+    key: str,
+    onnx: bool = False,
+    profile: bool = False,
+    n_estimators: int = 20,
+) -> tuple[Any, str]:
+    """Conveyor's own pipeline (LightGBM) fitted on ``table``, registered and promoted,
+    optionally with its verified ONNX export and its training profile, as the register
+    step stores them. Returns the fitted pipeline and the version."""
+    from conveyor.config import ModelSpec
+    from conveyor.data.schema import TableSchema
+    from conveyor.monitoring.profile import profile_model
+    from conveyor.registry.onnx_export import export_onnx
+    from conveyor.registry.profiles import log_reference_profile
+    from conveyor.registry.tracking import onnx_tags
+    from conveyor.training.train import build_pipeline
+
+    schema = TableSchema(target=TARGET, numeric=("age", "hours"), categorical=("job",))
+    params = {"n_estimators": n_estimators, "verbose": -1, "n_jobs": 1}
+    pipeline = build_pipeline(
+        ModelSpec(type="lightgbm", params=params), schema=schema, task="binary", seed=0
+    )
+    pipeline.fit(table[FEATURES], table[TARGET])
+    export = None
+    if onnx:
+        export = export_onnx(pipeline, table[FEATURES].tail(100), tolerance=1e-4, parity_rows=100)
+        assert export.status == "verified", export.reason
+    tags = onnx_tags(export) if export is not None else {}
+    run_id = registry.log_training_run(
+        experiment=name,
+        run_name=key,
+        params={"model": "lightgbm"},
+        metrics={"roc_auc": 0.9},
+        artifacts=[],
+        pipeline=pipeline,
+        input_example=table[FEATURES].head(5),
+        dataset=table,
+        dataset_name=name,
+        dataset_source="synthetic",
+        dataset_digest=f"md5:{key}",
+        target=TARGET,
+        tags=tags,
+        onnx=export,
+    )
+    if profile:
+        reference = profile_model(pipeline, table[FEATURES], schema, task="binary")
+        log_reference_profile(registry, run_id, reference.to_dict())
+    version = registry.register(name=name, run_id=run_id, key=key, tags=tags).version
+    registry.promote(name, version)
+    return pipeline, version
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -12,19 +12,20 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from tests.integration.serving.conftest import FEATURES, TARGET, launch, make_table, metric_value
+from tests.integration.serving.conftest import (
+    FEATURES,
+    TARGET,
+    launch,
+    make_table,
+    metric_value,
+    register_conveyor_model,
+)
 
-from conveyor.config import ModelSpec
-from conveyor.data.schema import TableSchema
-from conveyor.monitoring.profile import profile_model
-from conveyor.registry.profiles import log_reference_profile
 from conveyor.registry.store import ModelRegistry
-from conveyor.training.train import build_pipeline
 
 pytestmark = pytest.mark.integration
 
 WATCHED = "watched-test"
-SCHEMA = TableSchema(target=TARGET, numeric=("age", "hours"), categorical=("job",))
 
 
 @pytest.fixture(scope="module")
@@ -34,28 +35,9 @@ def watched(
     """A model registered with its training profile, served with fast drift evaluation."""
     registry, _ = store
     table = make_table(n=3000, seed=61)
-    spec = ModelSpec(type="lightgbm", params={"n_estimators": 20, "verbose": -1, "n_jobs": 1})
-    pipeline = build_pipeline(spec, schema=SCHEMA, task="binary", seed=0)
-    pipeline.fit(table[FEATURES], table[TARGET])
-    run_id = registry.log_training_run(
-        experiment=WATCHED,
-        run_name="watched",
-        params={"model": "lightgbm"},
-        metrics={"roc_auc": 0.9},
-        artifacts=[],
-        pipeline=pipeline,
-        input_example=table[FEATURES].head(5),
-        dataset=table,
-        dataset_name=WATCHED,
-        dataset_source="synthetic",
-        dataset_digest="md5:watched",
-        target=TARGET,
-        tags={},
+    pipeline, version = register_conveyor_model(
+        registry, table, name=WATCHED, key="watched-1", profile=True
     )
-    profile = profile_model(pipeline, table[FEATURES], SCHEMA, task="binary")
-    log_reference_profile(registry, run_id, profile.to_dict())
-    version = registry.register(name=WATCHED, run_id=run_id, key="watched-1", tags={}).version
-    registry.promote(WATCHED, version)
     folder = tmp_path_factory.mktemp("watched-server")
     return pipeline, version, str(folder)
 

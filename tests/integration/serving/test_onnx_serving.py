@@ -16,24 +16,18 @@ from tests.integration.serving.conftest import (
     CONVEYOR,
     FEATURES,
     MODEL,
-    TARGET,
     clean_env,
     launch,
     make_table,
     metric_value,
+    register_conveyor_model,
 )
 
-from conveyor.config import ModelSpec
-from conveyor.data.schema import TableSchema
-from conveyor.registry.onnx_export import export_onnx
 from conveyor.registry.store import ModelRegistry
-from conveyor.registry.tracking import onnx_tags
-from conveyor.training.train import build_pipeline
 
 pytestmark = pytest.mark.integration
 
 FAST_MODEL = "onnx-serve-test"
-SCHEMA = TableSchema(target=TARGET, numeric=("age", "hours"), categorical=("job",))
 
 
 @pytest.fixture(scope="module")
@@ -44,31 +38,9 @@ def fast_model(
     registry, _ = store
     table = make_table(n=400, seed=51)
     table.loc[table.index % 9 == 0, "job"] = np.nan
-    spec = ModelSpec(type="lightgbm", params={"n_estimators": 25, "verbose": -1, "n_jobs": 1})
-    pipeline = build_pipeline(spec, schema=SCHEMA, task="binary", seed=0)
-    pipeline.fit(table[FEATURES], table[TARGET])
-    export = export_onnx(pipeline, table[FEATURES].tail(100), tolerance=1e-4, parity_rows=100)
-    assert export.status == "verified", export.reason
-    tags = onnx_tags(export)
-    run_id = registry.log_training_run(
-        experiment=FAST_MODEL,
-        run_name="onnx-serve",
-        params={"model": "lightgbm"},
-        metrics={"roc_auc": 0.9},
-        artifacts=[],
-        pipeline=pipeline,
-        input_example=table[FEATURES].head(5),
-        dataset=table,
-        dataset_name=FAST_MODEL,
-        dataset_source="synthetic",
-        dataset_digest="md5:onnx",
-        target=TARGET,
-        tags=tags,
-        onnx=export,
+    return register_conveyor_model(
+        registry, table, name=FAST_MODEL, key="onnx-1", onnx=True, n_estimators=25
     )
-    version = registry.register(name=FAST_MODEL, run_id=run_id, key="onnx-1", tags=tags).version
-    registry.promote(FAST_MODEL, version)
-    return pipeline, version
 
 
 @pytest.fixture(scope="module")
