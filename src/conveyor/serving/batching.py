@@ -24,12 +24,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from conveyor.serving.inputs import Batch
 from conveyor.serving.slot import Prediction
 
-__all__ = ["MicroBatcher", "PredictFn", "describe", "split_prediction"]
+__all__ = ["MicroBatcher", "PredictFn", "split_prediction"]
 
 logger = logging.getLogger(__name__)
 
@@ -189,14 +188,3 @@ def _resolve(pending: _Pending, outcome: Prediction | BaseException) -> None:
         pending.future.set_exception(outcome)
     else:
         pending.future.set_result(outcome)
-
-
-def describe(batcher: MicroBatcher) -> dict[str, Any]:
-    """The batcher's settings and counters (for ``/v2/models`` metadata and debugging)."""
-    mean = batcher.batched_requests / batcher.batches if batcher.batches else 0.0
-    return {
-        "max_rows": batcher.max_rows,
-        "max_wait_ms": batcher.max_wait * 1000,
-        "batches": batcher.batches,
-        "mean_requests_per_batch": round(mean, 2),
-    }

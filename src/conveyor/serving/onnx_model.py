@@ -22,12 +22,10 @@ if TYPE_CHECKING:
     from conveyor.registry.store import ModelRegistry, ModelVersionInfo
     from conveyor.serving.inputs import InputSchema
 
-__all__ = ["ONNX_RUNTIME", "OnnxModel", "load_onnx_model"]
+__all__ = ["OnnxModel", "load_onnx_model"]
 
 logger = logging.getLogger(__name__)
 
-ONNX_RUNTIME = "onnxruntime"
-"""The runtime name a slot served by an ``OnnxModel`` reports."""
 
 _KINDS = {"float64": "number", "float32": "number", "str": "string"}
 
