@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -31,11 +31,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from conveyor import __version__
 from conveyor.serving.admin import admin_router
+from conveyor.serving.error_responses import (
+    http_error,
+    request_error,
+    unexpected_error,
+    validation_error,
+)
+from conveyor.serving.fastpath import PredictionPath, ServingApp
 from conveyor.serving.follow import AliasFollower
 from conveyor.serving.inputs import RequestError
 from conveyor.serving.metrics import RequestTelemetry
 from conveyor.serving.monitoring_routes import monitoring_router
-from conveyor.serving.protocols import mlflow as mlflow_protocol
 from conveyor.serving.routes import mlflow_router, v2_router
 from conveyor.serving.settings import ServingSettings, load_serving
 from conveyor.serving.slot import ModelSlot, load_slot
@@ -44,42 +50,6 @@ from conveyor.serving.state import ServingState, StateDep
 __all__ = ["app_from_env", "create_app"]
 
 logger = logging.getLogger(__name__)
-
-
-def _error(request: Request, status: int, message: str) -> JSONResponse:
-    if request.url.path.startswith("/v2"):
-        return JSONResponse({"error": message}, status_code=status)
-    return JSONResponse(mlflow_protocol.error_body(status, message), status_code=status)
-
-
-async def _request_error(request: Request, exc: Exception) -> JSONResponse:
-    if not isinstance(exc, RequestError):
-        return _error(request, 400, str(exc))
-    response = _error(request, exc.status, str(exc))
-    response.headers.update(exc.headers)
-    return response
-
-
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
-    first = errors[0] if errors else {}
-    where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "path"))
-    return _error(request, 422, f"{where or 'request'}: {first.get('msg', 'invalid value')}")
-
-
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    if not isinstance(exc, StarletteHTTPException):
-        return _error(request, 500, "internal error")
-    response = _error(
-        request, exc.status_code, f"{exc.detail}: {request.method} {request.url.path}"
-    )
-    response.headers.update(exc.headers or {})
-    return response
-
-
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unexpected error on %s %s", request.method, request.url.path)
-    return _error(request, 500, f"internal error ({type(exc).__name__}); see the server log")
 
 
 def _lifespan(state: ServingState, follower: AliasFollower) -> Any:
@@ -156,7 +126,7 @@ async def metrics(state: StateDep) -> Response:
     return Response(body, media_type=content_type)
 
 
-def create_app(settings: ServingSettings, *, slot: ModelSlot | None = None) -> FastAPI:
+def create_app(settings: ServingSettings, *, slot: ModelSlot | None = None) -> ServingApp:
     """Build the serving app.
 
     Args:
@@ -165,7 +135,7 @@ def create_app(settings: ServingSettings, *, slot: ModelSlot | None = None) -> F
             None: the app loads ``settings.model_uri`` at startup.
 
     Returns:
-        The FastAPI app; OpenAPI docs at ``/docs``.
+        The FastAPI app (prediction requests take its fast path); OpenAPI docs at ``/docs``.
 
     Example:
         >>> app = create_app(ServingSettings(model_uri="models:/m@champion",
@@ -175,7 +145,7 @@ def create_app(settings: ServingSettings, *, slot: ModelSlot | None = None) -> F
     """
     state = ServingState(settings=settings, slot=slot)
     follower = AliasFollower(state)
-    app = FastAPI(
+    app = ServingApp(
         title="Conveyor model server",
         version=__version__,
         description="MLflow scoring protocol and Open Inference Protocol v2 for one model.",
@@ -184,10 +154,13 @@ def create_app(settings: ServingSettings, *, slot: ModelSlot | None = None) -> F
     app.state.serving = state
     app.state.follower = follower
     app.add_middleware(RequestTelemetry, metrics=state.metrics, model=state.model_labels)
-    app.add_exception_handler(RequestError, _request_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+    app.prediction_path = RequestTelemetry(
+        PredictionPath(state), metrics=state.metrics, model=state.model_labels
+    )
+    app.add_exception_handler(RequestError, request_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected_error)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"])
     app.add_api_route("/metrics", metrics, methods=["GET"], tags=["metrics"])

@@ -1,4 +1,5 @@
-"""Reading request bodies safely: byte limit, content type, UTF-8 text and JSON.
+"""Reading request bodies safely (byte limit, content type, UTF-8 text and JSON), and
+writing prediction answers fast (:class:`JsonAnswer`).
 
 Every check fails with a :class:`RequestError` carrying the HTTP status to answer with:
 413 for a body over the limit, 415 for a content type the route does not take, 400 for
@@ -11,12 +12,24 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
+import orjson
+from starlette.responses import JSONResponse
+
 from conveyor.serving.inputs import RequestError
 
 if TYPE_CHECKING:
     from starlette.requests import Request
 
-__all__ = ["decode_text", "media_type", "parse_json", "read_body"]
+__all__ = ["JsonAnswer", "decode_text", "media_type", "parse_json", "read_body"]
+
+
+class JsonAnswer(JSONResponse):
+    """A JSON response rendered by orjson (several times faster than the standard
+    encoder on prediction lists; a NaN is written as ``null``, as JSON has no NaN)."""
+
+    def render(self, content: Any) -> bytes:
+        """The content as compact JSON bytes."""
+        return orjson.dumps(content)
 
 
 def media_type(header: str | None, *, accepted: tuple[str, ...], missing_ok: bool = False) -> str:
@@ -107,6 +120,10 @@ def parse_json(body: bytes) -> Any:
     Raises:
         RequestError: (400) not UTF-8, empty, or malformed JSON (with line and column).
     """
+    try:
+        return orjson.loads(body)  # the fast parser takes valid JSON (and UTF-8) only...
+    except orjson.JSONDecodeError:
+        pass  # ...the standard one reads NaN and names where the rest went wrong
     text = decode_text(body)
     if not text.strip():
         raise RequestError("empty body; send a JSON object", status=400)

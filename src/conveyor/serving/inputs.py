@@ -14,6 +14,7 @@ branch has an imputer too. Infinite numbers are refused. JSON values are typed s
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -121,14 +122,18 @@ class InputSchema:
 
     columns: tuple[InputColumn, ...]
 
-    @property
+    @functools.cached_property
     def names(self) -> tuple[str, ...]:
         """Column names in order."""
         return tuple(c.name for c in self.columns)
 
+    @functools.cached_property
+    def _by_name(self) -> dict[str, InputColumn]:
+        return {c.name: c for c in self.columns}
+
     def column(self, name: str) -> InputColumn | None:
         """The column called ``name``, or None."""
-        return next((c for c in self.columns if c.name == name), None)
+        return self._by_name.get(name)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
@@ -146,11 +151,12 @@ def check_columns(schema: InputSchema, names: Sequence[str]) -> None:
     Raises:
         RequestError: the first problem found, naming the columns.
     """
-    seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            raise RequestError(f"column {name!r} is given twice")
-        seen.add(name)
+    seen = set(names)
+    if len(seen) != len(names):
+        twice = next(n for i, n in enumerate(names) if n in names[:i])
+        raise RequestError(f"column {twice!r} is given twice")
+    if len(seen) == len(schema.columns) and all(n in seen for n in schema.names):
+        return  # the usual case: exactly the model's columns
     missing = [n for n in schema.names if n not in seen]
     if missing:
         raise RequestError(f"missing column(s) {_names(missing)}")

@@ -108,14 +108,14 @@ class VersionMonitor:
         name, version = self.labels
         if self.slot.is_classifier:
             for label, count in Counter(str(p) for p in prediction.predictions).items():
-                self.metrics.predicted_class.labels(name, version, label).inc(count)
+                self.metrics.child(self.metrics.predicted_class, name, version, label).inc(count)
         else:
-            summary = self.metrics.prediction_value.labels(name, version)
+            summary = self.metrics.child(self.metrics.prediction_value, name, version)
             for value in prediction.predictions:
                 summary.observe(float(value))
         scores = self.scores(prediction)
         if scores is not None:
-            histogram = self.metrics.prediction_score.labels(name, version)
+            histogram = self.metrics.child(self.metrics.prediction_score, name, version)
             for score in scores:
                 histogram.observe(score)
         if self.window is not None:

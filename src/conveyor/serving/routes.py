@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from conveyor import __version__
-from conveyor.serving.body import decode_text, media_type, parse_json, read_body
+from conveyor.serving.body import JsonAnswer, decode_text, media_type, parse_json, read_body
 from conveyor.serving.inputs import Batch, RequestError
 from conveyor.serving.protocols import mlflow as mlflow_protocol
 from conveyor.serving.protocols import v2
@@ -126,7 +126,7 @@ async def invocations(
     state.remember(request, slot, prediction)
     if route.shadow:
         state.shadow(raw, prediction, text=text)
-    return JSONResponse(
+    return JsonAnswer(
         mlflow_protocol.predictions_body(slot, prediction), headers=model_headers(slot, route)
     )
 
@@ -234,7 +234,7 @@ async def _infer(
     answer = v2.infer_response(
         slot, prediction, request_id=parsed[0].id or _request_id(request), outputs=wanted
     )
-    return JSONResponse(answer, headers=model_headers(slot, route))
+    return JsonAnswer(answer, headers=model_headers(slot, route))
 
 
 @v2_router.post("/models/{name}/infer", openapi_extra=V2_INFER_BODY)

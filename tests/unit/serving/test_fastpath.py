@@ -1,0 +1,67 @@
+"""The prediction fast path's own logic: which paths it takes, and the query flag."""
+
+from __future__ import annotations
+
+import pytest
+
+from conveyor.serving.fastpath import (
+    INVOCATIONS,
+    V2_INFER,
+    V2_VERSION_INFER,
+    match_prediction,
+    query_flag,
+)
+from conveyor.serving.inputs import RequestError
+from conveyor.serving.metrics import RequestIds
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/invocations", (INVOCATIONS, ())),
+        ("/v2/models/churn/infer", (V2_INFER, ("churn",))),
+        ("/v2/models/churn/versions/3/infer", (V2_VERSION_INFER, ("churn", "3"))),
+        ("/invocations/", None),  # FastAPI answers these (redirect, 404, 405)
+        ("/v2/models//infer", None),
+        ("/v2/models/churn/versions//infer", None),
+        ("/v2/models/a/b/infer", None),
+        ("/v2/models/churn/ready", None),
+        ("/v2/models/churn/versions/3/other/infer", None),
+        ("/healthz", None),
+    ],
+)
+def test_only_the_prediction_routes_take_the_fast_path(path: str, expected: object) -> None:
+    assert match_prediction(path) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        (b"", False),
+        (b"other=1", False),
+        (b"probabilities=true", True),
+        (b"probabilities=True", True),
+        (b"probabilities=1", True),
+        (b"probabilities=yes", True),
+        (b"probabilities=false", False),
+        (b"probabilities=0", False),
+        (b"probabilities=true&probabilities=false", False),  # the last value wins
+    ],
+)
+def test_the_flag_reads_booleans_as_fastapi_does(query: bytes, expected: bool) -> None:
+    assert query_flag(query, "probabilities") is expected
+
+
+def test_a_flag_that_is_not_a_boolean_is_a_422_naming_it() -> None:
+    with pytest.raises(RequestError, match="probabilities: Input should be a valid boolean") as err:
+        query_flag(b"probabilities=maybe", "probabilities")
+    assert err.value.status == 422
+
+
+def test_request_ids_are_32_hex_characters_and_unique() -> None:
+    ids = RequestIds()
+    made = {ids.new() for _ in range(1000)}
+    assert len(made) == 1000
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in made)
+    assert len({i[:16] for i in made}) == 1  # one prefix per process
+    assert RequestIds().new()[:16] != ids.new()[:16]  # ... drawn at random
