@@ -357,8 +357,9 @@ def serve(
         int, typer.Option(help="Rows concurrent requests share in one predict (1: off).", min=1)
     ] = 256,
     batch_max_wait_ms: Annotated[
-        float, typer.Option(help="How long a request may wait to share a predict (ms).", min=0)
-    ] = 1.0,
+        float,
+        typer.Option(help="Most a batch waits for concurrent requests (ms; 0: never).", min=0),
+    ] = 10.0,
     max_concurrency: Annotated[
         int, typer.Option(help="Prediction requests in progress at once; more get 503.", min=1)
     ] = 256,

@@ -32,7 +32,7 @@ DEFAULT_POLL_INTERVAL = 30.0
 DEFAULT_DRAIN_SECONDS = 5.0
 DEFAULT_GRACEFUL_TIMEOUT = 20
 DEFAULT_BATCH_MAX_ROWS = 256
-DEFAULT_BATCH_MAX_WAIT_MS = 1.0
+DEFAULT_BATCH_MAX_WAIT_MS = 10.0
 DEFAULT_MAX_CONCURRENCY = 256
 MIN_ADMIN_TOKEN_CHARS = 16
 ADMIN_TOKEN_ENV = "CONVEYOR_ADMIN_TOKEN"
@@ -65,9 +65,10 @@ class ServingSettings(BaseSettings):
             else the pipeline), ``onnx`` (required) or ``pyfunc`` (always the pipeline).
         batch_max_rows: most rows concurrent requests share in one predict call (1: no
             batching).
-        batch_max_wait_ms: how long a request may wait for others to share its predict
-            call (0: never wait; requests that queue behind a running predict are batched
-            anyway).
+        batch_max_wait_ms: the most a batch waits for the concurrent requests it expects
+            (0: never wait; requests that queue behind a running predict are batched
+            anyway). The wait is also capped at half the recent predict time, so a fast
+            model barely waits, and a lone client never does.
         max_concurrency: prediction requests in progress at once; more are refused with
             503 and ``Retry-After`` (health, metrics and admin are never refused).
         unknown_categories: ``accept`` a category value the model never saw in training
@@ -110,7 +111,7 @@ class ServingSettings(BaseSettings):
         DEFAULT_BATCH_MAX_ROWS, gt=0, description="Rows per shared predict call (1: off)."
     )
     batch_max_wait_ms: float = Field(
-        DEFAULT_BATCH_MAX_WAIT_MS, ge=0, le=1000, description="Wait for company (ms)."
+        DEFAULT_BATCH_MAX_WAIT_MS, ge=0, le=1000, description="Most a batch waits for company (ms)."
     )
     max_concurrency: int = Field(
         DEFAULT_MAX_CONCURRENCY, gt=0, description="Prediction requests in progress at once."

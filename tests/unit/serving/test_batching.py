@@ -89,16 +89,56 @@ def test_a_bad_request_fails_alone() -> None:
     assert isinstance(bad, ValueError) and "negative" in str(bad)
 
 
-def test_a_lone_request_waits_at_most_max_wait() -> None:
-    model = Doubler()
+def test_a_lone_client_never_waits() -> None:
+    model = Doubler(delay=0.02)
 
     async def main() -> float:
-        batcher = MicroBatcher(model, max_rows=64, max_wait=0.05)
+        batcher = MicroBatcher(model, max_rows=64, max_wait=0.5)
+        await batcher.predict(rows(1), probabilities=False)  # learns the predict time
         started = time.perf_counter()
-        await batcher.predict(rows(1), probabilities=False)
+        for _ in range(3):
+            await batcher.predict(rows(1), probabilities=False)
+        return (time.perf_counter() - started) / 3
+
+    assert asyncio.run(main()) < 0.02 + 0.008  # the predict, and no wait for company
+
+
+async def _clients(batcher: MicroBatcher, clients: int, calls: int, trip: float) -> None:
+    """``clients`` callers in a loop: predict, then a round trip before the next request.
+    They start a few milliseconds apart, as connections do."""
+
+    async def client(index: int) -> None:
+        await asyncio.sleep(0.003 * index)
+        for _ in range(calls):
+            await batcher.predict(rows(1), probabilities=False)
+            await asyncio.sleep(trip)
+
+    await asyncio.gather(*(client(i) for i in range(clients)))
+
+
+def test_steady_clients_share_full_batches_instead_of_alternating_cohorts() -> None:
+    waiting, eager = Doubler(delay=0.02), Doubler(delay=0.02)
+    asyncio.run(_clients(MicroBatcher(waiting, max_rows=64, max_wait=0.01), 8, 12, 0.002))
+    asyncio.run(_clients(MicroBatcher(eager, max_rows=64, max_wait=0), 8, 12, 0.002))
+    assert sum(waiting.calls) == sum(eager.calls) == 96
+    # without waiting, 8 clients split into cohorts that alternate: about twice the calls
+    assert len(waiting.calls) <= 0.75 * len(eager.calls)
+    assert sorted(waiting.calls)[len(waiting.calls) // 2] == 8  # the median batch is everyone
+
+
+def test_when_clients_leave_the_batch_stops_waiting_for_them() -> None:
+    model = Doubler(delay=0.02)
+
+    async def main() -> float:
+        batcher = MicroBatcher(model, max_rows=64, max_wait=0.01)
+        await _clients(batcher, 8, 6, 0.002)  # the batcher expects 8
+        started = time.perf_counter()
+        for _ in range(5):  # now one client alone
+            await batcher.predict(rows(1), probabilities=False)
         return time.perf_counter() - started
 
-    assert 0.04 <= asyncio.run(main()) < 1.0
+    # the first lone request may wait once (up to 10 ms); the others never
+    assert asyncio.run(main()) < 5 * 0.02 + 0.01 + 0.02
 
 
 def test_without_wait_requests_queued_behind_a_predict_are_batched() -> None:
