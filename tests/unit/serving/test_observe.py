@@ -27,3 +27,18 @@ def test_a_repeated_id_replaces_its_entry_and_huge_requests_are_not_kept() -> No
     assert store.rows == 5 and store.peek("a") == entry(5, version="2")
     store.remember("big", entry(11))
     assert store.peek("big") is None and store.rows == 5
+
+
+def test_remembered_predictions_do_not_load_the_garbage_collector() -> None:
+    import gc
+
+    store = FeedbackStore(max_rows=100_000)
+    gc.collect()
+    before = len(gc.get_objects())
+    for i in range(10_000):
+        store.remember(f"r{i}", Remembered("3", ["yes", "no"], [0.9, 0.2]))
+    gc.collect()  # plain tuples of atomic values are untracked here
+    assert len(gc.get_objects()) - before < 1000  # tracked entries would add 30,000
+    assert store.take("r7") == Remembered("3", ["yes", "no"], [0.9, 0.2])
+    assert store.peek("r8") == Remembered("3", ["yes", "no"], [0.9, 0.2])
+    assert store.take("r7") is None
