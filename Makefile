@@ -91,6 +91,7 @@ lint: setup
 bench: setup bench-deps
 	$(BIN)/python -m benchmarks.run
 	$(BIN)/python -m benchmarks.serving
+	$(BIN)/python -m benchmarks.serving.overhead
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_VENV) $(AIRFLOW_HOME) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
