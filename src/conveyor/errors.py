@@ -9,6 +9,7 @@ maps them to exit codes and human messages, only ``serving/`` to HTTP status cod
     │   ├── DataValidationError   the batch failed its expectation suite
     │   └── SourceUnavailableError  exit 75: the source's database did not answer
     ├── VersioningError           DVC add / push / pull failed
+    │   └── RemoteUnavailableError  exit 75: the DVC remote (object store) did not answer
     ├── TrainingError             model could not be built or fitted
     ├── RegistryError             MLflow tracking / registry failed
     │   └── PromotionError        a promote / rollback request cannot be honoured
@@ -27,6 +28,7 @@ __all__ = [
     "PipelineError",
     "PromotionError",
     "RegistryError",
+    "RemoteUnavailableError",
     "ServiceUnavailableError",
     "SourceUnavailableError",
     "TrainingError",
@@ -98,3 +100,7 @@ class ServiceUnavailableError(ConveyorError):
 
 class SourceUnavailableError(ServiceUnavailableError, DataError):
     """The source's database did not answer: a data error that a retry may cure (exit 75)."""
+
+
+class RemoteUnavailableError(ServiceUnavailableError, VersioningError):
+    """The DVC remote (S3, MinIO) could not be reached: a retry may cure it (exit 75)."""

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from conveyor.errors import VersioningError
+from conveyor.errors import RemoteUnavailableError, VersioningError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -107,6 +107,7 @@ class DatasetVersioner:
 
         Raises:
             VersioningError: the file is missing or outside the project, or DVC failed.
+            RemoteUnavailableError: the remote did not answer (exit 75: retry later).
         """
         path = self._inside_project(file)
         if not path.is_file():
@@ -136,6 +137,7 @@ class DatasetVersioner:
 
         Raises:
             VersioningError: the md5 is not recorded, or the remote lacks it, or DVC failed.
+            RemoteUnavailableError: the remote did not answer (exit 75: retry later).
         """
         version = self._version(md5)
         target = (dest or self.project_dir / version.path).resolve()
@@ -187,8 +189,15 @@ class DatasetVersioner:
                 with Repo(str(self.project_dir)) as repo:
                     self._configure_remote(repo)
                     yield repo
-        except (DvcException, OSError) as exc:
-            raise VersioningError(f"dvc {action} failed in {self.project_dir}: {exc}") from exc
+        except Exception as exc:
+            if _unreachable(exc):
+                raise RemoteUnavailableError(
+                    f"dvc {action}: the remote {self.remote} did not answer ({exc}); "
+                    "retry when it is reachable"
+                ) from exc
+            if isinstance(exc, DvcException | OSError):
+                raise VersioningError(f"dvc {action} failed in {self.project_dir}: {exc}") from exc
+            raise
 
     def _init(self, tracked: Path | None) -> None:
         from dvc.repo import Repo
@@ -289,3 +298,19 @@ def file_md5(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether an error (or one it was raised from) is a failed connection: refused, reset,
+    timed out or an unknown host. The S3 client wraps these in its own exception types
+    (botocore's ``EndpointConnectionError`` is not an ``OSError``), so the chain is walked."""
+    import socket
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionError | TimeoutError | socket.gaierror):
+            return True
+        current = current.__cause__ or current.__context__
+    return False

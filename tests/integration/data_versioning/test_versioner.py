@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conveyor.data.versioning import DatasetVersioner, DataVersion
-from conveyor.errors import VersioningError
+from conveyor.errors import RemoteUnavailableError, VersioningError
 
 from .conftest import write_dataset
 
@@ -130,3 +130,27 @@ def test_git_ignored_project_or_dataset_uses_dvc_without_git(
     assert version.md5 == hashlib.md5(data.read_bytes()).hexdigest()
     assert (project / ".dvc").is_dir()
     assert "no_scm = true" in (project / ".dvc" / "config").read_text().replace("True", "true")
+
+
+def test_an_unreachable_s3_remote_is_a_retryable_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on: connection refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    for key, value in {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    dataset = write_dataset(tmp_path, b"a,b\n1,2\n")
+    versioner = DatasetVersioner(tmp_path, remote="s3://conveyor-data/dvc")
+    with pytest.raises(RemoteUnavailableError, match="did not answer") as err:
+        versioner.track(dataset)
+    assert err.value.exit_code == 75  # Airflow retries it
+    assert isinstance(err.value, VersioningError)
+    assert versioner.versions() == []  # nothing recorded
