@@ -28,10 +28,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from conveyor import __version__
 from conveyor.serving.admin import admin_router
 from conveyor.serving.error_responses import (
+    client_gone,
     http_error,
     request_error,
     unexpected_error,
@@ -157,6 +159,7 @@ def create_app(settings: ServingSettings, *, slot: ModelSlot | None = None) -> S
     app.prediction_path = RequestTelemetry(
         PredictionPath(state), metrics=state.metrics, model=state.model_labels
     )
+    app.add_exception_handler(ClientDisconnect, client_gone)
     app.add_exception_handler(RequestError, request_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

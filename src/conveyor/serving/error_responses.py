@@ -12,13 +12,15 @@ import logging
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from conveyor.serving.inputs import RequestError
+from conveyor.serving.metrics import CLIENT_CLOSED_REQUEST, CLIENT_GONE
 from conveyor.serving.protocols import mlflow as mlflow_protocol
 
 __all__ = [
+    "client_gone",
     "error_response",
     "http_error",
     "request_error",
@@ -62,6 +64,13 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
     response = error_response(path, exc.status_code, f"{exc.detail}: {request.method} {path}")
     response.headers.update(exc.headers or {})
     return response
+
+
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """The client went away before its answer: not a server error. The request is counted
+    with status 499, and the empty answer goes nowhere."""
+    request.scope.setdefault("state", {})[CLIENT_GONE] = True
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:

@@ -17,7 +17,6 @@ and every other method on those paths, goes through FastAPI unchanged.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
@@ -27,9 +26,8 @@ from fastapi.responses import Response
 from starlette.requests import ClientDisconnect
 
 from conveyor.serving import routes
-from conveyor.serving.error_responses import request_error, unexpected_error
+from conveyor.serving.error_responses import client_gone, request_error, unexpected_error
 from conveyor.serving.inputs import RequestError
-from conveyor.serving.metrics import CLIENT_GONE
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
@@ -47,8 +45,6 @@ __all__ = [
     "match_prediction",
     "query_flag",
 ]
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -119,7 +115,7 @@ def query_flag(query_string: bytes, name: str) -> bool:
 class PredictionPath:
     """ASGI app answering a matched prediction route with the handlers of
     :mod:`conveyor.serving.routes`; request errors get the protocol's error body, a bug a
-    500 (logged), a client that went away nothing.
+    500 (logged), a client that went away a 499 in the metrics.
 
     Args:
         state: the app's run-time state (what FastAPI's ``StateDep`` would inject).
@@ -133,9 +129,8 @@ class PredictionPath:
         request = Request(scope, receive)
         try:
             response = await self._answer(request, scope["route"], scope[PARAMS])
-        except ClientDisconnect:
-            scope["state"][CLIENT_GONE] = True  # counted as 499, not as a server error
-            return
+        except ClientDisconnect as exc:
+            response = await client_gone(request, exc)
         except RequestError as exc:
             response = await request_error(request, exc)
         except Exception as exc:

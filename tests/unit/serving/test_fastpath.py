@@ -65,3 +65,32 @@ def test_request_ids_are_32_hex_characters_and_unique() -> None:
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in made)
     assert len({i[:16] for i in made}) == 1  # one prefix per process
     assert RequestIds().new()[:16] != ids.new()[:16]  # ... drawn at random
+
+
+def test_a_client_that_went_away_is_counted_as_499_not_as_a_server_error() -> None:
+    import asyncio
+    from typing import Any
+
+    from starlette.requests import ClientDisconnect, Request
+    from starlette.types import Message, Receive, Scope, Send
+
+    from conveyor.serving.error_responses import client_gone
+    from conveyor.serving.metrics import CLIENT_GONE, RequestTelemetry, ServingMetrics
+
+    metrics = ServingMetrics()
+
+    async def disconnecting(scope: Scope, receive: Receive, send: Send) -> None:
+        await client_gone(Request(scope), ClientDisconnect())  # what either path answers
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        return None
+
+    app = RequestTelemetry(disconnecting, metrics=metrics, model=lambda: ("m", "1"))
+    scope: dict[str, Any] = {"type": "http", "method": "POST", "path": "/", "headers": []}
+    asyncio.run(app(scope, receive, send))
+    assert scope["state"][CLIENT_GONE] is True
+    labels = {"model": "m", "version": "1", "route": "unmatched", "status": "499"}
+    assert metrics.registry.get_sample_value("conveyor_requests_total", labels) == 1.0
