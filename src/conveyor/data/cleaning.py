@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import difflib
 import logging
-import math
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -34,6 +33,7 @@ from conveyor.data.coercion import (
 from conveyor.data.schema import TableSchema
 from conveyor.data.sources import RENAMED_COLUMNS_ATTR
 from conveyor.errors import DataError
+from conveyor_cleaning.values import ValueRules, clean_categories, clean_numbers
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
     from conveyor.config import DataConfig
 
-__all__ = ["CleaningReport", "clean_table"]
+__all__ = ["CleaningReport", "clean_table", "raw_sample", "value_cleaner"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,13 +103,6 @@ class _Feature:
     parsed: bool = False
     uniques: Uniques | None = None
     integer: bool = False  # stored as integers at the source (an ID sequence candidate)
-
-
-@dataclass
-class _Options:
-    strip: bool
-    na_values: frozenset[str]
-    numeric_markers: tuple[float, ...]
 
 
 def clean_table(
@@ -219,6 +212,74 @@ class _Outcome:
         return schema
 
 
+def value_cleaner(
+    schema: TableSchema,
+    *,
+    na_values: Iterable[str] | None = None,
+    strip: bool = True,
+    renamed: dict[str, str] | None = None,
+) -> Any:
+    """The pipeline step that cleans raw values as :func:`clean_table` did.
+
+    Every registered pipeline starts with it, so every scoring path (server, MLflow
+    pyfunc, batch scoring) turns a raw row into the values training saw.
+
+    Args:
+        schema: the cleaned table's column roles.
+        na_values: the missing markers (``data.na_values``; default: the config default).
+        strip: strip spaces from category values (``data.strip_whitespace``).
+        renamed: raw header -> stripped header, from the cleaning report.
+
+    Returns:
+        An unfitted ``conveyor_cleaning.cleaner.ValueCleaner``.
+    """
+    from conveyor.config import DEFAULT_NA_VALUES
+    from conveyor_cleaning.cleaner import ValueCleaner
+
+    ignored = [schema.target, *schema.dropped, *schema.datetime]
+    return ValueCleaner(
+        numeric=tuple(schema.numeric),
+        categorical=tuple(schema.categorical),
+        na_values=tuple(sorted(set(DEFAULT_NA_VALUES if na_values is None else na_values))),
+        strip=strip,
+        ignored=tuple(dict.fromkeys(n for n in ignored if n not in schema.features)),
+        renamed={k: v for k, v in (renamed or {}).items() if k != v},
+    )
+
+
+def raw_sample(df: pd.DataFrame, *, rows: int = 100, strip: bool = True) -> pd.DataFrame:
+    """The first rows of a raw table with its own column types, for the model signature.
+
+    Headers are tidied as :func:`clean_table` tidies them; values are left raw, except
+    that object columns become numbers (decimals) or text, so the sample stores as Parquet.
+
+    Args:
+        df: the raw table, as ``read_table`` returns it.
+        rows: how many rows to keep.
+        strip: strip spaces from header names (``data.strip_whitespace``).
+
+    Returns:
+        The sample; its dtypes are the whole table's (``int64`` only where no value is missing).
+    """
+    import pandas as pd
+
+    sample, _ = _tidy_headers(df.head(rows), strip=strip)
+    sample = sample.reset_index(drop=True)
+    sample.attrs = {}
+    for name in sample.columns:
+        column = sample[name]
+        if not pd.api.types.is_object_dtype(column.dtype):
+            continue
+        inferred = pd.api.types.infer_dtype(column, skipna=True)
+        if inferred in {"integer", "floating", "mixed-integer-float", "decimal"}:
+            sample[name] = column.map(float, na_action="ignore").astype("float64")
+        elif inferred == "boolean":
+            sample[name] = column.astype("boolean")
+        else:
+            sample[name] = column.map(str, na_action="ignore").astype("str")
+    return sample
+
+
 # --- headers and configuration ----------------------------------------------------------
 
 
@@ -281,27 +342,16 @@ def _forced_kinds(df: pd.DataFrame, config: DataConfig) -> dict[str, Kind]:
     return forced
 
 
-def _options(config: DataConfig) -> _Options:
-    numbers = []
-    for marker in config.na_values:
-        try:
-            value = float(marker)
-        except ValueError:
-            continue
-        if not math.isnan(value):  # NaN markers are missing already
-            numbers.append(value)
-    return _Options(
-        strip=config.strip_whitespace,
-        na_values=frozenset(v.strip() for v in config.na_values),
-        numeric_markers=tuple(numbers),
-    )
+def _options(config: DataConfig) -> ValueRules:
+    """The value rules of ``config`` (the same rules travel with the model)."""
+    return ValueRules(frozenset(config.na_values), config.strip_whitespace)
 
 
 # --- target -----------------------------------------------------------------------------
 
 
 def _rows_with_target(
-    df: pd.DataFrame, target: str, options: _Options
+    df: pd.DataFrame, target: str, options: ValueRules
 ) -> tuple[pd.DataFrame, pd.Series, int]:
     """Rows whose target is present, that target cleaned, and its marker count."""
     y, markers = _clean_target_values(df[target], options)
@@ -313,7 +363,7 @@ def _rows_with_target(
     return df.loc[keep].reset_index(drop=True), y.loc[keep].reset_index(drop=True), markers
 
 
-def _clean_target_values(y: pd.Series, options: _Options) -> tuple[pd.Series, int]:
+def _clean_target_values(y: pd.Series, options: ValueRules) -> tuple[pd.Series, int]:
     """The target with strings stripped and markers missing; the number of markers."""
     import pandas as pd
 
@@ -346,7 +396,7 @@ def _finish_target(y: pd.Series) -> pd.Series:
 # --- features ---------------------------------------------------------------------------
 
 
-def _clean_feature(s: pd.Series, name: str, forced: Kind | None, options: _Options) -> _Feature:
+def _clean_feature(s: pd.Series, name: str, forced: Kind | None, options: ValueRules) -> _Feature:
     """Clean one feature column into numeric, categorical or datetime form."""
     import pandas as pd
 
@@ -372,21 +422,17 @@ def _clean_feature(s: pd.Series, name: str, forced: Kind | None, options: _Optio
     return feature
 
 
-def _from_numbers(s: pd.Series, name: str, forced: Kind | None, options: _Options) -> _Feature:
-    import numpy as np
+def _from_numbers(s: pd.Series, name: str, forced: Kind | None, options: ValueRules) -> _Feature:
     import pandas as pd
 
-    values = s.to_numpy(dtype="float64", na_value=np.nan, copy=True)
-    markers = 0
-    if options.numeric_markers:
-        hit = np.isin(values, options.numeric_markers)
-        markers = int(hit.sum())
-        values[hit] = np.nan
-    series = pd.Series(values, name=name)
     if forced == "categorical":
-        return _Feature(_numbers_as_text(series), "categorical", markers)
+        text, markers = clean_categories(s.rename(name), options)
+        return _Feature(text, "categorical", markers)
+    values, markers, _ = clean_numbers(s, options)
+    series = pd.Series(values, name=name)
     if forced == "datetime":
-        feature = _type_text(_numbers_as_text(series).astype("str"), name, forced)
+        text, _ = clean_categories(series, options)
+        feature = _type_text(text, name, forced)
         feature.markers = markers
         return feature
     return _Feature(series, "numeric", markers, integer=pd.api.types.is_integer_dtype(s.dtype))
@@ -401,16 +447,6 @@ def _from_datetimes(s: pd.Series, name: str, forced: Kind | None) -> _Feature:
     return _Feature(s.rename(name), "datetime")
 
 
-def _numbers_as_text(s: pd.Series) -> pd.Series:
-    """Numbers as category labels: 3.0 -> '3', 2.5 -> '2.5', NaN stays NaN."""
-    import numpy as np
-
-    values = s.to_numpy()
-    integral = bool(np.all(np.mod(values[~np.isnan(values)], 1) == 0))
-    shown = s.astype("Int64") if integral else s
-    return shown.astype("str").where(s.notna(), np.nan)
-
-
 def _is_text(s: pd.Series) -> bool:
     import pandas as pd
 
@@ -419,20 +455,9 @@ def _is_text(s: pd.Series) -> bool:
     return bool(pd.api.types.is_string_dtype(s.dtype))
 
 
-def _is_str_dtype(s: pd.Series) -> bool:
-    """True for pandas' ``str`` dtype (pyarrow- or python-backed, NaN for missing)."""
-    return bool(s.dtype == "str")
-
-
-def _clean_text(s: pd.Series, options: _Options) -> tuple[pd.Series, int]:
+def _clean_text(s: pd.Series, options: ValueRules) -> tuple[pd.Series, int]:
     """Strings stripped (when configured) with missing markers set to NaN; marker count."""
-    if not _is_str_dtype(s):
-        s = s.astype("str")
-    stripped = s.str.strip()
-    hit = stripped.isin(options.na_values)
-    markers = int(hit.sum())
-    text = stripped if options.strip else s
-    return (text.mask(hit) if markers else text), markers
+    return clean_categories(s, options)
 
 
 def _type_text(s: pd.Series, name: str, forced: Kind | None) -> _Feature:

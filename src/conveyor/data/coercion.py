@@ -6,6 +6,7 @@ import warnings
 from typing import TYPE_CHECKING, NamedTuple
 
 from conveyor.errors import DataError
+from conveyor_cleaning.values import parse_number
 
 if TYPE_CHECKING:
     import numpy as np
@@ -29,7 +30,6 @@ DATETIME_PARSE_SHARE = 0.95
 # How many distinct values to try before parsing a whole column as numbers.
 _PROBE = 200
 
-_THOUSANDS = r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?"
 _LEADING_ZERO = r"[+-]?0\d"  # "007", "01234": codes, not numbers
 
 
@@ -77,28 +77,21 @@ def parse_numbers(
         its first distinct values parse, or values with leading zeros show it holds codes.
     """
     import numpy as np
-    import pandas as pd
 
     text = uniques.values
     if text.empty:
         return None, 0, None
     if probe:
-        head = pd.to_numeric(_drop_thousands(text.iloc[:_PROBE]), errors="coerce")
-        if head.notna().mean() < 0.5 or text.str.match(_LEADING_ZERO).any():
+        head = [parse_number(v) for v in text.iloc[:_PROBE].tolist()]
+        parsed_share = sum(v is not None for v in head) / len(head)
+        if parsed_share < 0.5 or text.str.match(_LEADING_ZERO).any():
             return None, 0, None
-    parsed = pd.to_numeric(_drop_thousands(text), errors="coerce").to_numpy(dtype="float64")
-    bad = np.isnan(parsed)
+    numbers = [parse_number(v) for v in text.tolist()]
+    parsed = np.array([np.nan if v is None else v for v in numbers], dtype="float64")
+    bad = np.array([v is None for v in numbers], dtype=bool)
     example = str(text[bad].iloc[0]) if bad.any() else None
     bad_rows = int(uniques.counts[bad].sum())
     return _take(parsed, uniques.codes, np.nan), bad_rows, example
-
-
-def _drop_thousands(text: pd.Series) -> pd.Series:
-    """'1,234.5' -> '1234.5'; other values unchanged."""
-    grouped = text.str.fullmatch(_THOUSANDS)
-    if not grouped.any():
-        return text
-    return text.where(~grouped, text.str.replace(",", "", regex=False))
 
 
 def parse_datetimes(uniques: Uniques, name: str, *, forced: bool) -> pd.Series | None:

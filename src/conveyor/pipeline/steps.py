@@ -61,7 +61,7 @@ def _ingest_key(ctx: RunContext) -> list[Any] | None:
 
 
 def _ingest(ctx: RunContext, out: Path) -> dict[str, Any]:
-    from conveyor.data.cleaning import clean_table
+    from conveyor.data.cleaning import clean_table, raw_sample
     from conveyor.data.schema import infer_task
     from conveyor.data.sources import read_table
 
@@ -78,6 +78,7 @@ def _ingest(ctx: RunContext, out: Path) -> dict[str, Any]:
                 f"training.task is 'regression' but target {schema.target!r} is not numeric"
             )
     path = ctx.store.save_frame(out, "data", frame)
+    ctx.store.save_frame(out, "raw_sample", raw_sample(raw, strip=data_config.strip_whitespace))
     ctx.memo["ingest/data"] = frame
     ctx.store.save_json(out, "cleaning", report.to_dict())
     return {
@@ -177,13 +178,28 @@ def _split(ctx: RunContext, out: Path) -> dict[str, Any]:
 
 # -- train --------------------------------------------------------------------
 def _train_key(ctx: RunContext) -> list[Any]:
-    return [ctx.keys["split"], config_hash(ctx.config.training), ctx.summary("ingest")["schema"]]
+    data = ctx.project.config.data
+    return [
+        ctx.keys["split"],
+        config_hash(ctx.config.training),
+        ctx.summary("ingest")["schema"],
+        [sorted(data.na_values), data.strip_whitespace],
+        ctx.summary("ingest")["cleaning"].get("renamed_columns", {}),
+    ]
 
 
 def _train(ctx: RunContext, out: Path) -> dict[str, Any]:
+    from conveyor.data.cleaning import value_cleaner
     from conveyor.training.train import train_model
 
     training = ctx.config.training
+    data = ctx.project.config.data
+    cleaner = value_cleaner(
+        ctx.schema,
+        na_values=data.na_values,
+        strip=data.strip_whitespace,
+        renamed=ctx.summary("ingest")["cleaning"].get("renamed_columns"),
+    )
     result = train_model(
         ctx.frame("split", "train"),
         schema=ctx.schema,
@@ -191,6 +207,7 @@ def _train(ctx: RunContext, out: Path) -> dict[str, Any]:
         models=training.models,
         metric=training.metric or "",
         seed=training.seed,
+        cleaner=cleaner,
     )
     ctx.store.save_model(out, "model", result.pipeline)
     ctx.memo["train/model"] = result.pipeline
@@ -343,7 +360,7 @@ def _log_run(ctx: RunContext, registry: Any, tags: dict[str, str]) -> str:
         metrics=evaluation["metrics"],
         artifacts=artifacts,
         pipeline=ctx.model("train", "model"),
-        input_example=train[list(schema.features)].head(5),
+        input_example=ctx.frame("ingest", "raw_sample")[list(schema.features)],
         dataset=ctx.frame("ingest", "data"),
         dataset_name=ctx.project.config.name,
         dataset_source=ctx.project.config.data.source,

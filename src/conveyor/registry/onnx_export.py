@@ -53,6 +53,12 @@ MISSING_KEY = "conveyor.missing_strings"
 """Model metadata: JSON ``{column: value fed for a missing category}``."""
 CLASSES_KEY = "conveyor.classes"
 """Model metadata: JSON list of class labels in probability-column order (classifiers)."""
+COLUMNS_KEY = "conveyor.input_columns"
+"""Model metadata: JSON list of the column each graph input stands for, in input order
+(converters rename inputs to identifiers: ``education-num`` becomes ``education_num``)."""
+CLEANING_KEY = "conveyor.cleaning"
+"""Model metadata: JSON of the value rules to apply to raw values before the graph
+(``ValueCleaner.describe``): the graph itself takes cleaned values."""
 UNSEEN_LEVEL = "__conveyor_unseen__"
 _PRECISIONS = ("double", "float")
 _ONNX_TYPES = {"tensor(double)": "float64", "tensor(float)": "float32"}
@@ -111,14 +117,20 @@ class OnnxInput:
     """How one column is fed to the graph.
 
     Attributes:
-        name: column and graph input name.
+        name: the column.
         dtype: ``float64``, ``float32`` or ``str``.
         missing: the value fed for a missing category (string inputs), if any.
+        feed: the graph input's name (the column's name unless a converter renamed it).
     """
 
     name: str
     dtype: str
     missing: str | None = None
+    feed: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.feed:
+            object.__setattr__(self, "feed", self.name)
 
 
 def model_inputs(session: Any) -> tuple[OnnxInput, ...]:
@@ -135,12 +147,16 @@ def model_inputs(session: Any) -> tuple[OnnxInput, ...]:
     """
     meta = session.get_modelmeta().custom_metadata_map
     missing: dict[str, str] = json.loads(meta.get(MISSING_KEY, "{}"))
+    nodes = session.get_inputs()
+    names: list[str] = json.loads(meta.get(COLUMNS_KEY, "null")) or [n.name for n in nodes]
+    if len(names) != len(nodes):
+        raise ValueError(f"the graph has {len(nodes)} inputs but names {len(names)} columns")
     found = []
-    for node in session.get_inputs():
+    for node, column in zip(nodes, names, strict=True):
         if node.type == "tensor(string)":
-            found.append(OnnxInput(node.name, "str", missing.get(node.name)))
+            found.append(OnnxInput(column, "str", missing.get(column), feed=node.name))
         elif node.type in _ONNX_TYPES:
-            found.append(OnnxInput(node.name, _ONNX_TYPES[node.type]))
+            found.append(OnnxInput(column, _ONNX_TYPES[node.type], feed=node.name))
         else:
             raise ValueError(f"graph input {node.name!r} has type {node.type}")
     return tuple(found)
@@ -156,7 +172,7 @@ def build_feeds(
         columns: column name -> values (floats with NaN for missing; str or None).
 
     Returns:
-        Input name -> ``[rows, 1]`` array.
+        Graph input name -> ``[rows, 1]`` array.
 
     Raises:
         KeyError: a graph input has no column.
@@ -169,9 +185,9 @@ def build_feeds(
         if spec.dtype == "str":
             fill = spec.missing if spec.missing is not None else ""
             text = [v if isinstance(v, str) else fill for v in values]  # None, NaN: missing
-            feeds[spec.name] = np.array(text, dtype=object).reshape(-1, 1)
+            feeds[spec.feed] = np.array(text, dtype=object).reshape(-1, 1)
         else:
-            feeds[spec.name] = np.asarray(values, dtype=spec.dtype).reshape(-1, 1)
+            feeds[spec.feed] = np.asarray(values, dtype=spec.dtype).reshape(-1, 1)
     return feeds
 
 
@@ -266,16 +282,20 @@ def export_onnx(
     Returns:
         The export; never raises for a converter or runtime problem.
     """
+    from conveyor_cleaning.cleaner import split_cleaner
+
     started = time.perf_counter()
+    cleaner, graph_part = split_cleaner(pipeline)
     try:
         columns = [str(c) for c in pipeline.feature_names_in_]
-        frame = _parity_frame(pipeline, sample[columns].head(parity_rows))
+        clean = cleaner.transform(sample[columns]) if cleaner is not None else sample[columns]
+        frame = _parity_frame(pipeline, clean.head(parity_rows))
     except Exception as exc:  # a pipeline we cannot even describe: no ONNX for it
         return OnnxExport("unsupported", _one_line(exc), export_seconds=_since(started))
     first: OnnxExport | None = None
     for precision in _precisions(pipeline):
         try:
-            model = _convert(pipeline, frame, precision=precision)
+            model = _convert(graph_part, frame, precision=precision, cleaner=cleaner)
         except Exception as exc:
             logger.debug("ONNX conversion (%s) failed", precision, exc_info=True)
             reason = f"cannot convert {_final_name(pipeline)}: {_root_cause(exc)}"
@@ -329,8 +349,9 @@ def _string_columns(frame: pd.DataFrame) -> set[str]:
     return {str(c) for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])}
 
 
-def _convert(pipeline: Any, frame: pd.DataFrame, *, precision: str) -> bytes:
-    """The pipeline as a serialised ONNX model with one graph input per column."""
+def _convert(pipeline: Any, frame: pd.DataFrame, *, precision: str, cleaner: Any) -> bytes:
+    """The pipeline (after its value cleaning) as a serialised ONNX model with one graph
+    input per column; the cleaning rules go into the model's metadata."""
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
 
@@ -343,7 +364,12 @@ def _convert(pipeline: Any, frame: pd.DataFrame, *, precision: str) -> bytes:
     ]
     options = {id(pipeline.steps[-1][1]): {"zipmap": False}} if _is_classifier(pipeline) else None
     onx = convert_sklearn(pipeline, initial_types=initial, options=options, target_opset=opsets())
-    meta = {MISSING_KEY: json.dumps(_missing_strings(pipeline, strings))}
+    meta = {
+        MISSING_KEY: json.dumps(_missing_strings(pipeline, strings)),
+        COLUMNS_KEY: json.dumps([str(c) for c in frame.columns]),
+    }
+    if cleaner is not None:
+        meta[CLEANING_KEY] = json.dumps(cleaner.describe())
     if _is_classifier(pipeline):
         meta[CLASSES_KEY] = json.dumps(pipeline.classes_.tolist())
     for key, value in meta.items():

@@ -20,6 +20,10 @@ The decision, made once per model and recorded as the tag ``conveyor.serializati
    cloudpickle, with the reason stated. If skops fails on anything else, the model is
    refused: there is no silent fallback to pickle.
 
+Code shipped with the model: ``conveyor_cleaning`` (the value cleaning every pipeline
+starts with) is saved inside the model as MLflow ``code_paths``, not pinned as a
+requirement, so the model loads where Conveyor is not installed.
+
 Loading (``ModelRegistry.load_pipeline``) re-checks the stored allowlist against the same
 trusted modules, since MLflow reads it from the artifact itself.
 """
@@ -37,10 +41,12 @@ from conveyor.errors import RegistryError
 
 __all__ = [
     "CLOUDPICKLE_MODULES",
+    "SHIPPED_CODE",
     "TRUSTED_MODULES",
     "TRUSTED_STDLIB_TYPES",
     "SerializationChoice",
     "choose_serialization",
+    "code_paths",
     "is_trusted_type",
     "pip_requirements",
     "referenced_types",
@@ -56,8 +62,12 @@ TRUSTED_MODULES: tuple[str, ...] = (
     "xgboost",
     "torch",
     "conveyor",
+    "conveyor_cleaning",
 )
 """Top-level packages whose types may be persisted and loaded."""
+
+SHIPPED_CODE: tuple[str, ...] = ("conveyor_cleaning",)
+"""Packages saved inside the model (MLflow ``code_paths``) rather than pinned as requirements."""
 
 TRUSTED_STDLIB_TYPES: frozenset[str] = frozenset(
     {"collections.OrderedDict", "collections.defaultdict"}
@@ -83,12 +93,14 @@ class SerializationChoice:
         trusted_types: types skops must be told to trust on load (empty for cloudpickle).
         reason: one human line explaining the choice.
         packages: top-level packages loading the model imports (pinned by ``pip_requirements``).
+        code: packages saved with the model as code (see :data:`SHIPPED_CODE`).
     """
 
     format: Format
     trusted_types: tuple[str, ...]
     reason: str
     packages: tuple[str, ...] = ()
+    code: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
@@ -97,6 +109,7 @@ class SerializationChoice:
             "trusted_types": list(self.trusted_types),
             "reason": self.reason,
             "packages": list(self.packages),
+            "code": list(self.code),
         }
 
 
@@ -183,8 +196,30 @@ def _untrusted(found: dict[str, bool]) -> list[str]:
 
 
 def _packages(found: dict[str, bool], fmt: Format) -> tuple[str, ...]:
-    roots = sorted({name.split(".", 1)[0] for name in found} - {"builtins", "collections"})
+    roots = sorted(
+        {name.split(".", 1)[0] for name in found} - {"builtins", "collections", *SHIPPED_CODE}
+    )
     return tuple(dict.fromkeys((*_BASE_PACKAGES, fmt, *roots)))
+
+
+def _code(found: dict[str, bool]) -> tuple[str, ...]:
+    roots = {name.split(".", 1)[0] for name in found}
+    return tuple(p for p in SHIPPED_CODE if p in roots)
+
+
+def code_paths(choice: SerializationChoice) -> list[str]:
+    """Folders of the packages a model ships as code (MLflow ``code_paths``).
+
+    Args:
+        choice: the serialisation choice.
+
+    Returns:
+        One package folder per entry of ``choice.code``.
+    """
+    import importlib
+    from pathlib import Path
+
+    return [str(Path(importlib.import_module(p).__file__ or "").parent) for p in choice.code]
 
 
 def _skops_trusted_types(pipeline: Any) -> list[str]:
@@ -231,7 +266,9 @@ def choose_serialization(pipeline: Any) -> SerializationChoice:
     except Exception as exc:
         return _cloudpickle_choice(found, exc)
     reason = "skops" + (f", trusting {', '.join(trusted)}" if trusted else " with default types")
-    return SerializationChoice("skops", tuple(trusted), reason, _packages(found, "skops"))
+    return SerializationChoice(
+        "skops", tuple(trusted), reason, _packages(found, "skops"), _code(found)
+    )
 
 
 def _cloudpickle_choice(found: dict[str, bool], exc: Exception) -> SerializationChoice:
@@ -242,7 +279,9 @@ def _cloudpickle_choice(found: dict[str, bool], exc: Exception) -> Serialization
     shown = ", ".join(shipped[:3]) + (", ..." if len(shipped) > 3 else "")
     reason = f"cloudpickle: skops cannot persist {shown} ({error})"
     logger.warning("model saved with %s", reason)
-    return SerializationChoice("cloudpickle", (), reason, _packages(found, "cloudpickle"))
+    return SerializationChoice(
+        "cloudpickle", (), reason, _packages(found, "cloudpickle"), _code(found)
+    )
 
 
 def pip_requirements(choice: SerializationChoice) -> list[str]:

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import sys
 import tempfile
 import threading
 import time
@@ -28,6 +29,7 @@ from conveyor.errors import RegistryError
 from conveyor.registry.serialization import (
     SerializationChoice,
     choose_serialization,
+    code_paths,
     is_trusted_type,
     pip_requirements,
 )
@@ -321,6 +323,7 @@ def _log_model_and_dataset(
                 pip_requirements=pip_requirements(choice),
                 serialization_format=choice.format,
                 skops_trusted_types=list(choice.trusted_types) or None,
+                code_paths=code_paths(choice) or None,
                 tags={"conveyor.serialization": choice.format},
             )
             client.set_tag(run_id, "conveyor.model_id", str(info.model_id))
@@ -514,7 +517,11 @@ def load_sklearn_model(uri: str, model_uri: str) -> Any:
             artifact_uri=model_uri, dst_path=tmp, tracking_uri=uri, registry_uri=uri
         )
         _check_flavor(model_uri, Model.load(local).flavors.get("sklearn"))
-        return mlflow.sklearn.load_model(local)
+        saved_path = list(sys.path)
+        try:
+            return mlflow.sklearn.load_model(local)
+        finally:  # MLflow prepends the model's code folder, which is about to be deleted
+            sys.path[:] = saved_path
 
 
 def _check_flavor(model_uri: str, flavor: dict[str, Any] | None) -> None:

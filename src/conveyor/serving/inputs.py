@@ -5,11 +5,20 @@ CSV values); this module checks them against the model's :class:`InputSchema` an
 the pandas frame the pipeline predicts on. Anything wrong is a :class:`RequestError`
 naming the column (and the row, counted from 0) and the problem.
 
+Raw values are cleaned by the model's own value rules (``conveyor_cleaning.values``, the
+rules its pipeline's first step applies and training applied): in a ``number`` column a
+missing marker (``"?"``) is missing and a number written as text (``" 7 "``, ``"1,234"``)
+is that number; in a ``string`` column values are stripped, markers are missing and a
+number becomes its text. Columns the model dropped (ID-like, constant, configured, the
+target, date/times) are accepted and ignored. Text that is no number in a ``number``
+column, booleans, objects and infinite numbers are refused. A model without value rules
+(a pipeline not trained by Conveyor) gets strict JSON typing: a string in a number
+column is refused.
+
 Missing values: a ``number`` column accepts ``null``/``NaN`` (and an empty CSV field)
 when the model's preprocessing imputes that column (Conveyor's pipelines impute every
 numeric feature with the median); a ``string`` column accepts ``null`` only when its
-branch has an imputer too. Infinite numbers are refused. JSON values are typed strictly
-(a string in a number column is refused); CSV fields are text and parsed per column.
+branch has an imputer too.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from conveyor.errors import DataError
+from conveyor_cleaning.values import ValueRules, category_of, number_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -118,9 +128,17 @@ class Batch:
 
 @dataclass(frozen=True)
 class InputSchema:
-    """The model's input columns, in the order the pipeline was fitted on."""
+    """The model's input columns, in the order the pipeline was fitted on.
+
+    Attributes:
+        columns: the model's input columns.
+        rules: the value rules raw values are cleaned with (None: strict typing).
+        ignored: columns accepted and ignored (dropped by training's cleaning).
+    """
 
     columns: tuple[InputColumn, ...]
+    rules: ValueRules | None = None
+    ignored: frozenset[str] = frozenset()
 
     @functools.cached_property
     def names(self) -> tuple[str, ...]:
@@ -137,7 +155,14 @@ class InputSchema:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
-        return {"columns": [c.to_dict() for c in self.columns]}
+        found: dict[str, Any] = {"columns": [c.to_dict() for c in self.columns]}
+        if self.rules is not None:
+            found["cleaning"] = {
+                "na_values": sorted(self.rules.na_values),
+                "strip": self.rules.strip,
+                "ignored": sorted(self.ignored),
+            }
+        return found
 
 
 def _names(names: Sequence[str]) -> str:
@@ -160,7 +185,7 @@ def check_columns(schema: InputSchema, names: Sequence[str]) -> None:
     missing = [n for n in schema.names if n not in seen]
     if missing:
         raise RequestError(f"missing column(s) {_names(missing)}")
-    extra = [n for n in names if schema.column(n) is None]
+    extra = [n for n in names if schema.column(n) is None and n not in schema.ignored]
     if extra:
         raise RequestError(
             f"unexpected column(s) {_names(extra)}; the model takes {_names(schema.names)}"
@@ -225,15 +250,26 @@ def _describe(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def _number(column: InputColumn, row: int, value: Any, *, text: bool) -> float:
+def _number(
+    column: InputColumn, row: int, value: Any, *, text: bool, rules: ValueRules | None
+) -> float:
     kind = type(value)
     if kind is float or kind is int:
         try:
             number = float(value)
         except OverflowError as exc:
             raise RequestError(f"column {column.name!r} row {row}: number out of range") from exc
+        if rules is not None and rules.numeric_markers and number in rules.numeric_markers:
+            number = math.nan
     elif value is None or (text and kind is str and not value.strip()):
         number = math.nan
+    elif kind is str and rules is not None:
+        parsed = number_of(value, rules)
+        if parsed is None:
+            raise RequestError(
+                f"column {column.name!r} row {row}: expected a number, got {_describe(value)}"
+            )
+        number = parsed
     elif text and kind is str:
         try:
             number = float(value)
@@ -253,7 +289,16 @@ def _number(column: InputColumn, row: int, value: Any, *, text: bool) -> float:
     return number
 
 
-def _string(column: InputColumn, row: int, value: Any, *, text: bool) -> str | None:
+def _string(
+    column: InputColumn, row: int, value: Any, *, text: bool, rules: ValueRules | None
+) -> str | None:
+    if rules is not None:
+        kind = type(value)
+        if kind is str or kind is int or (kind is float and not math.isinf(value)):
+            cleaned = category_of(value, rules)
+            if cleaned is not None or column.nullable:
+                return cleaned
+            raise RequestError(f"column {column.name!r} row {row}: missing value not allowed")
     if type(value) is str and (value or not text):
         return value
     nan = type(value) is float and math.isnan(value)
@@ -267,13 +312,20 @@ def _string(column: InputColumn, row: int, value: Any, *, text: bool) -> str | N
     return None
 
 
-def coerce_column(column: InputColumn, values: Sequence[Any], *, text: bool = False) -> list[Any]:
-    """Check and convert one column's values.
+def coerce_column(
+    column: InputColumn,
+    values: Sequence[Any],
+    *,
+    text: bool = False,
+    rules: ValueRules | None = None,
+) -> list[Any]:
+    """Check, clean and convert one column's values.
 
     Args:
         column: the model's column.
         values: JSON values, or CSV fields when ``text``.
         text: values are text to parse (CSV); an empty field is a missing value.
+        rules: the model's value rules (None: strict JSON typing).
 
     Returns:
         Floats (NaN for missing) for a number column, strings or None for a string column.
@@ -282,8 +334,10 @@ def coerce_column(column: InputColumn, values: Sequence[Any], *, text: bool = Fa
         RequestError: a value of the wrong type, missing where not allowed, or infinite.
     """
     if column.kind == "number":
-        return [_number(column, row, value, text=text) for row, value in enumerate(values)]
-    return [_string(column, row, value, text=text) for row, value in enumerate(values)]
+        return [
+            _number(column, row, value, text=text, rules=rules) for row, value in enumerate(values)
+        ]
+    return [_string(column, row, value, text=text, rules=rules) for row, value in enumerate(values)]
 
 
 def _row_count(columns: RawColumns, *, max_rows: int) -> int:
@@ -334,7 +388,7 @@ def coerce_columns(
     coerced: dict[str, list[Any]] = {}
     unknown: dict[str, int] = {}
     for column in schema.columns:
-        values = coerce_column(column, columns[column.name], text=text)
+        values = coerce_column(column, columns[column.name], text=text, rules=schema.rules)
         coerced[column.name] = values
         if column.kind == "string" and column.categories:
             found = column.unknown(values)

@@ -13,6 +13,7 @@ accepts missing values.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,8 +90,15 @@ class ModelSlot:
         """Whether the model predicts classes and can give their probabilities."""
         return bool(self.classes)
 
+    @functools.cached_property
+    def _scorer(self) -> Any:
+        """The pipeline after its value cleaning: batches arrive cleaned by the same rules."""
+        from conveyor_cleaning.cleaner import split_cleaner
+
+        return split_cleaner(self.pipeline)[1]
+
     def predict(self, frame: pd.DataFrame, *, probabilities: bool = False) -> Prediction:
-        """Score a frame built by ``inputs.build_frame``.
+        """Score a frame built by ``inputs.build_frame`` (values already cleaned).
 
         Args:
             frame: the rows, in the schema's columns.
@@ -101,10 +109,11 @@ class ModelSlot:
         """
         import numpy as np
 
-        labels = np.asarray(self.pipeline.predict(frame)).tolist()
+        scorer = self._scorer
+        labels = np.asarray(scorer.predict(frame)).tolist()
         if not (probabilities and self.is_classifier):
             return Prediction(labels)
-        proba = np.asarray(self.pipeline.predict_proba(frame), dtype=np.float64).tolist()
+        proba = np.asarray(scorer.predict_proba(frame), dtype=np.float64).tolist()
         return Prediction(labels, proba)
 
     def predict_batch(self, batch: Batch, *, probabilities: bool = False) -> Prediction:
@@ -199,6 +208,9 @@ def _encoder_categories(parts: list[Any], index: int) -> Any | None:
 def schema_from_pipeline(pipeline: Any) -> InputSchema:
     """The input columns of a fitted pipeline (see the module docstring).
 
+    A pipeline that starts with Conveyor's value cleaning gives its columns, value rules
+    and ignored columns; its numeric features are ``number`` columns.
+
     Args:
         pipeline: a fitted scikit-learn estimator or Pipeline.
 
@@ -208,11 +220,14 @@ def schema_from_pipeline(pipeline: Any) -> InputSchema:
     Raises:
         RegistryError: the model was not fitted on named columns.
     """
+    from conveyor_cleaning.cleaner import split_cleaner
+
+    cleaner, rest = split_cleaner(pipeline)
     names = [str(n) for n in getattr(pipeline, "feature_names_in_", [])]
     if not names:
         raise RegistryError("the model does not record its input columns (fit it on a DataFrame)")
     roles: dict[str, tuple[ColumnKind, bool, frozenset[str] | None]] = {}
-    for parts, columns in _branches(pipeline, names):
+    for parts, columns in _branches(rest, names):
         imputes = any(type(p).__name__.endswith("Imputer") for p in parts)
         for index, name in enumerate(columns):
             categories = _encoder_categories(parts, index)
@@ -221,7 +236,13 @@ def schema_from_pipeline(pipeline: Any) -> InputSchema:
                 frozenset(str(c) for c in categories) if categories is not None and text else None
             )
             roles[name] = ("string" if text else "number", imputes, known)
-    return InputSchema(tuple(InputColumn(n, *roles.get(n, ("number", False, None))) for n in names))
+    if cleaner is not None:
+        for name in cleaner.numeric:
+            roles[name] = ("number", roles.get(name, ("number", False, None))[1], None)
+    inputs = tuple(InputColumn(n, *roles.get(n, ("number", False, None))) for n in names)
+    if cleaner is None:
+        return InputSchema(inputs)
+    return InputSchema(inputs, rules=cleaner.rules, ignored=frozenset(cleaner.ignored))
 
 
 def _first_category(pipeline: Any, column: str) -> Any | None:

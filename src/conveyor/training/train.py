@@ -100,6 +100,7 @@ def train_model(
     models: list[ModelSpec],
     metric: str,
     seed: int,
+    cleaner: Any | None = None,
 ) -> TrainingResult:
     """Train the best of ``models`` on ``train``.
 
@@ -114,6 +115,8 @@ def train_model(
         models: candidate specs, at least one.
         metric: selection metric; must belong to the task.
         seed: seed of the validation split and of every estimator.
+        cleaner: the value-cleaning first step (``data.cleaning.value_cleaner``); default:
+            one with the default missing markers.
 
     Returns:
         The fitted winner, its params, the candidates' scores and the label order.
@@ -133,12 +136,19 @@ def train_model(
     winner = models[0]
     if len(models) > 1:
         candidates = _compare(
-            features, target, schema=schema, task=task, models=models, metric=metric, seed=seed
+            features,
+            target,
+            schema=schema,
+            task=task,
+            models=models,
+            metric=metric,
+            seed=seed,
+            cleaner=cleaner,
         )
         best = _best_index([c.score for c in candidates], higher=higher_is_better(metric))
         winner = models[best]
         log.info("selected %s (%s %.4f on validation)", winner.type, metric, candidates[best].score)
-    pipeline = _fit(winner, features, target, schema=schema, task=task, seed=seed)
+    pipeline = _fit(winner, features, target, schema=schema, task=task, seed=seed, cleaner=cleaner)
     classes = getattr(pipeline, "classes_", None) if task != "regression" else None
     return TrainingResult(
         pipeline=pipeline,
@@ -150,17 +160,31 @@ def train_model(
     )
 
 
-def build_pipeline(spec: ModelSpec, *, schema: TableSchema, task: Task, seed: int) -> Any:
-    """The unfitted ``Pipeline([("preprocess", ...), ("model", ...)])`` for one spec.
+def build_pipeline(
+    spec: ModelSpec, *, schema: TableSchema, task: Task, seed: int, cleaner: Any | None = None
+) -> Any:
+    """The unfitted ``Pipeline([("clean", ...), ("preprocess", ...), ("model", ...)])``.
+
+    Args:
+        spec: the model to build.
+        schema: the cleaned table's column roles.
+        task: the learning task.
+        seed: the estimator's seed.
+        cleaner: the value-cleaning first step (``data.cleaning.value_cleaner``); default:
+            one with the default missing markers.
 
     Raises:
         TrainingError: the model cannot be built.
     """
+    from sklearn.base import clone
     from sklearn.pipeline import Pipeline
 
+    from conveyor.data.cleaning import value_cleaner
+
+    clean = clone(cleaner) if cleaner is not None else value_cleaner(schema)
     preprocessor = build_preprocessor(schema, scale=needs_scaling(spec))
     estimator = build_estimator(spec, task=task, seed=seed)
-    return Pipeline([("preprocess", preprocessor), ("model", estimator)])
+    return Pipeline([("clean", clean), ("preprocess", preprocessor), ("model", estimator)])
 
 
 def _compare(
@@ -172,13 +196,14 @@ def _compare(
     models: list[ModelSpec],
     metric: str,
     seed: int,
+    cleaner: Any | None,
 ) -> tuple[CandidateScore, ...]:
     """Fit each candidate on part of train and score it on the rest."""
     fit_x, val_x, fit_y, val_y = _validation_split(features, target, task=task, seed=seed)
     scores = []
     for spec in models:
         started = time.perf_counter()
-        pipeline = _fit(spec, fit_x, fit_y, schema=schema, task=task, seed=seed)
+        pipeline = _fit(spec, fit_x, fit_y, schema=schema, task=task, seed=seed, cleaner=cleaner)
         seconds = time.perf_counter() - started
         metrics = score_predictions(pipeline, val_x, val_y, task=task)
         if metric not in metrics:
@@ -224,9 +249,10 @@ def _fit(
     schema: TableSchema,
     task: Task,
     seed: int,
+    cleaner: Any | None,
 ) -> Any:
     """Build and fit one pipeline, turning any library failure into a TrainingError."""
-    pipeline = build_pipeline(spec, schema=schema, task=task, seed=seed)
+    pipeline = build_pipeline(spec, schema=schema, task=task, seed=seed, cleaner=cleaner)
     try:
         return pipeline.fit(features, target)
     except ConveyorError:

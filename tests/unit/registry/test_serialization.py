@@ -197,10 +197,11 @@ def test_is_trusted_type(name: str, builtins_ok: bool, trusted: bool) -> None:
 
 
 def test_choice_to_dict() -> None:
-    choice = SerializationChoice("skops", ("a.B",), "why", ("sklearn",))
+    choice = SerializationChoice("skops", ("a.B",), "why", ("sklearn",), ("conveyor_cleaning",))
     assert choice.to_dict() == {
         "format": "skops",
         "trusted_types": ["a.B"],
         "reason": "why",
         "packages": ["sklearn"],
+        "code": ["conveyor_cleaning"],
     }

@@ -57,7 +57,7 @@ def test_each_model_learns_each_task_and_speaks_original_labels(
         pytest.importorskip("torch", reason="optional extra conveyor-mlops[torch] not installed")
     result = _train(kind, task, table, schemas)
     target = schemas[task].target
-    assert [name for name, _ in result.pipeline.steps] == ["preprocess", "model"]
+    assert [name for name, _ in result.pipeline.steps] == ["clean", "preprocess", "model"]
     assert result.candidates == ()
     json.dumps(result.params)  # persisted with the run
     predicted = result.pipeline.predict(holdout)  # holdout row 0 has an unseen colour

@@ -122,13 +122,21 @@ def _input_tensor(tensor: Any, index: int) -> tuple[str, str, list[Any]]:
     return name, str(datatype), data
 
 
-def check_datatype(column: InputColumn, datatype: str) -> None:
+def check_datatype(column: InputColumn, datatype: str, *, raw: bool = False) -> None:
     """Refuse a tensor datatype that does not fit the column.
+
+    Args:
+        column: the model's column.
+        datatype: the tensor's datatype.
+        raw: the model cleans raw values, so text (markers, numbers as text) fits a number
+            column and numbers fit a string column; their values are checked one by one.
 
     Raises:
         RequestError: (422) e.g. BYTES for a number column, FP64 for a string column.
     """
     fits = datatype in NUMBER_DATATYPES if column.kind == "number" else datatype == "BYTES"
+    if raw:
+        fits = fits or datatype == "BYTES" or datatype in NUMBER_DATATYPES
     if not fits:
         expected = "a number datatype (FP64, INT64, ...)" if column.kind == "number" else "BYTES"
         raise RequestError(f"input {column.name!r}: datatype {datatype} given; expected {expected}")
@@ -163,7 +171,7 @@ def parse_infer_request(payload: Any, slot: ModelSlot) -> InferRequest:
             raise RequestError(f"input {name!r} is given twice")
         column = slot.schema.column(name)
         if column is not None:
-            check_datatype(column, datatype)
+            check_datatype(column, datatype, raw=slot.schema.rules is not None)
         columns[name] = data
     return InferRequest(request_id, columns, _requested_outputs(payload.get("outputs"), slot))
 

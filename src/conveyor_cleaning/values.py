@@ -1,0 +1,224 @@
+"""The value rules: one raw value (or one raw column) to the cleaned value a model scores.
+
+Training, the server (both runtimes), the MLflow pyfunc model and batch scoring all clean
+values with these functions, so the same raw value always becomes the same cleaned value:
+
+- a **number**: numbers pass through (booleans count 1 / 0); text is stripped, a missing
+  marker becomes NaN, ``"1,234.5"`` (thousands separators) and ``"7"`` parse; a number
+  listed as a marker (``-999``) becomes NaN; text that is no number is *unparsable*;
+- a **category**: text is stripped (when configured) and a missing marker becomes
+  missing; a number becomes its text, integers without a decimal part (``3.0`` -> ``"3"``).
+
+A column is cleaned one distinct value at a time (``pandas.factorize``), so the column
+rules are the value rules by construction, at the cost of one Python call per distinct
+value.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import pandas as pd
+
+__all__ = [
+    "UNPARSABLE",
+    "ValueRules",
+    "category_of",
+    "clean_categories",
+    "clean_numbers",
+    "number_of",
+    "parse_number",
+]
+
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+
+UNPARSABLE = None
+"""What :func:`number_of` returns for text that is no number and no marker."""
+
+
+@dataclass(frozen=True)
+class ValueRules:
+    """How raw values are read.
+
+    Attributes:
+        na_values: text values that mean "missing" (compared after stripping spaces).
+        strip: strip spaces from category values.
+    """
+
+    na_values: frozenset[str] = frozenset()
+    strip: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "na_values", frozenset(v.strip() for v in self.na_values))
+        markers = []
+        for value in self.na_values:
+            number = parse_number(value)
+            if number is not None and not math.isnan(number):
+                markers.append(number)
+        object.__setattr__(self, "_numeric_markers", frozenset(markers))
+
+    @property
+    def numeric_markers(self) -> frozenset[float]:
+        """Markers that are numbers (``-999``): a number equal to one is missing."""
+        markers: frozenset[float] = self.__dict__["_numeric_markers"]
+        return markers
+
+
+def parse_number(text: str) -> float | None:
+    """A number written as text (``" 7 "``, ``"-1.5e3"``, ``"1,234.5"``), or None.
+
+    Python's own ``float`` would also take ``"nan"``, ``"inf"`` and ``"1_000"``; those are
+    not numbers in a table.
+    """
+    text = text.strip()
+    if _NUMBER.fullmatch(text):
+        return float(text)
+    if _THOUSANDS.fullmatch(text):
+        return float(text.replace(",", ""))
+    return None
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(value != value)  # noqa: PLR0124  NaN, NaT, pandas.NA compare unequal to themselves
+    except (TypeError, ValueError):  # pandas.NA refuses bool()
+        return True
+
+
+def number_of(value: Any, rules: ValueRules) -> float | None:
+    """One raw value as a number: NaN for missing, None (:data:`UNPARSABLE`) for text
+    that is no number.
+
+    Args:
+        value: a JSON, CSV, pandas or numpy value.
+        rules: the model's value rules.
+
+    Returns:
+        The float (NaN when missing or a marker), or None when the value cannot be one.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if text in rules.na_values:
+            return math.nan
+        number = parse_number(text)
+        if number is None:
+            return UNPARSABLE
+    elif _is_missing(value):
+        return math.nan
+    else:
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            return UNPARSABLE
+    return math.nan if number in rules.numeric_markers else number
+
+
+def category_of(value: Any, rules: ValueRules) -> str | None:
+    """One raw value as a category: its text (stripped when configured), None for missing.
+
+    Args:
+        value: a JSON, CSV, pandas or numpy value.
+        rules: the model's value rules.
+
+    Returns:
+        The category, or None for a missing value or a marker.
+    """
+    if isinstance(value, str):
+        if value.strip() in rules.na_values:
+            return None
+        return value.strip() if rules.strip else value
+    if _is_missing(value):
+        return None
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, int | float) or hasattr(value, "dtype"):
+        return _number_category(value, rules)
+    return str(value)
+
+
+def _number_category(value: Any, rules: ValueRules) -> str | None:
+    """A number as a category: ``3.0`` -> ``"3"``, ``2.5`` -> ``"2.5"``; a marker -> None."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if number in rules.numeric_markers:
+        return None
+    if number.is_integer():
+        return str(int(number))
+    return repr(number) if math.isfinite(number) else str(value)
+
+
+def clean_numbers(s: pd.Series, rules: ValueRules) -> tuple[npt.NDArray[np.float64], int, int]:
+    """A raw column as float64 numbers (NaN for missing).
+
+    Args:
+        s: the column, of any dtype.
+        rules: the model's value rules.
+
+    Returns:
+        ``(values, markers, unparsable)``: the numbers, how many values were missing
+        markers and how many were text that is no number (both NaN in ``values``).
+    """
+    import numpy as np
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(s.dtype) and not isinstance(s.dtype, pd.CategoricalDtype):
+        values = s.to_numpy(dtype="float64", na_value=np.nan, copy=True)
+        markers = 0
+        if rules.numeric_markers:
+            hit = np.isin(values, list(rules.numeric_markers))
+            markers = int(hit.sum())
+            values[hit] = np.nan
+        return values, markers, 0
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    parsed = [number_of(v, rules) for v in uniques.tolist()]
+    table = np.array([np.nan if p is None else p for p in parsed] + [np.nan], dtype="float64")
+    counts = np.bincount(codes[codes >= 0], minlength=len(parsed))
+    is_marker = np.array([_is_marker(v, rules) for v in uniques.tolist()], dtype=bool)
+    bad = np.array([p is None for p in parsed], dtype=bool)
+    markers = int(counts[is_marker].sum()) if len(counts) else 0
+    unparsable = int(counts[bad].sum()) if len(counts) else 0
+    return table[codes], markers, unparsable
+
+
+def _is_marker(value: Any, rules: ValueRules) -> bool:
+    if isinstance(value, str):
+        return value.strip() in rules.na_values
+    try:
+        return float(value) in rules.numeric_markers
+    except (TypeError, ValueError):
+        return False
+
+
+def clean_categories(s: pd.Series, rules: ValueRules) -> tuple[pd.Series, int]:
+    """A raw column as categories: pandas ``str`` dtype, NaN for missing.
+
+    Args:
+        s: the column, of any dtype.
+        rules: the model's value rules.
+
+    Returns:
+        The cleaned column (same name and length) and how many values were markers.
+    """
+    import numpy as np
+    import pandas as pd
+
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    raw = uniques.tolist()
+    cleaned = [category_of(v, rules) for v in raw]
+    counts = np.bincount(codes[codes >= 0], minlength=len(raw))
+    hit = np.array([c is None for c in cleaned], dtype=bool)  # codes -1 are not counted
+    markers = int(counts[hit].sum()) if len(counts) else 0
+    table = pd.array([*cleaned, None], dtype="str")
+    values = table.take(codes)  # code -1 takes the trailing missing value
+    return pd.Series(values, name=s.name, index=s.index), markers
