@@ -112,12 +112,28 @@ def print_summary(
         f"{register['name']} v{register['version']} -> [{alias_style}]{promote['alias']}[/]",
     )
     info.add_row("gate", "; ".join(promote.get("reasons", [])))
+    info.add_row("serving", _serving_line(register.get("tags", {})))
     metrics = Table("metric", "challenger", "champion (same held-out)", title="held-out metrics")
     for row in _metric_rows(run):
         metrics.add_row(*row)
     console.print(info)
     console.print(metrics)
     _where_to_look(console, project, run, config_path)
+
+
+def _serving_line(tags: dict[str, str]) -> str:
+    """How ``conveyor serve`` will score this version: the ONNX fast path, or why not."""
+    status = tags.get("conveyor.onnx")
+    if status is None:
+        return "pipeline runtime (ONNX export off: serving.onnx.enabled)"
+    if status == "verified":
+        diff = tags.get("conveyor.onnx_max_abs_diff", "n/a")
+        return f"[green]ONNX Runtime fast path[/] (parity verified, max diff {diff})"
+    reason = tags.get("conveyor.onnx_reason", "no reason recorded")
+    return (
+        f"[bold yellow]pipeline runtime only: ONNX export {status}[/] ({reason}); "
+        "`conveyor serve` answers many times slower than on the fast path"
+    )
 
 
 def _where_to_look(

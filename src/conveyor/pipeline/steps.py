@@ -345,7 +345,8 @@ def _log_run(ctx: RunContext, registry: Any, tags: dict[str, str]) -> str:
             tolerance=settings.tolerance,
             parity_rows=settings.parity_rows,
         )
-        log.info(
+        log.log(
+            logging.INFO if onnx.verified else logging.WARNING,
             "ONNX export %s (max diff %s, %.1fs)%s",
             onnx.status,
             "n/a" if onnx.max_abs_diff is None else f"{onnx.max_abs_diff:.3g}",

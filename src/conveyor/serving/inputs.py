@@ -183,9 +183,10 @@ def check_columns(schema: InputSchema, names: Sequence[str]) -> None:
     if len(seen) == len(schema.columns) and all(n in seen for n in schema.names):
         return  # the usual case: exactly the model's columns
     missing = [n for n in schema.names if n not in seen]
-    if missing:
-        raise RequestError(f"missing column(s) {_names(missing)}")
     extra = [n for n in names if schema.column(n) is None and n not in schema.ignored]
+    if missing:
+        given = f" (unexpected: {_names(extra)})" if extra else ""
+        raise RequestError(f"missing column(s) {_names(missing)}{given}")
     if extra:
         raise RequestError(
             f"unexpected column(s) {_names(extra)}; the model takes {_names(schema.names)}"

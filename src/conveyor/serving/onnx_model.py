@@ -145,11 +145,6 @@ def load_onnx_model(
     """
     data = registry.load_onnx(info)
     if data is None:
-        logger.info(
-            "model %s version %s has no verified ONNX model; serving the pipeline",
-            info.name,
-            info.version,
-        )
         return None
     try:
         model = OnnxModel.load(data, schema, classes)

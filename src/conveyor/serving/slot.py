@@ -344,6 +344,15 @@ def load_version(
         from conveyor.serving.onnx_model import load_onnx_model
 
         onnx = load_onnx_model(registry, info, schema, classes)
+        if onnx is None and runtime == "auto":
+            logger.warning(
+                "model %s version %s has no verified ONNX model (ONNX export %s: %s); serving"
+                " the pipeline runtime, many times slower than the ONNX fast path",
+                info.name,
+                info.version,
+                info.tags.get("conveyor.onnx", "off"),
+                info.tags.get("conveyor.onnx_reason", "no reason recorded"),
+            )
         if onnx is None and runtime == "onnx":
             raise RegistryError(
                 f"model {info.name!r} version {info.version} has no parity-verified ONNX model "
