@@ -272,3 +272,51 @@ class ConveyorDriftCheckOperator(_ConveyorCommand):
             raise AirflowFailException(f"[conveyor {run_id}] {report}: no boolean drift_detected")
         self.log.info("[conveyor %s] drift detected: %s (%s)", run_id, detected, report)
         return {"drift_detected": detected, "report": str(report)}
+
+
+class ConveyorPredictOperator(_ConveyorCommand):
+    """``conveyor predict -c CONFIG --model NAME@ALIAS -i INPUT -o OUT/RUN.parquet``.
+
+    Bad rows go to ``OUT/RUN.rejects.csv``; they are counted, never fatal. A retried task
+    rewrites the same output files (named by the DAG run), so a retry duplicates nothing.
+
+    Returns (XCom): rows, scored, rejected, the version that scored, the output path.
+    """
+
+    template_fields = ("config", "model", "data", "out_dir")
+
+    def __init__(self, *, config: str, model: str, data: str, out_dir: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.config = config
+        self.model = model
+        self.data = data
+        self.out_dir = out_dir
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        """Score the data; return the counts."""
+        run_id = conveyor_run_id(context["dag_run"])
+        missing = [n for n in ("config", "data") if not str(getattr(self, n)).strip()]
+        if missing:
+            raise AirflowFailException(
+                f"[conveyor {run_id}] missing {', '.join(missing)}: pass the param(s) or set "
+                + ", ".join(f"conveyor_{'scoring_data' if n == 'data' else n}" for n in missing)
+            )
+        config = Path(self.config).resolve()
+        out = Path(self.out_dir)
+        output, report = out / f"{run_id}.parquet", out / f"{run_id}.report.json"
+        args = ["predict", "-c", str(config), "-i", self.data, "-o", str(output)]
+        args += ["--rejects", str(out / f"{run_id}.rejects.csv"), "--report", str(report)]
+        if str(self.model).strip():
+            model = (
+                self.model if "@" in self.model or "/" in self.model else f"{self.model}@champion"
+            )
+            args += ["--model", model]
+        self.run_cli(args, run_id=run_id, cwd=config.parent)
+        try:
+            result: dict[str, Any] = json.loads(report.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise AirflowFailException(f"[conveyor {run_id}] no readable {report}: {exc}") from exc
+        keys = ("model", "version", "runtime", "rows", "scored", "rejected", "output", "rejects")
+        small = {k: result.get(k) for k in keys}
+        self.log.info("[conveyor %s] scored: %s", run_id, json.dumps(small))
+        return small

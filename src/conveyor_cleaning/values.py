@@ -33,6 +33,7 @@ __all__ = [
     "clean_categories",
     "clean_numbers",
     "number_of",
+    "numbers_by_row",
     "parse_number",
 ]
 
@@ -169,26 +170,40 @@ def clean_numbers(s: pd.Series, rules: ValueRules) -> tuple[npt.NDArray[np.float
         ``(values, markers, unparsable)``: the numbers, how many values were missing
         markers and how many were text that is no number (both NaN in ``values``).
     """
+    values, marker_rows, bad_rows = numbers_by_row(s, rules)
+    return values, int(marker_rows.sum()), int(bad_rows.sum())
+
+
+def numbers_by_row(
+    s: pd.Series, rules: ValueRules
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """A raw column as float64 numbers, with the rows that were markers or unparsable.
+
+    Args:
+        s: the column, of any dtype.
+        rules: the model's value rules.
+
+    Returns:
+        ``(values, markers, unparsable)``: the numbers (NaN for missing, markers and
+        unparsable text) and two boolean row masks.
+    """
     import numpy as np
     import pandas as pd
 
     if pd.api.types.is_numeric_dtype(s.dtype) and not isinstance(s.dtype, pd.CategoricalDtype):
         values = s.to_numpy(dtype="float64", na_value=np.nan, copy=True)
-        markers = 0
+        hit = np.zeros(len(values), dtype=bool)
         if rules.numeric_markers:
             hit = np.isin(values, list(rules.numeric_markers))
-            markers = int(hit.sum())
             values[hit] = np.nan
-        return values, markers, 0
+        return values, hit, np.zeros(len(values), dtype=bool)
     codes, uniques = pd.factorize(s, use_na_sentinel=True)
-    parsed = [number_of(v, rules) for v in uniques.tolist()]
+    raw = uniques.tolist()
+    parsed = [number_of(v, rules) for v in raw]
     table = np.array([np.nan if p is None else p for p in parsed] + [np.nan], dtype="float64")
-    counts = np.bincount(codes[codes >= 0], minlength=len(parsed))
-    is_marker = np.array([_is_marker(v, rules) for v in uniques.tolist()], dtype=bool)
-    bad = np.array([p is None for p in parsed], dtype=bool)
-    markers = int(counts[is_marker].sum()) if len(counts) else 0
-    unparsable = int(counts[bad].sum()) if len(counts) else 0
-    return table[codes], markers, unparsable
+    is_marker = np.array([_is_marker(v, rules) for v in raw] + [False], dtype=bool)
+    bad = np.array([p is None for p in parsed] + [False], dtype=bool)
+    return table[codes], is_marker[codes], bad[codes]
 
 
 def _is_marker(value: Any, rules: ValueRules) -> bool:

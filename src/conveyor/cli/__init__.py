@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from conveyor.cli.monitor import monitor_app
+from conveyor.cli.predict import predict
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -41,6 +42,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
 app.add_typer(runs_app, name="runs")
 app.add_typer(monitor_app, name="monitor")
+app.command("predict")(predict)
 
 ConfigOpt = Annotated[
     Path, typer.Option("--config", "-c", help="Pipeline config (YAML).", show_default=True)

@@ -70,7 +70,11 @@ def _assert_guarded(dag: dict[str, Any]) -> None:
 def test_dags_import_without_errors_and_every_task_is_guarded(airflow: Airflow) -> None:
     report = _describe(airflow)
 
-    assert set(report["dags"]) == {"conveyor_training", "conveyor_monitoring"}
+    assert set(report["dags"]) == {
+        "conveyor_training",
+        "conveyor_monitoring",
+        "conveyor_batch_scoring",
+    }
     training = report["dags"]["conveyor_training"]
     assert training["order"] == STEPS, "the steps must run in pipeline order"
     for upstream, downstream in itertools.pairwise(STEPS):
@@ -88,6 +92,11 @@ def test_dags_import_without_errors_and_every_task_is_guarded(airflow: Airflow) 
     assert monitoring["tags"] == ["conveyor", "monitoring"]
     assert monitoring["schedule"] == "@daily"
     _assert_guarded(monitoring)
+
+    scoring = report["dags"]["conveyor_batch_scoring"]
+    assert {t["type"] for t in scoring["tasks"].values()} == {"ConveyorPredictOperator"}
+    assert scoring["params"] == ["config", "data", "model"]
+    _assert_guarded(scoring)
 
 
 def test_variables_switch_schedule_and_kubernetes_pods(airflow: Airflow) -> None:

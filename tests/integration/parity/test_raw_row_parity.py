@@ -195,3 +195,53 @@ def test_traffic_drawn_from_the_training_table_shows_no_drift(trained: Trained) 
         window.add_columns(batch.columns)
     report = analyze(slot.profile, window.snapshot().columns)
     assert report.drifted_features == []
+
+
+def predict_cli(trained: Trained, source: Path, output: Path, *options: str) -> Any:
+    done = subprocess.run(
+        [CONVEYOR, "predict", "--model", f"{trained.name}@champion", "-i", str(source)]
+        + ["-o", str(output), "--tracking-uri", trained.tracking_uri, *options],
+        cwd=source.parent,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return done
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_batch_scoring_equals_the_registered_pipeline(
+    trained: Trained, tmp_path: Path, suffix: str
+) -> None:
+    source = tmp_path / f"rows{suffix}"
+    rows = trained.rows
+    if suffix == ".csv":
+        rows.to_csv(source, index=False)
+    else:
+        rows.to_parquet(source)
+    output = tmp_path / "answers.parquet"
+    predict_cli(trained, source, output, "--probabilities", "--chunk-rows", "7")
+    answers = pd.read_parquet(output)
+    labels, proba = offline(trained, rows)
+    assert answers["prediction"].tolist() == labels
+    columns = [c for c in answers.columns if c.startswith("probability_")]
+    np.testing.assert_allclose(answers[columns].to_numpy(), proba, atol=TOLERANCE)
+
+
+def test_batch_scoring_counts_bad_rows_and_scores_the_rest(
+    trained: Trained, tmp_path: Path
+) -> None:
+    rows = trained.rows.copy()
+    rows["capital.gain"] = rows["capital.gain"].astype(object)
+    rows.loc[[3, 50], "capital.gain"] = "lots"
+    source = tmp_path / "rows.csv"
+    rows.to_csv(source, index=False)
+    output, rejects = tmp_path / "answers.csv", tmp_path / "rejects.csv"
+    options = ("--id-column", "row id", "--rejects", str(rejects), "--chunk-rows", "40")
+    predict_cli(trained, source, output, *options)
+    bad = pd.read_csv(rejects)
+    assert bad["row"].tolist() == [3, 50]
+    assert len(pd.read_csv(output)) == len(rows) - 2
