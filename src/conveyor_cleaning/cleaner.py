@@ -101,7 +101,9 @@ class ValueCleaner(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
     def _named(self, frame: pd.DataFrame) -> pd.DataFrame:
         renamed = self.renamed or {}
-        names = [renamed.get(str(c), str(c)) for c in frame.columns]
+        names = [
+            renamed.get(str(c), str(c).strip() if self.strip else str(c)) for c in frame.columns
+        ]
         if names != list(frame.columns):
             frame = frame.set_axis(names, axis="columns")
         missing = [n for n in self.features if n not in frame.columns]

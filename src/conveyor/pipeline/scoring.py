@@ -157,6 +157,9 @@ def _score_chunk(
     import numpy as np
 
     frame = chunk.frame
+    names = slot.schema.canonical([str(c) for c in frame.columns])
+    if names != list(frame.columns):
+        frame = frame.set_axis(names, axis="columns")
     if report.rows == 0:
         _check_columns(slot.schema, list(frame.columns), id_column, report)
     columns, bad, reasons = clean_chunk(slot.schema, frame, text=chunk.text)

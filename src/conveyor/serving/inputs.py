@@ -153,6 +153,13 @@ class InputSchema:
         """The column called ``name``, or None."""
         return self._by_name.get(name)
 
+    def canonical(self, names: Sequence[str]) -> list[str]:
+        """Column names as the model knows them: headers stripped of spaces, as training
+        stripped the table's headers (when its value rules strip)."""
+        if self.rules is None or not self.rules.strip:
+            return list(names)
+        return [n.strip() if type(n) is str else n for n in names]
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
         found: dict[str, Any] = {"columns": [c.to_dict() for c in self.columns]}
@@ -176,6 +183,7 @@ def check_columns(schema: InputSchema, names: Sequence[str]) -> None:
     Raises:
         RequestError: the first problem found, naming the columns.
     """
+    names = schema.canonical(names)
     seen = set(names)
     if len(seen) != len(names):
         twice = next(n for i, n in enumerate(names) if n in names[:i])
@@ -385,6 +393,9 @@ def coerce_columns(
     if not columns:
         raise RequestError("empty batch: the request holds no rows")
     check_columns(schema, list(columns))
+    names = schema.canonical(list(columns))
+    if names != list(columns):
+        columns = dict(zip(names, columns.values(), strict=True))
     rows = _row_count(columns, max_rows=max_rows)
     coerced: dict[str, list[Any]] = {}
     unknown: dict[str, int] = {}
