@@ -38,6 +38,7 @@ from benchmarks.run import BIN, ROOT, timed
 
 RESULTS = ROOT / "benchmarks" / "results-batch.json"
 DOC = ROOT / "docs" / "benchmarks.md"
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
 START, END = "<!-- batch:start -->", "<!-- batch:end -->"
 SECTION = "## Batch scoring"
 CHUNK_ROWS = 50_000
@@ -238,8 +239,22 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_doc(body: str) -> None:
-    """Replace the section between the markers, adding it at the end if absent."""
+def render_summary(result: dict[str, Any]) -> str:
+    """Two lines for the architecture document, from the same results."""
+    s, meta = result["summary"], result["meta"]
+    return (
+        f"  scoring loop {_spread(s['conveyor_rows_per_s'])} rows/s = "
+        f"{_spread(s['loop_ratio'], '{:.0%}')} of ONNX Runtime alone; peak memory "
+        f"{s['peak_rss_mb']['median']:,.0f} MB on {result['rows']:,} rows and "
+        f"{s['peak_rss_big_mb']['median']:,.0f} MB on {result['big_rows']:,} rows "
+        f"(measured {meta['date'][:10]}, {len(result['rounds'])} rounds; "
+        "[benchmarks.md](benchmarks.md#batch-scoring))."
+    )
+
+
+def write_doc(body: str, summary: str | None = None) -> None:
+    """Replace the section between the markers, adding it at the end if absent; and the
+    summary in the architecture document."""
     text = DOC.read_text(encoding="utf-8")
     block = f"{START}\n{body}\n{END}"
     if START in text and END in text:
@@ -247,6 +262,13 @@ def write_doc(body: str) -> None:
     else:
         text = text.rstrip("\n") + f"\n\n{SECTION}\n\n{block}\n"
     DOC.write_text(text, encoding="utf-8")
+    if summary is None:
+        return
+    start, end = "<!-- batch-summary:start -->", "<!-- batch-summary:end -->"
+    arch = ARCHITECTURE.read_text(encoding="utf-8")
+    if start in arch and end in arch:
+        arch = arch[: arch.index(start) + len(start)] + f"\n{summary}\n" + arch[arch.index(end) :]
+        ARCHITECTURE.write_text(arch, encoding="utf-8")
 
 
 def _meta() -> dict[str, str]:
@@ -272,7 +294,8 @@ def main() -> None:
     parser.add_argument("--render-only", action="store_true")
     args = parser.parse_args()
     if args.render_only:
-        write_doc(render(json.loads(RESULTS.read_text(encoding="utf-8"))))
+        saved = json.loads(RESULTS.read_text(encoding="utf-8"))
+        write_doc(render(saved), render_summary(saved))
         return
     meta = _meta()
     started = time.perf_counter()
@@ -282,7 +305,7 @@ def main() -> None:
     print(json.dumps(result["summary"], indent=2))
     if not args.no_write:
         RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        write_doc(render(result))
+        write_doc(render(result), render_summary(result))
 
 
 if __name__ == "__main__":
