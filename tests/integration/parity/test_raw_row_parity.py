@@ -198,9 +198,10 @@ def test_traffic_drawn_from_the_training_table_shows_no_drift(trained: Trained) 
 
 
 def predict_cli(trained: Trained, source: Path, output: Path, *options: str) -> Any:
+    argv = [CONVEYOR, "predict", "--model", f"{trained.name}@champion", "-i", str(source)]
+    argv += ["-o", str(output), "--tracking-uri", trained.tracking_uri, *options]
     done = subprocess.run(
-        [CONVEYOR, "predict", "--model", f"{trained.name}@champion", "-i", str(source)]
-        + ["-o", str(output), "--tracking-uri", trained.tracking_uri, *options],
+        argv,
         cwd=source.parent,
         env=_env(),
         capture_output=True,
