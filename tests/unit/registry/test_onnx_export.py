@@ -183,3 +183,20 @@ def test_empty_sample_is_unsupported_not_an_error(train: pd.DataFrame) -> None:
 
     assert export.status == "unsupported"
     assert export.reason is not None and "held-out" in export.reason
+
+
+NAMES = ["education-num", "hours per week", "capital.gain", "a_b", "a-b", "1st", "größe", 'q"t']
+
+
+def test_any_column_name_keeps_the_fast_path() -> None:
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({name: rng.normal(size=400) for name in NAMES[:-1]})
+    frame[NAMES[-1]] = pd.Series(rng.choice(["x", "y", "z"], 400), dtype="str")
+    target = (frame["education-num"] + frame["a-b"] > 0).map({True: "yes", False: "no"})
+    schema = TableSchema(target="t", numeric=tuple(NAMES[:-1]), categorical=(NAMES[-1],))
+    spec = ModelSpec(type="lightgbm", params={"n_estimators": 20, "verbose": -1})
+    pipeline = build_pipeline(spec, schema=schema, task="binary", seed=0).fit(frame, target)
+    export = export_onnx(pipeline, frame, tolerance=1e-4, parity_rows=100)
+    assert export.status == "verified", export.reason
+    model = OnnxModel.load(export.model or b"", schema_from_pipeline(pipeline), ("no", "yes"))
+    assert [i.name for i in model.scorer.inputs] == NAMES
