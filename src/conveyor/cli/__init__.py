@@ -260,11 +260,17 @@ def rollback(
 def lineage(
     name: str, version: str, config: ConfigOpt = DEFAULT_CONFIG, tracking_uri: TrackingOpt = None
 ) -> None:
-    """Show where a model version came from: data, validation, config, code, run."""
+    """Show where a model version came from: data, validation, config, code, run.
+
+    The key "report" locates the version's HTML model report: a local file path when the
+    store keeps artifacts on this machine, else its artifact URI; null when it has none.
+    """
     import json
 
     registry, _ = _guarded(_registry, config, tracking_uri)
-    print(json.dumps(_guarded(registry.lineage, name, version), indent=2, default=str))
+    record = _guarded(registry.lineage, name, version)
+    record["report"] = _guarded(registry.report_location, name, version)
+    print(json.dumps(record, indent=2, default=str))
 
 
 @app.command()

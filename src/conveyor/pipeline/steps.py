@@ -19,13 +19,15 @@ from typing import Any
 from conveyor import __version__
 from conveyor.config import config_hash
 from conveyor.data.versioning import file_md5
-from conveyor.errors import DataError, DataValidationError
+from conveyor.errors import ConveyorError, DataError, DataValidationError
 from conveyor.pipeline.context import RunContext, digest
 from conveyor.pipeline.interrupts import check_interrupted
 
 __all__ = ["STEPS", "Step", "step_named"]
 
 log = logging.getLogger(__name__)
+
+IMPORTANCE_PLOT = "feature_importance.png"
 
 KeyFn = Callable[[RunContext], list[Any] | None]
 ExecuteFn = Callable[[RunContext, Path], dict[str, Any]]
@@ -229,19 +231,26 @@ def _evaluate_key(ctx: RunContext) -> list[Any]:
 
 
 def _evaluate(ctx: RunContext, out: Path) -> dict[str, Any]:
-    from conveyor.training.evaluate import evaluate_model
+    from conveyor.training.evaluate import evaluate_model, split_features_target
+    from conveyor.training.importance import permutation_importances
     from conveyor.training.plots import save_evaluation_plots
 
     model, test = ctx.model("train", "model"), ctx.frame("split", "test")
     evaluation = evaluate_model(model, test, schema=ctx.schema, task=ctx.task)
+    features, target = split_features_target(test, ctx.schema)
+    importance = permutation_importances(
+        model, features, target, task=ctx.task, metric=ctx.config.training.metric
+    )
     plots = save_evaluation_plots(
-        model, test, schema=ctx.schema, task=ctx.task, out_dir=out / "plots"
+        model, test, schema=ctx.schema, task=ctx.task, out_dir=out / "plots", importance=importance
     )
     ctx.store.save_json(out, "evaluation", evaluation.to_dict())
+    ctx.store.save_json(out, "importance", importance.to_dict())
     return {
         "metrics": evaluation.metrics,
         "rows": evaluation.rows,
         "plots": [p.name for p in plots],
+        "importance": {"method": importance.method, "seconds": round(importance.seconds, 3)},
     }
 
 
@@ -303,6 +312,7 @@ def _register(ctx: RunContext, out: Path) -> dict[str, Any]:
         tags = _lineage_tags(ctx, champion.version if champion else None)
         run_id = _log_run(ctx, registry, tags)
         _log_reference_profile(ctx, registry, run_id)
+        _log_model_report(ctx, registry, run_id, champion=champion, tags=tags, out=out)
         check_interrupted()  # last moment to stop without a registered version
         existing = registry.register(name=name, run_id=run_id, key=key, tags=tags)
     summary = {
@@ -382,6 +392,49 @@ def _log_reference_profile(ctx: RunContext, registry: Any, run_id: str) -> None:
         ctx.model("train", "model"), ctx.frame("split", "train"), ctx.schema, task=ctx.task
     )
     log_reference_profile(registry, run_id, profile.to_dict())
+
+
+def _log_model_report(
+    ctx: RunContext, registry: Any, run_id: str, *, champion: Any, tags: dict[str, str], out: Path
+) -> None:
+    """Write the HTML model report and log it with the run (before the version exists)."""
+    from datetime import UTC, datetime
+
+    from conveyor.pipeline.model_report import ModelReport, write_model_report
+    from conveyor.training.importance import PermutationImportance
+
+    evaluation, plots = ctx.summary("evaluate"), ctx.output("evaluate") / "plots"
+    importance = ctx.store.load_json(ctx.output("evaluate"), "importance")
+    report = ModelReport(
+        name=ctx.project.config.name,
+        pipeline_run=ctx.run_id,
+        model_type=ctx.summary("train")["model"],
+        task=ctx.task,
+        metric=ctx.config.training.metric or "",
+        metrics=evaluation["metrics"],
+        champion_metrics=_champion_metrics(ctx, registry, champion),
+        champion_version=champion.version if champion else None,
+        heldout_rows=evaluation["rows"],
+        plots=[plots / n for n in evaluation["plots"] if n != IMPORTANCE_PLOT],
+        ingest=ctx.summary("ingest"),
+        validation=ctx.summary("validate"),
+        tags={**tags, "conveyor.run_id": run_id},
+        importance=PermutationImportance.from_dict(importance),
+        importance_plot=plots / IMPORTANCE_PLOT if IMPORTANCE_PLOT in evaluation["plots"] else None,
+        generated_at=datetime.now(UTC).replace(microsecond=0).isoformat(),
+    )
+    registry.log_report(run_id, write_model_report(report, out / "model_report.html"))
+
+
+def _champion_metrics(ctx: RunContext, registry: Any, champion: Any) -> dict[str, float] | None:
+    """The champion's held-out metrics for the report: None without one, {} if it failed."""
+    if champion is None:
+        return None
+    try:
+        return _score_champion(ctx, registry, champion.version)
+    except ConveyorError as exc:  # the report says so; the promote step decides what it means
+        log.warning("champion v%s could not be loaded for the report: %s", champion.version, exc)
+        return {}
 
 
 # -- promote ------------------------------------------------------------------

@@ -17,6 +17,7 @@ wrapped into :class:`RegistryError` / :class:`PromotionError` with one clear lin
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 import tempfile
 import time
@@ -26,6 +27,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from conveyor.errors import PromotionError, RegistryError
 from conveyor.registry.tracking import (
@@ -56,6 +59,7 @@ __all__ = [
     "CHAMPION",
     "KEY_TAG",
     "PREVIOUS",
+    "REPORT_PATH",
     "ModelRegistry",
     "ModelVersionInfo",
 ]
@@ -67,6 +71,7 @@ CHALLENGER = "challenger"
 PREVIOUS = "previous"
 KEY_TAG = "conveyor.key"
 GATE_REASON_TAG = "conveyor.gate_reason"
+REPORT_PATH = "reports/model_report.html"
 READY_TIMEOUT_S = 300.0
 _NOT_FOUND = "RESOURCE_DOES_NOT_EXIST"
 _EXISTS = ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS")
@@ -210,6 +215,51 @@ class ModelRegistry:
             run_id = log_training_run(self.client, self.tracking_uri, experiment_id, run)
         logger.info("logged run %s (%s) in experiment %s", run_name, run_id, experiment)
         return run_id
+
+    def log_report(self, run_id: str, path: Path) -> str:
+        """Attach an HTML model report to a run, as ``reports/model_report.html``.
+
+        Args:
+            run_id: the training run (log the report before its version is registered).
+            path: the local report file (any name).
+
+        Returns:
+            The report's path inside the run's artifacts.
+
+        Raises:
+            RegistryError: unknown run, unreadable file, or the store refused it.
+        """
+        folder, name = REPORT_PATH.rsplit("/", 1)
+        with (
+            self._errors(f"logging the model report to run {run_id}"),
+            tempfile.TemporaryDirectory(prefix="conveyor-report-") as tmp,
+        ):
+            staged = shutil.copyfile(path, Path(tmp) / name)
+            self.client.log_artifact(run_id, str(staged), artifact_path=folder)
+        logger.info("logged %s to run %s", REPORT_PATH, run_id)
+        return REPORT_PATH
+
+    def report_location(self, name: str, version: str) -> str | None:
+        """Where the HTML model report of a version is.
+
+        Returns:
+            A local file path when the store keeps its artifacts on this machine (open it
+            in a browser), else the artifact URI (``mlflow artifacts download -u URI``);
+            None when the version's run logged no report.
+
+        Raises:
+            PromotionError: unknown model or version.
+            RegistryError: its run or artifacts cannot be read.
+        """
+        info = self.get_version(name, version)
+        run = self._run(info.run_id)
+        with self._errors(f"listing the reports of run {info.run_id}"):
+            listed = {a.path for a in self.client.list_artifacts(info.run_id, "reports")}
+        if REPORT_PATH not in listed:
+            return None
+        uri = f"{str(run.info.artifact_uri).rstrip('/')}/{REPORT_PATH}"
+        parsed = urlparse(uri)
+        return url2pathname(parsed.path) if parsed.scheme == "file" else uri
 
     def run_metrics(self, run_id: str) -> dict[str, float]:
         """The metrics of a run (latest value per key).

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import TrainingError
 from conveyor.training.evaluate import positive_label, split_features_target
-from conveyor.training.preprocess import output_feature_sources
+from conveyor.training.importance import PermutationImportance, permutation_importances
 
 if TYPE_CHECKING:
     import numpy as np
@@ -19,11 +19,10 @@ if TYPE_CHECKING:
 
     from conveyor.data.schema import TableSchema, Task
 
-__all__ = ["save_evaluation_plots"]
+__all__ = ["draw_importance", "save_evaluation_plots", "save_importance_plot"]
 
 log = logging.getLogger(__name__)
 
-PERMUTATION_ROWS = 2000
 TOP_FEATURES = 20
 _SAMPLE_SEED = 0
 
@@ -36,14 +35,17 @@ def save_evaluation_plots(
     task: Task,
     out_dir: Path,
     max_rows: int = 20000,
+    metric: str | None = None,
+    importance: PermutationImportance | None = None,
 ) -> list[Path]:
     """Draw the task's evaluation plots of ``pipeline`` on ``test`` into ``out_dir``.
 
     Binary: ``roc_curve.png``, ``pr_curve.png``, ``confusion_matrix.png``,
     ``calibration.png``; multiclass: ``confusion_matrix.png``; regression:
-    ``residuals.png``, ``predicted_vs_actual.png``; every task: ``feature_importance.png``
-    (the model's own importances summed per input feature, else permutation importance on
-    at most 2,000 rows).
+    ``residuals.png``, ``predicted_vs_actual.png``; every task: ``feature_importance.png``,
+    the permutation importance of each input feature (the drop in ``metric`` when its
+    values are shuffled, on at most 2,000 seeded held-out rows, mean and std over 5
+    repeats; the method is named on the x-axis), the top 20 features.
 
     Args:
         pipeline: the fitted model.
@@ -52,6 +54,9 @@ def save_evaluation_plots(
         task: the learning task.
         out_dir: folder for the PNG files (created).
         max_rows: plot a seeded sample of at most this many rows.
+        metric: the metric permutation importance scores (default: the task's).
+        importance: an importance already computed on these held-out rows (then it is
+            drawn, not recomputed).
 
     Returns:
         The paths written, in the order above.
@@ -69,14 +74,17 @@ def save_evaluation_plots(
         raise TrainingError(f"no rows with a value in target {schema.target!r} to plot")
     out_dir.mkdir(parents=True, exist_ok=True)
     drawers = _REGRESSION if task == "regression" else _BINARY if task == "binary" else _MULTI
-    height = max(3.0, 0.3 * min(TOP_FEATURES, len(schema.features)) + 1.5)
-    jobs = [*drawers, ("feature_importance.png", _feature_importance)]
     paths = []
     try:
-        for name, draw in jobs:
-            figure = _figure(height if draw is _feature_importance else 4.5)
+        for name, draw in drawers:
+            figure = _figure(4.5)
             draw(figure.add_subplot(), pipeline, features, target)
             paths.append(_save(figure, out_dir / name))
+        if importance is None:
+            importance = permutation_importances(
+                pipeline, features, target, task=task, metric=metric
+            )
+        paths.append(save_importance_plot(importance, out_dir / "feature_importance.png"))
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise TrainingError(f"could not draw evaluation plots: {exc}") from exc
     return paths
@@ -177,61 +185,54 @@ def _predicted_vs_actual(
 
 
 # -- feature importance -------------------------------------------------------------------
-def _feature_importance(
-    ax: Axes, pipeline: Any, features: pd.DataFrame, target: np.ndarray
+def save_importance_plot(
+    importance: PermutationImportance, path: Path, *, top: int = TOP_FEATURES
+) -> Path:
+    """Draw ``importance`` as horizontal bars with std error bars into a PNG file.
+
+    Args:
+        importance: the permutation importance to draw.
+        path: the PNG file to write (its folder must exist).
+        top: draw at most this many features, most important first.
+
+    Returns:
+        ``path``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    figure = _figure(max(3.0, 0.3 * min(top, len(importance.mean)) + 1.5))
+    draw_importance(figure.add_subplot(), importance, top=top)
+    return _save(figure, path)
+
+
+def draw_importance(
+    ax: Axes, importance: PermutationImportance, *, top: int = TOP_FEATURES
 ) -> None:
-    importances = _model_importances(pipeline, list(features.columns))
-    kind = "model's own importance"
-    if importances is None:
-        importances = _permutation_importances(pipeline, features, target)
-        kind = "permutation importance (score drop)"
-    ranked = sorted(importances.items(), key=lambda item: item[1], reverse=True)[:TOP_FEATURES]
-    names = [name for name, _ in reversed(ranked)]
-    ax.barh(names, [value for _, value in reversed(ranked)], color="tab:blue")
-    ax.set_xlabel(kind)
-    ax.set_title(f"Feature importance (top {len(ranked)})")
+    """Horizontal bars (mean) with error bars (std), the method named on the x-axis.
 
-
-def _model_importances(pipeline: Any, columns: list[str]) -> dict[str, float] | None:
-    """The estimator's importances (or |coefficients|) summed per input feature."""
-    import numpy as np
-
-    steps = getattr(pipeline, "named_steps", {})
-    model, preprocessor = steps.get("model"), steps.get("preprocess")
-    if model is None or preprocessor is None:
-        return None
-    try:
-        values = np.asarray(model.feature_importances_, dtype="float64")
-    except AttributeError:
-        coef = getattr(model, "coef_", None)
-        if coef is None:
-            return None
-        magnitudes = np.abs(np.asarray(coef, dtype="float64"))
-        values = magnitudes.reshape(-1, magnitudes.shape[-1]).mean(axis=0)
-    sources = output_feature_sources(preprocessor)
-    if len(sources) != len(values):
-        log.warning("importances do not match the preprocessor's outputs; using permutation")
-        return None
-    totals = dict.fromkeys(columns, 0.0)
-    for source, value in zip(sources, values, strict=True):
-        totals[source] = totals.get(source, 0.0) + float(value)
-    return totals
-
-
-def _permutation_importances(
-    pipeline: Any, features: pd.DataFrame, target: np.ndarray
-) -> dict[str, float]:
-    import numpy as np
-    from sklearn.inspection import permutation_importance
-
-    if len(features) > PERMUTATION_ROWS:
-        rng = np.random.default_rng(_SAMPLE_SEED)
-        keep = np.sort(rng.choice(len(features), size=PERMUTATION_ROWS, replace=False))
-        features, target = features.iloc[keep], target[keep]
-    result = permutation_importance(
-        pipeline, features, target, n_repeats=3, random_state=_SAMPLE_SEED, n_jobs=1
+    Args:
+        ax: the axes to draw on.
+        importance: the permutation importance to draw.
+        top: draw at most this many features, most important first.
+    """
+    ranked = list(reversed(importance.ranked()[:top]))  # barh draws bottom-up
+    ax.barh(
+        [name.replace("$", r"\$") for name, _, _ in ranked],  # a column name is no mathtext
+        [mean for _, mean, _ in ranked],
+        xerr=[std for _, _, std in ranked],
+        color="tab:blue",
+        ecolor="black",
+        capsize=3,
     )
-    return dict(zip(features.columns, map(float, result.importances_mean), strict=True))
+    ax.axvline(0.0, color="grey", linewidth=0.8)
+    ax.set_xlabel(importance.method)
+    shown = (
+        f"top {len(ranked)} of {len(importance.mean)}"
+        if len(ranked) < len(importance.mean)
+        else f"{len(ranked)} features"
+    )
+    ax.set_title(f"Feature importance ({shown}; bars: mean, whiskers: std)")
 
 
 _Drawer = Callable[["Axes", Any, "pd.DataFrame", "np.ndarray"], None]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
@@ -10,8 +11,12 @@ import pytest
 from conveyor.config import ModelSpec
 from conveyor.data.schema import TableSchema, Task
 from conveyor.errors import TrainingError
-from conveyor.training.plots import save_evaluation_plots
+from conveyor.training.importance import PermutationImportance
+from conveyor.training.plots import draw_importance, save_evaluation_plots, save_importance_plot
 from conveyor.training.train import train_model
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 EXPECTED = {
@@ -65,7 +70,7 @@ def test_each_task_writes_its_plots(
 
 
 @pytest.mark.usefixtures("needs_torch")
-def test_model_without_importances_falls_back_to_permutation(
+def test_a_model_without_own_importances_gets_every_plot(
     table: pd.DataFrame, holdout: pd.DataFrame, schemas: dict[str, TableSchema], tmp_path: Path
 ) -> None:
     pipeline = train_model(
@@ -94,3 +99,42 @@ def test_no_rows_is_an_error(
         save_evaluation_plots(
             object(), holdout.head(0), schema=schemas["binary"], task="binary", out_dir=tmp_path
         )
+
+
+IMPORTANCE = PermutationImportance(
+    mean={"x1": 0.12, "<script>": 0.01, r"gain $\undefined$": -0.002},
+    std={"x1": 0.02, "<script>": 0.005, r"gain $\undefined$": 0.001},
+    metric="roc_auc",
+    rows=200,
+    repeats=5,
+)
+
+
+def _drawn() -> Axes:
+    from matplotlib.figure import Figure
+
+    ax = Figure().add_subplot()
+    draw_importance(ax, IMPORTANCE)
+    return ax
+
+
+def test_the_importance_plot_names_its_method_on_the_x_axis() -> None:
+    assert _drawn().get_xlabel() == (
+        "permutation importance: drop in roc_auc on 200 held-out rows, 5 repeats"
+    )
+
+
+def test_the_importance_plot_draws_the_std_as_error_bars() -> None:
+    from matplotlib.container import BarContainer
+
+    bars = next(c for c in _drawn().containers if isinstance(c, BarContainer))
+    assert bars.errorbar is not None
+    segments = bars.errorbar.lines[2][0].get_segments()
+    widths = sorted(round(float(s[1][0] - s[0][0]), 6) for s in segments)
+    assert widths == [0.002, 0.01, 0.04]  # 2 x std per bar
+
+
+def test_a_column_name_with_dollar_signs_is_drawn_as_text(tmp_path: Path) -> None:
+    # Unescaped, matplotlib would parse $\undefined$ as mathtext and fail to draw.
+    path = save_importance_plot(IMPORTANCE, tmp_path / "importance.png")
+    assert path.read_bytes().startswith(PNG_MAGIC)
