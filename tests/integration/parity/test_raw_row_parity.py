@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -246,3 +247,27 @@ def test_batch_scoring_counts_bad_rows_and_scores_the_rest(
     bad = pd.read_csv(rejects)
     assert bad["row"].tolist() == [3, 50]
     assert len(pd.read_csv(output)) == len(rows) - 2
+
+
+def test_a_real_server_sees_no_drift_in_raw_traffic_from_the_training_table(
+    trained: Trained, tmp_path: Path
+) -> None:
+    import httpx
+    from tests.integration.serving.conftest import launch
+
+    sample = trained.table.sample(n=1000, random_state=4)
+    options = ("--poll-interval", "0", "--drain-seconds", "0", "--drift-interval", "0.5")
+    uri = f"models:/{trained.name}@champion"
+    with launch(trained.tracking_uri, uri, tmp_path, *options) as (_, url, _):
+        for start in range(0, len(sample), 100):
+            records = json.loads(sample.iloc[start : start + 100].to_json(orient="records"))
+            answer = httpx.post(f"{url}/invocations", json={"dataframe_records": records})
+            assert answer.status_code == 200, answer.text[:300]
+        deadline = time.monotonic() + 20
+        drift: dict[str, Any] = {}
+        while time.monotonic() < deadline and drift.get("rows", 0) < len(sample):
+            time.sleep(0.5)
+            (version,) = httpx.get(f"{url}/monitoring", timeout=10).json()["versions"]
+            drift = version.get("drift") or {}
+    assert drift.get("rows") == len(sample), drift
+    assert drift["drifted_features"] == []
