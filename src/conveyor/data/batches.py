@@ -108,7 +108,10 @@ def _parquet_chunks(source: str, chunk_rows: int) -> tuple[int | None, Iterator[
         batches = (b for f in dataset.fragments for b in f.to_batches(batch_size=chunk_rows))
         return total, _from_batches(batches, source, text=False)
     try:
-        stream = _open_binary(source, decompress=False)
+        # A plain file, not a memory map: mapped pages that were read stay resident and
+        # would make the process's memory grow with the file.
+        local = not _is_url(source)
+        stream = pa.OSFile(source) if local else _open_binary(source, decompress=False)
         parquet = pq.ParquetFile(stream)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise DataError(f"cannot read {source} as Parquet: {_one_line(exc)}") from exc
