@@ -26,6 +26,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.markers import write_between
+
 ROOT = Path(__file__).resolve().parent.parent
 CONVEYOR = str(Path(sys.executable).with_name("conveyor"))
 AIRFLOW = ROOT / ".venv-airflow" / "bin" / "airflow"
@@ -154,13 +156,7 @@ def render(result: dict[str, Any]) -> str:
 
 def write_doc(body: str) -> None:
     """Replace the section between the markers, adding it at the end if absent."""
-    text = DOC.read_text(encoding="utf-8")
-    block = f"{START}\n{body}\n{END}"
-    if START in text and END in text:
-        text = text[: text.index(START)] + block + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip("\n") + f"\n\n{SECTION}\n\n{block}\n"
-    DOC.write_text(text, encoding="utf-8")
+    write_between(DOC, START, END, body, section=SECTION)
 
 
 def main() -> None:

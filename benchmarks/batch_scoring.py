@@ -34,6 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.markers import write_between
 from benchmarks.run import BIN, ROOT, timed
 
 RESULTS = ROOT / "benchmarks" / "results-batch.json"
@@ -252,23 +253,12 @@ def render_summary(result: dict[str, Any]) -> str:
     )
 
 
-def write_doc(body: str, summary: str | None = None) -> None:
-    """Replace the section between the markers, adding it at the end if absent; and the
-    summary in the architecture document."""
-    text = DOC.read_text(encoding="utf-8")
-    block = f"{START}\n{body}\n{END}"
-    if START in text and END in text:
-        text = text[: text.index(START)] + block + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip("\n") + f"\n\n{SECTION}\n\n{block}\n"
-    DOC.write_text(text, encoding="utf-8")
-    if summary is None:
-        return
-    start, end = "<!-- batch-summary:start -->", "<!-- batch-summary:end -->"
-    arch = ARCHITECTURE.read_text(encoding="utf-8")
-    if start in arch and end in arch:
-        arch = arch[: arch.index(start) + len(start)] + f"\n{summary}\n" + arch[arch.index(end) :]
-        ARCHITECTURE.write_text(arch, encoding="utf-8")
+def write_doc(body: str, summary: str) -> None:
+    """The results into docs/benchmarks.md, the summary into docs/architecture.md."""
+    write_between(DOC, START, END, body, section=SECTION)
+    write_between(
+        ARCHITECTURE, "<!-- batch-summary:start -->", "<!-- batch-summary:end -->", summary
+    )
 
 
 def _meta() -> dict[str, str]:

@@ -232,13 +232,11 @@ class ConveyorStepOperator(_ConveyorCommand):
         return result
 
 
-class ConveyorDriftCheckOperator(_ConveyorCommand):
-    """``conveyor monitor drift -c CONFIG --model NAME@champion --data PATH --out DIR``.
-
-    Returns (XCom): ``drift_detected`` and the path of ``drift.json``.
-    """
+class _ConveyorDataCommand(_ConveyorCommand):
+    """A command on a project's model and a data source, writing into a folder."""
 
     template_fields = ("config", "model", "data", "out_dir")
+    data_variable = "conveyor_data"  # the Variable that defaults ``data``
 
     def __init__(self, *, config: str, model: str, data: str, out_dir: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -247,15 +245,29 @@ class ConveyorDriftCheckOperator(_ConveyorCommand):
         self.data = data
         self.out_dir = out_dir
 
+    def require(self, run_id: str, names: Sequence[str]) -> None:
+        """Fail (not retried) when a needed param is empty, naming its Variable."""
+        missing = [n for n in names if not str(getattr(self, n)).strip()]
+        if missing:
+            variables = [self.data_variable if n == "data" else f"conveyor_{n}" for n in missing]
+            raise AirflowFailException(
+                f"[conveyor {run_id}] missing {', '.join(missing)}: pass the param(s) or set "
+                + ", ".join(variables)
+            )
+
+
+class ConveyorDriftCheckOperator(_ConveyorDataCommand):
+    """``conveyor monitor drift -c CONFIG --model NAME@champion --data PATH --out DIR``.
+
+    Returns (XCom): ``drift_detected`` and the path of ``drift.json``.
+    """
+
+    data_variable = "conveyor_monitoring_data"
+
     def execute(self, context: Any) -> dict[str, Any]:
         """Check the data for drift; return whether drift was detected."""
         run_id = conveyor_run_id(context["dag_run"])
-        missing = [n for n in ("config", "model", "data") if not str(getattr(self, n)).strip()]
-        if missing:
-            raise AirflowFailException(
-                f"[conveyor {run_id}] missing {', '.join(missing)}: pass the param(s) or set "
-                + ", ".join(f"conveyor_{'monitoring_data' if n == 'data' else n}" for n in missing)
-            )
+        self.require(run_id, ("config", "model", "data"))
         out = Path(self.out_dir) / run_id
         model = self.model if "@" in self.model else f"{self.model}@champion"
         config = Path(self.config).resolve()
@@ -274,7 +286,7 @@ class ConveyorDriftCheckOperator(_ConveyorCommand):
         return {"drift_detected": detected, "report": str(report)}
 
 
-class ConveyorPredictOperator(_ConveyorCommand):
+class ConveyorPredictOperator(_ConveyorDataCommand):
     """``conveyor predict -c CONFIG --model NAME@ALIAS -i INPUT -o OUT/RUN.parquet``.
 
     Bad rows go to ``OUT/RUN.rejects.csv``; they are counted, never fatal. A retried task
@@ -283,24 +295,12 @@ class ConveyorPredictOperator(_ConveyorCommand):
     Returns (XCom): rows, scored, rejected, the version that scored, the output path.
     """
 
-    template_fields = ("config", "model", "data", "out_dir")
-
-    def __init__(self, *, config: str, model: str, data: str, out_dir: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.config = config
-        self.model = model
-        self.data = data
-        self.out_dir = out_dir
+    data_variable = "conveyor_scoring_data"
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Score the data; return the counts."""
         run_id = conveyor_run_id(context["dag_run"])
-        missing = [n for n in ("config", "data") if not str(getattr(self, n)).strip()]
-        if missing:
-            raise AirflowFailException(
-                f"[conveyor {run_id}] missing {', '.join(missing)}: pass the param(s) or set "
-                + ", ".join(f"conveyor_{'scoring_data' if n == 'data' else n}" for n in missing)
-            )
+        self.require(run_id, ("config", "data"))
         config = Path(self.config).resolve()
         out = Path(self.out_dir)
         output, report = out / f"{run_id}.parquet", out / f"{run_id}.report.json"

@@ -210,7 +210,8 @@ def clean_chunk(
 
     from conveyor_cleaning.values import ValueRules, clean_categories, numbers_by_row
 
-    rules = schema.rules or ValueRules(frozenset({""} if text else set()))
+    # A model without value rules: only an empty CSV field is missing, values kept as sent.
+    rules = schema.rules or ValueRules(frozenset({""} if text else set()), strip=False)
     rows = len(frame)
     bad = np.zeros(rows, dtype=bool)
     why: dict[int, str] = {}
