@@ -25,7 +25,7 @@ with DAG(
     dag_id="conveyor_batch_scoring",
     description="Conveyor batch scoring: the champion over a table, answers to Parquet",
     doc_md=__doc__,
-    schedule=schedule("conveyor_batch_scoring_schedule", None),
+    schedule=schedule("conveyor_batch_scoring_schedule", "@daily"),
     start_date=datetime(2025, 1, 1),
     catchup=False,
     max_active_runs=1,

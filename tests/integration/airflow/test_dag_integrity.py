@@ -96,6 +96,7 @@ def test_dags_import_without_errors_and_every_task_is_guarded(airflow: Airflow) 
     scoring = report["dags"]["conveyor_batch_scoring"]
     assert {t["type"] for t in scoring["tasks"].values()} == {"ConveyorPredictOperator"}
     assert scoring["params"] == ["config", "data", "model"]
+    assert scoring["schedule"] == "@daily"
     _assert_guarded(scoring)
 
 
