@@ -31,6 +31,7 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 from conveyor.errors import PromotionError, RegistryError
+from conveyor.registry.critical import uninterrupted
 from conveyor.registry.tracking import (
     ONNX_MODEL_PATH,
     ONNX_TAG,
@@ -147,9 +148,10 @@ class ModelRegistry:
         if self._client is None:
             from mlflow import MlflowClient
 
-            self._client = MlflowClient(
-                tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri
-            )
+            client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+            with uninterrupted():  # a new store migrates its schema: never stop half-way
+                _open_stores(client)
+            self._client = client
         return self._client
 
     @contextmanager
@@ -663,6 +665,19 @@ class ModelRegistry:
         if self.artifact_root is not None:
             argv += ["--default-artifact-root", self.artifact_root]
         return [*argv, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+
+
+def _open_stores(client: MlflowClient) -> None:
+    """Create the client's tracking and registry stores now (running their migrations)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        _ = client._tracking_client.store
+        _ = client._get_registry_client().store  # type: ignore[no-untyped-call]
+    except AttributeError:  # another MLflow: its stores are created on first use instead
+        logger.debug("MLflow client without the expected store accessors", exc_info=True)
+    except (MlflowException, OSError) as exc:
+        raise RegistryError(f"cannot open the MLflow store: {first_line(exc)}") from exc
 
 
 def _now() -> str:
