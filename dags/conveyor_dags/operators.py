@@ -302,7 +302,7 @@ class ConveyorPredictOperator(_ConveyorDataCommand):
         run_id = conveyor_run_id(context["dag_run"])
         self.require(run_id, ("config", "data"))
         config = Path(self.config).resolve()
-        out = Path(self.out_dir)
+        out = Path(self.out_dir).resolve()  # the CLI runs in the project's folder
         output, report = out / f"{run_id}.parquet", out / f"{run_id}.report.json"
         args = ["predict", "-c", str(config), "-i", self.data, "-o", str(output)]
         args += ["--rejects", str(out / f"{run_id}.rejects.csv"), "--report", str(report)]

@@ -16,7 +16,10 @@ value.
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import math
+import numbers
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "DATE_CATEGORY_FORMAT",
     "UNPARSABLE",
     "ValueRules",
     "category_of",
@@ -39,6 +43,10 @@ __all__ = [
 
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_BOOLEANS = {"true": 1.0, "false": 0.0}
+
+DATE_CATEGORY_FORMAT = "%Y-%m-%dT%H:%M:%S"
+"""How a date or time is written when it is used as a category."""
 
 UNPARSABLE = None
 """What :func:`number_of` returns for text that is no number and no marker."""
@@ -73,17 +81,18 @@ class ValueRules:
 
 
 def parse_number(text: str) -> float | None:
-    """A number written as text (``" 7 "``, ``"-1.5e3"``, ``"1,234.5"``), or None.
+    """A number written as text (``" 7 "``, ``"-1.5e3"``, ``"1,234.5"``, ``"true"``), or None.
 
-    Python's own ``float`` would also take ``"nan"``, ``"inf"`` and ``"1_000"``; those are
-    not numbers in a table.
+    ``true``/``false`` (any case) are 1 and 0, as a CSV reader types a boolean column and
+    training turns booleans into numbers. Python's own ``float`` would also take
+    ``"nan"``, ``"inf"`` and ``"1_000"``; those are not numbers in a table.
     """
     text = text.strip()
     if _NUMBER.fullmatch(text):
         return float(text)
     if _THOUSANDS.fullmatch(text):
         return float(text.replace(",", ""))
-    return None
+    return _BOOLEANS.get(text.lower())
 
 
 def _is_missing(value: Any) -> bool:
@@ -137,26 +146,58 @@ def category_of(value: Any, rules: ValueRules) -> str | None:
         if value.strip() in rules.na_values:
             return None
         return value.strip() if rules.strip else value
-    if _is_missing(value):
-        return None
-    if isinstance(value, bool):
-        return str(int(value))
-    if isinstance(value, int | float) or hasattr(value, "dtype"):
+    return None if _is_missing(value) else _typed_category(value, rules)
+
+
+def _typed_category(value: Any, rules: ValueRules) -> str | None:
+    """A value that is not text as a category."""
+    if isinstance(value, bool) or type(value) is np_bool():
+        return "1" if value else "0"
+    if isinstance(value, datetime.date | np_datetime()):
+        return _date_category(value)
+    if isinstance(value, numbers.Real | decimal.Decimal):
         return _number_category(value, rules)
     return str(value)
 
 
 def _number_category(value: Any, rules: ValueRules) -> str | None:
-    """A number as a category: ``3.0`` -> ``"3"``, ``2.5`` -> ``"2.5"``; a marker -> None."""
+    """A number as a category: ``3.0`` -> ``"3"``, ``2.5`` -> ``"2.5"``; a marker -> None.
+
+    Integers keep every digit (an ID-like code of 17 digits is not rounded through float).
+    """
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return str(value)
     if number in rules.numeric_markers:
         return None
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
     if number.is_integer():
         return str(int(number))
     return repr(number) if math.isfinite(number) else str(value)
+
+
+def _date_category(value: Any) -> str:
+    """A date or time as a category, written as training writes date columns used as
+    categories (``2024-01-01T00:00:00``)."""
+    import pandas as pd
+
+    return str(pd.Timestamp(value).strftime(DATE_CATEGORY_FORMAT))
+
+
+def np_bool() -> type:
+    """numpy's boolean scalar type (imported lazily)."""
+    import numpy as np
+
+    return np.bool_
+
+
+def np_datetime() -> type:
+    """numpy's datetime64 scalar type (imported lazily)."""
+    import numpy as np
+
+    return np.datetime64
 
 
 def clean_numbers(s: pd.Series, rules: ValueRules) -> tuple[npt.NDArray[np.float64], int, int]:

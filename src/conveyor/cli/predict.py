@@ -91,8 +91,17 @@ def predict(
         runtime=runtime,
     )
     if report is not None:
-        report.write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
+        _guarded(_write_report, report, result)
     _print(result)
+
+
+def _write_report(path: Path, result: ScoringReport) -> None:
+    from conveyor.errors import DataError
+
+    try:
+        path.write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"--report {path}: cannot write it ({exc.strerror or exc})") from exc
 
 
 def _score(

@@ -33,7 +33,12 @@ from conveyor.data.coercion import (
 from conveyor.data.schema import TableSchema
 from conveyor.data.sources import RENAMED_COLUMNS_ATTR
 from conveyor.errors import DataError
-from conveyor_cleaning.values import ValueRules, clean_categories, clean_numbers
+from conveyor_cleaning.values import (
+    DATE_CATEGORY_FORMAT,
+    ValueRules,
+    clean_categories,
+    clean_numbers,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -368,7 +373,7 @@ def _clean_target_values(y: pd.Series, options: ValueRules) -> tuple[pd.Series, 
     import pandas as pd
 
     if _is_text(y):
-        return _clean_text(y, options)
+        return clean_categories(y, options)
     if pd.api.types.is_object_dtype(y.dtype):
         inferred = pd.api.types.infer_dtype(y, skipna=True)
         if inferred in {"integer", "floating", "mixed-integer-float", "decimal"}:
@@ -416,9 +421,27 @@ def _clean_feature(s: pd.Series, name: str, forced: Kind | None, options: ValueR
             feature = _from_datetimes(pd.to_datetime(s), name, forced)
             feature.parsed = feature.kind == "datetime"
             return feature
-    text, markers = _clean_text(s, options)
+    text, markers = clean_categories(s, options)
     feature = _type_text(text, name, forced)
     feature.markers = markers
+    if feature.kind == "numeric" and options.numeric_markers:
+        feature = _without_numeric_markers(feature, options)
+    return feature
+
+
+def _without_numeric_markers(feature: _Feature, options: ValueRules) -> _Feature:
+    """Numbers parsed from text that equal a marker (``"-999.0"`` for ``-999``) are missing,
+    as ``number_of`` reads them."""
+    import numpy as np
+    import pandas as pd
+
+    values = feature.series.to_numpy(dtype="float64", copy=True)
+    hit = np.isin(values, list(options.numeric_markers))
+    if not hit.any():
+        return feature
+    values[hit] = np.nan
+    feature.series = pd.Series(values, name=feature.series.name)
+    feature.markers += int(hit.sum())
     return feature
 
 
@@ -442,7 +465,7 @@ def _from_datetimes(s: pd.Series, name: str, forced: Kind | None) -> _Feature:
     if forced == "numeric":
         raise DataError(f"column {name!r} holds dates; it cannot be forced numeric")
     if forced == "categorical":
-        text = s.dt.strftime("%Y-%m-%dT%H:%M:%S").astype("str")
+        text = s.dt.strftime(DATE_CATEGORY_FORMAT).astype("str")
         return _Feature(text.rename(name), "categorical")
     return _Feature(s.rename(name), "datetime")
 
@@ -453,11 +476,6 @@ def _is_text(s: pd.Series) -> bool:
     if pd.api.types.is_object_dtype(s.dtype):
         return pd.api.types.infer_dtype(s, skipna=True) in {"string", "empty"}
     return bool(pd.api.types.is_string_dtype(s.dtype))
-
-
-def _clean_text(s: pd.Series, options: ValueRules) -> tuple[pd.Series, int]:
-    """Strings stripped (when configured) with missing markers set to NaN; marker count."""
-    return clean_categories(s, options)
 
 
 def _type_text(s: pd.Series, name: str, forced: Kind | None) -> _Feature:

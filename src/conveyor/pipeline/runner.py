@@ -50,12 +50,17 @@ class StepEvent:
 @lru_cache(maxsize=1)
 def code_version() -> str:
     """Identity of the code behind step outputs: Conveyor's sources but the CLI and the
-    server (neither changes a step's output), and the key libraries' versions."""
+    server (neither changes a step's output), the value rules (``conveyor_cleaning``),
+    and the key libraries' versions."""
     h = hashlib.sha256(__version__.encode())
     package = Path(__file__).resolve().parent.parent
     for path in sorted(package.rglob("*.py")):
         if path.relative_to(package).parts[0] not in ("cli", "serving"):
             h.update(path.read_bytes())
+    import conveyor_cleaning  # the value rules: they shape ingest's and the model's output
+
+    for path in sorted(Path(conveyor_cleaning.__file__).resolve().parent.rglob("*.py")):
+        h.update(path.read_bytes())
     for lib in _LIBRARIES:
         try:
             h.update(f"{lib}=={metadata.version(lib)}".encode())

@@ -160,8 +160,7 @@ def _score_chunk(
     names = slot.schema.canonical([str(c) for c in frame.columns])
     if names != list(frame.columns):
         frame = frame.set_axis(names, axis="columns")
-    if report.rows == 0:
-        _check_columns(slot.schema, list(frame.columns), id_column, report)
+    _check_columns(slot.schema, list(frame.columns), id_column, report)
     columns, bad, reasons = clean_chunk(slot.schema, frame, text=chunk.text)
     report.rows += len(frame)
     good = ~bad
@@ -186,10 +185,13 @@ def _check_columns(
     missing = [n for n in schema.names if n not in names]
     if missing:
         shown = ", ".join(repr(n) for n in missing[:8])
-        raise DataError(f"the input lacks feature column(s) {shown} of the model")
+        where = f" from row {report.rows}" if report.rows else ""
+        raise DataError(f"the input lacks feature column(s) {shown} of the model{where}")
     if id_column is not None and id_column not in names:
         raise DataError(f"--id-column {id_column!r} is not a column of the input")
-    report.ignored_columns = [n for n in names if schema.column(n) is None and n != id_column]
+    if not report.ignored_columns:
+        ignored = [n for n in names if schema.column(n) is None and n != id_column]
+        report.ignored_columns = ignored
 
 
 def clean_chunk(
@@ -210,14 +212,18 @@ def clean_chunk(
 
     from conveyor_cleaning.values import ValueRules, clean_categories, numbers_by_row
 
-    # A model without value rules: only an empty CSV field is missing, values kept as sent.
-    rules = schema.rules or ValueRules(frozenset({""} if text else set()), strip=False)
+    # A model without value rules: no markers and no stripping (numbers as text and
+    # numbers used as categories are still read, which the server's strict path refuses).
+    rules = schema.rules or ValueRules(frozenset(), strip=False)
     rows = len(frame)
     bad = np.zeros(rows, dtype=bool)
     why: dict[int, str] = {}
     columns: dict[str, Any] = {}
     for column in schema.columns:
         raw = frame[column.name]
+        if text:  # an empty CSV field is missing, as training reads CSV (and the server)
+            blank = raw.str.strip() == "" if column.kind == "number" else raw == ""
+            raw = raw.mask(blank.to_numpy(dtype=bool, na_value=False))
         if column.kind == "number":
             values, _, unparsable = numbers_by_row(raw, rules)
             message = f"column {column.name!r}: expected a number, got"

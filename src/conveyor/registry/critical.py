@@ -4,7 +4,7 @@ Creating an MLflow store on SQLite or PostgreSQL runs its schema migrations. A
 ``KeyboardInterrupt`` raised in the middle leaves a half-migrated database that no later
 run can open ("duplicate column name: step"). Inside :func:`uninterrupted` a SIGINT is
 only remembered; when the section ends, the handler that was in place before (the
-runner's, which records the interruption) gets it, or ``KeyboardInterrupt`` is raised.
+runner's, which records the interruption) gets it.
 """
 
 from __future__ import annotations
@@ -21,9 +21,13 @@ __all__ = ["uninterrupted"]
 def uninterrupted() -> Iterator[None]:
     """Hold SIGINT for the block (main thread only; elsewhere the block just runs).
 
+    After the block, a SIGINT that arrived during it goes to the handler that was in place
+    before: a Python handler is called (the runner's records the interruption and raises
+    ``KeyboardInterrupt``), the default action raises ``KeyboardInterrupt``, an ignored
+    SIGINT stays ignored.
+
     Raises:
-        KeyboardInterrupt: after the block, when SIGINT arrived during it (through the
-            previous handler when it is a Python function).
+        KeyboardInterrupt: as the previous handler decides.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -35,7 +39,9 @@ def uninterrupted() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-    if received:
-        if callable(previous):
-            previous(signal.SIGINT, None)
+    if not received:
+        return
+    if callable(previous):  # the runner's handler (records, then raises) or Python's own
+        previous(signal.SIGINT, None)
+    elif previous != signal.SIG_IGN:
         raise KeyboardInterrupt

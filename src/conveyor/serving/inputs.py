@@ -10,8 +10,9 @@ rules its pipeline's first step applies and training applied): in a ``number`` c
 missing marker (``"?"``) is missing and a number written as text (``" 7 "``, ``"1,234"``)
 is that number; in a ``string`` column values are stripped, markers are missing and a
 number becomes its text. Columns the model dropped (ID-like, constant, configured, the
-target, date/times) are accepted and ignored. Text that is no number in a ``number``
-column, booleans, objects and infinite numbers are refused. A model without value rules
+target, date/times) are accepted and ignored; booleans count 1 and 0 in a ``number``
+column. Text that is no number in a ``number`` column, objects and infinite numbers are
+refused. An empty CSV field is a missing value in every column. A model without value rules
 (a pipeline not trained by Conveyor) gets strict JSON typing: a string in a number
 column is refused.
 
@@ -262,34 +263,7 @@ def _describe(value: Any) -> str:
 def _number(
     column: InputColumn, row: int, value: Any, *, text: bool, rules: ValueRules | None
 ) -> float:
-    kind = type(value)
-    if kind is float or kind is int:
-        try:
-            number = float(value)
-        except OverflowError as exc:
-            raise RequestError(f"column {column.name!r} row {row}: number out of range") from exc
-        if rules is not None and rules.numeric_markers and number in rules.numeric_markers:
-            number = math.nan
-    elif value is None or (text and kind is str and not value.strip()):
-        number = math.nan
-    elif kind is str and rules is not None:
-        parsed = number_of(value, rules)
-        if parsed is None:
-            raise RequestError(
-                f"column {column.name!r} row {row}: expected a number, got {_describe(value)}"
-            )
-        number = parsed
-    elif text and kind is str:
-        try:
-            number = float(value)
-        except ValueError as exc:
-            raise RequestError(
-                f"column {column.name!r} row {row}: expected a number, got {_describe(value)}"
-            ) from exc
-    else:
-        raise RequestError(
-            f"column {column.name!r} row {row}: expected a number, got {_describe(value)}"
-        )
+    number = _as_number(column, row, value, text=text, rules=rules)
     if math.isnan(number):
         if not column.nullable:
             raise RequestError(f"column {column.name!r} row {row}: missing value not allowed")
@@ -298,12 +272,43 @@ def _number(
     return number
 
 
+def _as_number(
+    column: InputColumn, row: int, value: Any, *, text: bool, rules: ValueRules | None
+) -> float:
+    """The value as a float (NaN for missing), by the model's rules when it has them."""
+    kind = type(value)
+    if kind is float or kind is int:
+        try:
+            number = float(value)
+        except OverflowError as exc:
+            raise RequestError(f"column {column.name!r} row {row}: number out of range") from exc
+        if rules is not None and rules.numeric_markers and number in rules.numeric_markers:
+            return math.nan
+        return number
+    if value is None or (text and kind is str and not value.strip()):
+        return math.nan
+    if rules is not None and (kind is str or kind is bool):  # booleans count 1 and 0
+        parsed = number_of(value, rules)
+        if parsed is not None:
+            return parsed
+    elif text and kind is str:
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise RequestError(
+        f"column {column.name!r} row {row}: expected a number, got {_describe(value)}"
+    )
+
+
 def _string(
     column: InputColumn, row: int, value: Any, *, text: bool, rules: ValueRules | None
 ) -> str | None:
+    if text and value == "":  # an empty CSV field is missing, as training reads CSV
+        value = None
     if rules is not None:
         kind = type(value)
-        if kind is str or kind is int or (kind is float and not math.isinf(value)):
+        if kind in (str, int, bool) or (kind is float and not math.isinf(value)):
             cleaned = category_of(value, rules)
             if cleaned is not None or column.nullable:
                 return cleaned

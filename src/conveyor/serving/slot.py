@@ -236,9 +236,12 @@ def schema_from_pipeline(pipeline: Any) -> InputSchema:
                 frozenset(str(c) for c in categories) if categories is not None and text else None
             )
             roles[name] = ("string" if text else "number", imputes, known)
-    if cleaner is not None:
-        for name in cleaner.numeric:
+    if cleaner is not None:  # the cleaner says what each column is; the branches what
+        for name in cleaner.numeric:  # they impute and which levels they know
             roles[name] = ("number", roles.get(name, ("number", False, None))[1], None)
+        for name in cleaner.categorical:
+            _, nullable, known = roles.get(name, ("string", False, None))
+            roles[name] = ("string", nullable, known)
     inputs = tuple(InputColumn(n, *roles.get(n, ("number", False, None))) for n in names)
     if cleaner is None:
         return InputSchema(inputs)

@@ -151,3 +151,39 @@ def test_split_cleaner_finds_the_first_step() -> None:
     assert found is cleaner
     assert after.steps == [("rest", rest)]
     assert split_cleaner(rest) == (None, rest)
+
+
+def test_a_numeric_marker_written_as_text_is_missing_in_training_and_in_the_model() -> None:
+    n = 60
+    table = pd.DataFrame(
+        {
+            "reading": [" 1 ", "-999.0", "?", "2.5"] * (n // 4),
+            "y": ["a", "b"] * (n // 2),
+        }
+    )
+    config = DataConfig(source="t.csv", target="y", na_values=["?", "-999"])
+    clean, schema, _ = clean_table(table, config)
+    cleaner = value_cleaner(schema, na_values=config.na_values).fit(clean[["reading"]])
+    trained = clean["reading"].tolist()
+    assert np.isnan(trained[1])
+    np.testing.assert_array_equal(cleaner.transform(table)["reading"].to_numpy(), trained)
+
+
+def test_dates_used_as_categories_read_the_same_in_training_and_in_the_model() -> None:
+    days = pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01"] * 20)
+    table = pd.DataFrame({"day": days, "y": ["a", "b", "c"] * 20})
+    config = DataConfig(source="t.parquet", target="y", categorical_columns=["day"])
+    clean, schema, _ = clean_table(table, config)
+    cleaner = value_cleaner(schema).fit(clean[["day"]])
+    assert cleaner.transform(table)["day"].tolist() == clean["day"].tolist()
+    assert category_of(days[0].date(), RULES) == clean["day"].iloc[0]
+
+
+def test_a_huge_integer_category_keeps_every_digit() -> None:
+    assert category_of(12345678901234567, RULES) == "12345678901234567"
+    assert category_of(10**400, RULES) == str(10**400)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("true", 1.0), ("FALSE", 0.0)])
+def test_boolean_text_is_a_number_as_a_csv_reader_types_it(raw: str, expected: float) -> None:
+    assert number_of(raw, RULES) == expected

@@ -69,3 +69,22 @@ def test_without_rules_a_string_in_a_number_column_is_refused() -> None:
     strict = InputSchema(SCHEMA.columns)
     with pytest.raises(RequestError, match="expected a number"):
         coerce_columns(strict, {"hours per week": ["42"], "work.class": ["a"]}, max_rows=5)
+
+
+def test_booleans_in_a_number_column_count_one_and_zero() -> None:
+    hours = coerce({"hours per week": [True, False], "work.class": ["a", "b"]})
+    assert hours["hours per week"] == [1.0, 0.0]
+
+
+def test_an_empty_csv_field_is_missing_even_when_no_marker_says_so() -> None:
+    schema = InputSchema(SCHEMA.columns, rules=ValueRules(frozenset({"?"})), ignored=frozenset())
+    batch = coerce_columns(
+        schema, {"hours per week": ["", "3"], "work.class": ["", "a"]}, max_rows=5, text=True
+    )
+    assert math.isnan(batch.columns["hours per week"][0])
+    assert batch.columns["work.class"] == [None, "a"]
+
+
+def test_a_huge_integer_in_a_category_column_is_its_digits() -> None:
+    work = coerce({"hours per week": [1], "work.class": [10**30]})
+    assert work["work.class"] == [str(10**30)]
