@@ -59,6 +59,7 @@ def _analyze(
     from conveyor.monitoring.profile import ReferenceProfile, prediction_columns
     from conveyor.monitoring.report import write_report
     from conveyor.registry.profiles import load_reference_profile
+    from conveyor_cleaning.cleaner import split_cleaner
 
     name, alias, version = parse_model_ref(model)
     registry, uri = _registry(config, tracking_uri)
@@ -70,13 +71,16 @@ def _analyze(
         info = registry.get_version(name, str(version))
     profile = ReferenceProfile.from_dict(load_reference_profile(registry, info))
     data_config = _project(config).config.data if config.is_file() else None
-    batch = read_batch(data, profile, data=data_config)
-    predictions: dict[str, Any] | None = None
-    if profile.predictions and with_predictions:
-        try:
-            pipeline = registry.load_pipeline(info.uri)
-        except RegistryError as exc:
+    pipeline = None
+    try:
+        pipeline = registry.load_pipeline(info.uri)
+    except RegistryError as exc:
+        if profile.predictions and with_predictions:
             raise RegistryError(f"{info.uri}: cannot score the batch: {exc}") from exc
+    cleaner = split_cleaner(pipeline)[0] if pipeline is not None else None
+    batch = read_batch(data, profile, data=data_config, cleaner=cleaner)
+    predictions: dict[str, Any] | None = None
+    if profile.predictions and with_predictions and pipeline is not None:
         predictions = prediction_columns(pipeline, batch, task=profile.task)
     report = analyze(profile, batch, predictions=predictions)
     context = {"model": {"name": info.name, "version": info.version, "ref": model}, "data": data}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import DataError
 
@@ -22,7 +22,11 @@ _PLACEHOLDER = "unlabelled"
 
 
 def read_batch(
-    source: str, profile: ReferenceProfile, *, data: DataConfig | None = None
+    source: str,
+    profile: ReferenceProfile,
+    *,
+    data: DataConfig | None = None,
+    cleaner: Any | None = None,
 ) -> pd.DataFrame:
     """Read and clean a batch: same readers (CSV, Parquet, s3://, postgresql://), same
     markers and whitespace rules as ingest, each feature forced to its training kind.
@@ -32,6 +36,9 @@ def read_batch(
         profile: the reference; its features are read, everything else is ignored.
         data: the project's ``data`` section (its ``na_values`` and ``strip_whitespace``
             apply); defaults when None.
+        cleaner: the model's value-cleaning step (``conveyor_cleaning``'s ``ValueCleaner``):
+            its markers and stripping win over ``data``'s, so the batch is read exactly as
+            the model and its training data were.
 
     Returns:
         The batch's feature columns: numbers as float64 (NaN missing), text as str.
@@ -51,6 +58,8 @@ def read_batch(
         "na_values": data.na_values if data else None,
         "strip_whitespace": data.strip_whitespace if data else None,
     }
+    if cleaner is not None:
+        options = {"na_values": list(cleaner.na_values), "strip_whitespace": cleaner.strip}
     given = {k: v for k, v in options.items() if v is not None}
     reader = DataConfig(source=source, target=profile.target, **given)
     raw = read_table(reader.model_copy(update={"categorical_columns": categorical or None}))

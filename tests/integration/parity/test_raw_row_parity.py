@@ -271,3 +271,19 @@ def test_a_real_server_sees_no_drift_in_raw_traffic_from_the_training_table(
             drift = version.get("drift") or {}
     assert drift.get("rows") == len(sample), drift
     assert drift["drifted_features"] == []
+
+
+def test_offline_drift_report_sees_no_drift_in_a_raw_sample_of_the_training_table(
+    trained: Trained, tmp_path: Path
+) -> None:
+    batch = tmp_path / "batch.csv"
+    trained.table.sample(n=800, random_state=5).to_csv(batch, index=False)
+    argv = [CONVEYOR, "monitor", "drift", "--model", f"{trained.name}@champion"]
+    argv += ["--data", str(batch), "--out", str(tmp_path / "drift")]
+    argv += ["--tracking-uri", trained.tracking_uri, "-c", str(tmp_path / "none.yaml")]
+    done = subprocess.run(
+        argv, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    report = json.loads((tmp_path / "drift" / "drift.json").read_text())
+    assert report["drifted_features"] == []
