@@ -17,7 +17,6 @@ wrapped into :class:`RegistryError` / :class:`PromotionError` with one clear lin
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 from conveyor.errors import PromotionError, RegistryError
-from conveyor.registry.critical import uninterrupted
+from conveyor.registry.creation import open_client
 from conveyor.registry.tracking import (
     ONNX_MODEL_PATH,
     ONNX_TAG,
@@ -147,16 +146,7 @@ class ModelRegistry:
     def client(self) -> MlflowClient:
         """The MLflow client on this store (created on first use)."""
         if self._client is None:
-            from mlflow import MlflowClient
-
-            with uninterrupted():  # a new store migrates its schema: never stop half-way
-                if self.tracking_uri.startswith("sqlite:///"):
-                    _create_sqlite_store(self.tracking_uri)
-                client = MlflowClient(
-                    tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri
-                )
-                _open_stores(client)
-            self._client = client
+            self._client = open_client(self.tracking_uri)
         return self._client
 
     @contextmanager
@@ -670,67 +660,6 @@ class ModelRegistry:
         if self.artifact_root is not None:
             argv += ["--default-artifact-root", self.artifact_root]
         return [*argv, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-
-
-def _create_sqlite_store(uri: str) -> None:
-    """Create a missing SQLite store whole or not at all.
-
-    MLflow migrates a new database in many committed steps; a process killed in between
-    leaves a database no later run can open ("table datasets already exists"). The
-    database is therefore migrated under a temporary name and then hard-linked into place,
-    which fails if another process got there first (its store is used then).
-    """
-    from mlflow import MlflowClient
-
-    path_part, _, query = uri.removeprefix("sqlite:///").partition("?")
-    db = Path(path_part)
-    if db.exists():
-        return
-    _remove_abandoned(db)
-    tmp = db.with_name(f".{db.name}.{os.getpid()}.creating")
-    tmp.unlink(missing_ok=True)
-    temp_uri = f"sqlite:///{tmp}" + (f"?{query}" if query else "")
-    try:
-        _open_stores(MlflowClient(tracking_uri=temp_uri, registry_uri=temp_uri))
-        try:
-            os.link(tmp, db)
-        except FileExistsError:
-            logger.info("store %s was created by another process meanwhile", db)
-        except OSError as exc:
-            raise RegistryError(f"cannot create the MLflow store {db}: {exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _remove_abandoned(db: Path) -> None:
-    """Temporary stores of processes that died while creating ``db``."""
-    for leftover in db.parent.glob(f".{db.name}.*.creating"):
-        pid = leftover.name.removeprefix(f".{db.name}.").removesuffix(".creating")
-        if pid.isdigit() and not _alive(int(pid)):
-            leftover.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _open_stores(client: MlflowClient) -> None:
-    """Create the client's tracking and registry stores now (running their migrations)."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        _ = client._tracking_client.store
-        _ = client._get_registry_client().store  # type: ignore[no-untyped-call]
-    except AttributeError:  # another MLflow: its stores are created on first use instead
-        logger.debug("MLflow client without the expected store accessors", exc_info=True)
-    except (MlflowException, OSError) as exc:
-        raise RegistryError(f"cannot open the MLflow store: {first_line(exc)}") from exc
 
 
 def _now() -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from conveyor.registry import store as store_module
+from conveyor.registry import creation as store_module
 from conveyor.registry.store import ModelRegistry
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from conveyor.registry.critical import uninterrupted
+from conveyor.registry.creation import uninterrupted
 
 
 def test_sigint_is_held_until_the_section_ends() -> None:
