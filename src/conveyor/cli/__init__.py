@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from conveyor.cli.monitor import monitor_app
+from conveyor.cli.options import RuntimeOpt
 from conveyor.cli.predict import predict
 
 if TYPE_CHECKING:
@@ -354,13 +355,7 @@ def serve(
         int,
         typer.Option(help="After the drain: seconds in-flight requests get to finish.", min=0),
     ] = 20,
-    runtime: Annotated[
-        str,
-        typer.Option(
-            help="auto: ONNX Runtime when the version has a parity-verified ONNX model, else "
-            "the pipeline; onnx: require it; pyfunc: always the pipeline."
-        ),
-    ] = "auto",
+    runtime: RuntimeOpt = "auto",
     batch_max_rows: Annotated[
         int, typer.Option(help="Rows concurrent requests share in one predict (1: off).", min=1)
     ] = 256,

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from conveyor.cli.options import OptionalConfigOpt, StoreOpt
+
 if TYPE_CHECKING:
     from conveyor.monitoring.drift import DriftReport
     from conveyor.monitoring.trigger import RetrainTrigger
@@ -126,12 +128,8 @@ def drift(
     out: Annotated[Path, typer.Option(help="Folder for drift.json and drift.html.")] = Path(
         "drift-report"
     ),
-    config: Annotated[
-        Path, typer.Option("--config", "-c", help="Pipeline config (YAML), if any.")
-    ] = Path("conveyor.yaml"),
-    tracking_uri: Annotated[
-        str | None, typer.Option(help="MLflow tracking URI (default: the project's store).")
-    ] = None,
+    config: OptionalConfigOpt = Path("conveyor.yaml"),
+    tracking_uri: StoreOpt = None,
     predictions: Annotated[
         bool,
         typer.Option(help="Score the batch with the model and report prediction drift too."),

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from conveyor.cli.options import OptionalConfigOpt, RuntimeOpt, StoreOpt
+
 if TYPE_CHECKING:
     from conveyor.pipeline.scoring import ScoringReport
 
@@ -34,12 +36,8 @@ def predict(
         str | None,
         typer.Option(help="NAME@ALIAS or NAME/VERSION (default: the project's champion)."),
     ] = None,
-    config: Annotated[
-        Path, typer.Option("--config", "-c", help="Pipeline config (YAML), if any.")
-    ] = Path("conveyor.yaml"),
-    tracking_uri: Annotated[
-        str | None, typer.Option(help="MLflow tracking URI (default: the project's store).")
-    ] = None,
+    config: OptionalConfigOpt = Path("conveyor.yaml"),
+    tracking_uri: StoreOpt = None,
     probabilities: Annotated[
         bool, typer.Option(help="Add a probability_<class> column per class (classifiers).")
     ] = False,
@@ -54,13 +52,7 @@ def predict(
     chunk_rows: Annotated[int, typer.Option(help="Rows read and scored at a time.", min=1)] = (
         50_000
     ),
-    runtime: Annotated[
-        str,
-        typer.Option(
-            help="auto: ONNX Runtime when the version has a parity-verified ONNX model, else "
-            "the pipeline; onnx: require it; pyfunc: always the pipeline."
-        ),
-    ] = "auto",
+    runtime: RuntimeOpt = "auto",
     report: Annotated[
         Path | None, typer.Option(help="Write the run's counts and timing to this JSON file.")
     ] = None,
