@@ -59,8 +59,12 @@ def _console() -> Console:
 
 def _fail(message: str, code: int) -> NoReturn:
     from rich.console import Console
+    from rich.markup import escape
 
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    from conveyor.redaction import redact
+
+    line = f"[bold red]error:[/] {escape(redact(message))}"
+    Console(stderr=True, highlight=False).print(line, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -7,7 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
 from rich.table import Table
+
+from conveyor.redaction import redact
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -74,7 +77,7 @@ class StepProgress:
             return
         self.stop()
         if event.kind == "failed":
-            self.console.print(f"[red]✘ {name}[/] {event.error}")
+            self.console.print(f"[red]✘ {name}[/] {escape(redact(event.error or ''))}")
             return
         tag = "[dim]cached[/]" if event.kind == "cached" else f"{event.seconds:6.2f}s"
         brief = _BRIEFS[event.step.name](event.summary or {})

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from conveyor.errors import DataError, SourceUnavailableError
+from conveyor.redaction import redact
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -406,15 +407,8 @@ def _db_error_message(exc: Any, url: str) -> str:
 
 
 def _safe_url(url: str) -> str:
-    """A database URL with its password masked."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):
-        scheme, _, rest = url.partition("://")
-        return f"{scheme}://{rest.rsplit('@', maxsplit=1)[-1]}"
+    """A database URL with its password (and any secret parameter) masked."""
+    return redact(url)
 
 
 # --- helpers ----------------------------------------------------------------------------

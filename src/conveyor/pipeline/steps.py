@@ -22,6 +22,7 @@ from conveyor.data.versioning import file_md5
 from conveyor.errors import ConveyorError, DataError, DataValidationError
 from conveyor.pipeline.context import RunContext, digest
 from conveyor.pipeline.interrupts import check_interrupted
+from conveyor.redaction import redact
 
 __all__ = ["STEPS", "Step", "step_named"]
 
@@ -297,7 +298,7 @@ def _lineage_tags(ctx: RunContext, champion: str | None) -> dict[str, str]:
     commit = _git_commit(ctx.project.root)
     if commit:
         tags["conveyor.git_commit"] = commit
-    return tags
+    return {key: redact(value) for key, value in tags.items()}  # a remote may hold a password
 
 
 def _register(ctx: RunContext, out: Path) -> dict[str, Any]:

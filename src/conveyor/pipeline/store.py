@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import PipelineError
+from conveyor.redaction import redact_tree
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -67,7 +68,9 @@ class RunStore:
 
     def write_record(self, run_id: str, record: dict[str, Any]) -> None:
         """Persist a run record."""
-        atomic_write_text(self.run_dir(run_id) / "record.json", json.dumps(record, indent=2))
+        # Passwords in a source URI or a remote, tokens in error messages: never on disk.
+        text = json.dumps(redact_tree(record), indent=2)
+        atomic_write_text(self.run_dir(run_id) / "record.json", text)
 
     def read_record(self, run_id: str) -> dict[str, Any]:
         """Load a run record.

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import RegistryError
+from conveyor.redaction import redact
 from conveyor.registry.serialization import (
     SerializationChoice,
     choose_serialization,
@@ -359,8 +360,8 @@ def _sample_schema(frame: pd.DataFrame) -> Any:
 
 
 def redact_uri(uri: str) -> str:
-    """Hide the password of ``scheme://user:password@host/...``; other strings pass through."""
-    return re.sub(r"(://[^/:@]*):[^/@]*@", r"\1:***@", uri)
+    """Hide every secret in a URI (password, secret query parameters): see ``redaction``."""
+    return redact(uri)
 
 
 def _dataset_source(source: str) -> Any:

@@ -1,0 +1,30 @@
+"""A password in the source URI reaches neither the terminal nor the run record."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "hunter2-S3cr%40t!$"
+
+
+def test_a_failed_run_leaves_no_password_behind(cli: Cli, tmp_path: Path) -> None:
+    config = tmp_path / "conveyor.yaml"
+    source = f"postgresql://app:{PASSWORD}@127.0.0.1:1/crm"  # nothing listens on port 1
+    config.write_text(
+        f"name: secret\ndata:\n  source: '{source}'\n  target: y\n  table: t\n",
+        encoding="utf-8",
+    )
+    done = cli("run", "-c", str(config))
+    assert done.returncode != 0
+    assert "app:***@127.0.0.1" in done.stderr
+    written = [p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file()]
+    assert PASSWORD not in done.stdout + done.stderr
+    assert not [text for text in written if PASSWORD in text and text != config.read_text()]
