@@ -10,15 +10,17 @@
   ``*_TOKEN=...``, ``*_SECRET=...``).
 
 It prefers hiding too much to too little: text it cannot parse as a URL's user part is
-masked whole. ``redact_tree`` applies it to every string of a JSON-like value.
+masked whole. ``redact_tree`` applies it to every string of a JSON-like value;
+``redact_logs`` to every log record this process makes, libraries' included.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
-__all__ = ["MASK", "redact", "redact_tree"]
+__all__ = ["MASK", "redact", "redact_logs", "redact_tree"]
 
 MASK = "***"
 
@@ -83,3 +85,30 @@ def redact_tree(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [redact_tree(item) for item in value]
     return value
+
+
+_REDACTING = "conveyor_redacting"
+
+
+def redact_logs() -> None:
+    """Redact every log record this process makes from now on (idempotent).
+
+    Installed through the record factory, so it holds for every logger and handler,
+    libraries' and servers' included. A record is formatted once, when it is made (only
+    records at an enabled level are made at all).
+    """
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, _REDACTING, False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format: leave it to the handler to report
+            return record
+        record.msg, record.args = redact(message), None
+        return record
+
+    setattr(factory, _REDACTING, True)
+    logging.setLogRecordFactory(factory)

@@ -551,6 +551,9 @@ def main() -> None:
     """
     import atexit
 
+    from conveyor.redaction import redact_logs
+
+    redact_logs()
     code: int | str | None = 0
     try:
         app()

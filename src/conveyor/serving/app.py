@@ -180,4 +180,7 @@ def app_from_env() -> FastAPI:
     Raises:
         ConfigError: the serving settings are missing or invalid.
     """
+    from conveyor.redaction import redact_logs
+
+    redact_logs()  # a worker process: no secret in any log line
     return create_app(load_serving())

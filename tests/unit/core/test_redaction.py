@@ -49,3 +49,20 @@ def test_every_string_of_a_record_is_redacted() -> None:
     record = {"config": {"data": {"source": "postgresql://u:pw1@h/d"}}, "steps": ["x?token=t2"]}
     assert "pw1" not in str(redact_tree(record))
     assert "t2" not in str(redact_tree(record))
+
+
+def test_log_records_of_any_logger_are_redacted(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from conveyor.redaction import redact_logs
+
+    previous = logging.getLogRecordFactory()
+    try:
+        redact_logs()
+        redact_logs()  # idempotent: one layer
+        with caplog.at_level(logging.WARNING, logger="some.library"):
+            logging.getLogger("some.library").warning("connecting to %s", "s3://k:pw9@h/b")
+    finally:
+        logging.setLogRecordFactory(previous)
+    assert "pw9" not in caplog.text
+    assert "s3://k:***@h/b" in caplog.text
