@@ -100,7 +100,7 @@ def evaluate_goals(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ratio = _ratio(on, off)
         goals.append(
             {
-                "goal": f"monitoring on >= 90% of off (ONNX, {workers} worker(s), issue 4)",
+                "goal": f"monitoring on >= 90% of off (ONNX, {workers} worker(s))",
                 "measured": None if ratio is None else f"{ratio:.0%}",
                 "met": None if ratio is None else ratio >= 0.9,
             }

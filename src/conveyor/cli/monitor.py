@@ -15,8 +15,9 @@ from conveyor.cli.options import OptionalConfigOpt, StoreOpt
 if TYPE_CHECKING:
     from conveyor.monitoring.drift import DriftReport
     from conveyor.monitoring.trigger import RetrainTrigger
+    from conveyor.registry.store import ModelRegistry, ModelVersionInfo
 
-__all__ = ["monitor_app", "parse_model_ref", "serve_webhook", "watch_alerts"]
+__all__ = ["monitor_app", "parse_model_ref", "resolve_model_ref", "serve_webhook", "watch_alerts"]
 
 monitor_app = typer.Typer(
     help="Model monitoring: drift of new data against the training reference, and the "
@@ -45,6 +46,34 @@ def parse_model_ref(ref: str) -> tuple[str, str | None, str | None]:
     raise ConfigError(f"--model {ref!r}: expected NAME@ALIAS (e.g. churn@champion) or NAME/VERSION")
 
 
+def resolve_model_ref(
+    model: str | None, config: Path, tracking_uri: str | None
+) -> tuple[ModelRegistry, ModelVersionInfo]:
+    """The registry and the version ``NAME@ALIAS`` or ``NAME/VERSION`` means now
+    (``None``: the project's champion).
+
+    Raises:
+        ConfigError: no model named and no config, or a malformed reference.
+        PromotionError: an unknown alias.
+        RegistryError: the store cannot be read.
+    """
+    from conveyor.cli import _project, _registry
+    from conveyor.errors import ConfigError, PromotionError
+
+    if model is None:
+        if not config.is_file():
+            raise ConfigError(f"no config at {config}; pass --model NAME@ALIAS or -c conveyor.yaml")
+        model = f"{_project(config).config.name}@champion"
+    name, alias, version = parse_model_ref(model)
+    registry, uri = _registry(config, tracking_uri)
+    if alias is None:
+        return registry, registry.get_version(name, str(version))
+    info = registry.get_alias(name, alias)
+    if info is None:
+        raise PromotionError(f"model {name!r} has no alias {alias!r} in {uri}")
+    return registry, info
+
+
 def _analyze(
     model: str,
     data: str,
@@ -54,8 +83,8 @@ def _analyze(
     *,
     with_predictions: bool = True,
 ) -> tuple[DriftReport, Path, Path]:
-    from conveyor.cli import _project, _registry
-    from conveyor.errors import PromotionError, RegistryError
+    from conveyor.cli import _project
+    from conveyor.errors import RegistryError
     from conveyor.monitoring.batch import read_batch
     from conveyor.monitoring.drift import analyze
     from conveyor.monitoring.profile import ReferenceProfile, prediction_columns
@@ -63,14 +92,7 @@ def _analyze(
     from conveyor.registry.profiles import load_reference_profile
     from conveyor_cleaning.cleaner import split_cleaner
 
-    name, alias, version = parse_model_ref(model)
-    registry, uri = _registry(config, tracking_uri)
-    if alias is not None:
-        info = registry.get_alias(name, alias)
-        if info is None:
-            raise PromotionError(f"model {name!r} has no alias {alias!r} in {uri}")
-    else:
-        info = registry.get_version(name, str(version))
+    registry, info = resolve_model_ref(model, config, tracking_uri)
     profile = ReferenceProfile.from_dict(load_reference_profile(registry, info))
     data_config = _project(config).config.data if config.is_file() else None
     pipeline = None

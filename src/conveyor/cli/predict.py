@@ -111,6 +111,7 @@ def _score(
     chunk_rows: int,
     runtime: str,
 ) -> ScoringReport:
+    from conveyor.cli.monitor import resolve_model_ref
     from conveyor.config import DataConfig
     from conveyor.data.batches import open_chunks
     from conveyor.errors import ConfigError
@@ -119,7 +120,7 @@ def _score(
 
     if runtime not in _RUNTIMES:
         raise ConfigError(f"--runtime: use one of {', '.join(_RUNTIMES)} (got {runtime!r})")
-    registry, info = _resolve(model, config, tracking_uri)
+    registry, info = resolve_model_ref(model, config, tracking_uri)
     data = DataConfig(source=_local(source), target="-", table=table, query=query)
     opened = open_chunks(data, chunk_rows=chunk_rows)
     slot = load_version(registry, info, runtime=runtime)  # type: ignore[arg-type]
@@ -137,25 +138,6 @@ def _score(
 
 def _local(source: str) -> str:
     return source if "://" in source else str(Path(source).expanduser().resolve())
-
-
-def _resolve(model: str | None, config: Path, tracking_uri: str | None) -> tuple[Any, Any]:
-    from conveyor.cli import _project, _registry
-    from conveyor.cli.monitor import parse_model_ref
-    from conveyor.errors import ConfigError, PromotionError
-
-    if model is None:
-        if not config.is_file():
-            raise ConfigError(f"no config at {config}; pass --model NAME@ALIAS or -c conveyor.yaml")
-        model = f"{_project(config).config.name}@champion"
-    name, alias, version = parse_model_ref(model)
-    registry, uri = _registry(config, tracking_uri)
-    if alias is not None:
-        info = registry.get_alias(name, alias)
-        if info is None:
-            raise PromotionError(f"model {name!r} has no alias {alias!r} in {uri}")
-        return registry, info
-    return registry, registry.get_version(name, str(version))
 
 
 class _progress:  # noqa: N801 (used as a context manager, like a function)

@@ -1,1 +1,2 @@
-"""Monitoring: metrics, reference profiles, drift (see issue 4)."""
+"""Monitoring: reference profiles, drift statistics and windows, online metrics, pipeline
+metrics and retraining triggers."""

@@ -1,1 +1,2 @@
-"""Model serving (see issue 3)."""
+"""Model serving: ``conveyor serve`` (MLflow and Open Inference protocols, ONNX Runtime fast
+path, batching, routing, zero-downtime swaps)."""
