@@ -19,7 +19,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__USAGE_DATA_COLLECTION__ENABLED := False
 export SCARF_ANALYTICS := false
 
-.PHONY: setup system-deps bench-deps demo test test-fast lint bench clean airflow airflow-up
+.PHONY: setup system-deps bench-deps demo test test-fast lint bench clean airflow airflow-up sbom audit
 
 # The project's Python environment, pinned by requirements.lock (torch is the CPU build).
 $(STAMP): pyproject.toml requirements.lock
@@ -55,6 +55,25 @@ airflow-up: airflow
 	$(AIRFLOW_BIN)/airflow dag-processor & \
 	wait
 
+# Supply-chain tools in their own environment, pinned by audit/requirements.lock.
+AUDIT_VENV ?= .venv-audit
+AUDIT_STAMP := $(AUDIT_VENV)/.installed
+$(AUDIT_STAMP): audit/requirements.txt audit/requirements.lock
+	test -x $(AUDIT_VENV)/bin/python || $(PYTHON) -m venv $(AUDIT_VENV)
+	$(AUDIT_VENV)/bin/python -m pip install -qq -r audit/requirements.txt -c audit/requirements.lock
+	touch $(AUDIT_STAMP)
+
+# A CycloneDX SBOM of each lock file (works offline): build/sbom/*.cdx.json.
+sbom: $(AUDIT_STAMP)
+	mkdir -p build/sbom
+	$(AUDIT_VENV)/bin/cyclonedx-py requirements requirements.lock --output-format JSON --output-reproducible -o build/sbom/conveyor.cdx.json
+	$(AUDIT_VENV)/bin/cyclonedx-py requirements airflow/requirements.lock --output-format JSON --output-reproducible -o build/sbom/airflow.cdx.json
+
+# Known vulnerabilities of every pinned package (needs PyPI's JSON API or OSV: online).
+audit: sbom
+	$(AUDIT_VENV)/bin/pip-audit --progress-spinner off --disable-pip --no-deps -r requirements.lock
+	$(AUDIT_VENV)/bin/pip-audit --progress-spinner off --disable-pip --no-deps -r airflow/requirements.lock
+
 # Debian packages the integration tests need (PostgreSQL server binaries, Prometheus with
 # promtool, Alertmanager with amtool). Installed,
 # never started: the tests start their own throwaway servers.
@@ -76,7 +95,7 @@ demo: setup
 	rm -rf $(DEMO_DIR)
 	$(BIN)/conveyor demo --dir $(DEMO_DIR) --loop
 
-test: lint system-deps airflow
+test: lint system-deps airflow sbom
 	$(BIN)/pytest -n 2 --dist loadfile -q
 
 test-fast: setup
@@ -95,4 +114,4 @@ bench: setup bench-deps
 	$(BIN)/python -m benchmarks.batch_scoring
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_VENV) $(AIRFLOW_HOME) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(AIRFLOW_VENV) $(AUDIT_VENV) build/sbom $(AIRFLOW_HOME) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -20,7 +20,14 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from conveyor_dags.settings import conveyor_bin, conveyor_run_id
+from conveyor_dags.settings import (
+    allowed_config_roots,
+    allowed_sources,
+    conveyor_bin,
+    conveyor_run_id,
+    outside_allowlist,
+    shown,
+)
 
 __all__ = [
     "ConveyorDriftCheckOperator",
@@ -44,6 +51,21 @@ _QUIET_ENV = {
     "TERM": "dumb",
     "COLUMNS": "160",
 }
+
+
+def _mask_password(value: str, mask: Any) -> None:
+    """Register a URL's password (as written and decoded) with Airflow's log masker."""
+    from urllib.parse import unquote, urlsplit
+
+    if "://" not in value:
+        return
+    try:
+        password = urlsplit(value.strip()).password
+    except ValueError:
+        return
+    if password:
+        mask(password)
+        mask(unquote(password))
 
 
 def _flag(value: Any) -> bool:
@@ -122,7 +144,7 @@ class _ConveyorCommand(BaseOperator):
             raise AirflowFailException(str(exc)) from exc
         if not cwd.is_dir():
             raise AirflowFailException(f"[conveyor {run_id}] no such folder {cwd}")
-        self.log.info("[conveyor %s] %s", run_id, " ".join(argv))
+        self.log.info("[conveyor %s] %s", run_id, " ".join(shown(a) for a in argv))
         env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
         env.update({k: env.get(k, v) for k, v in _QUIET_ENV.items()})
         errors: list[str] = []
@@ -148,6 +170,36 @@ class _ConveyorCommand(BaseOperator):
         finally:
             self._stop()
         self._raise_for(code, run_id=run_id, reason=errors[-1] if errors else "")
+
+    def guard(self, run_id: str, *, config: str, **sources: str) -> None:
+        """Mask passwords of the params in the task log; refuse (not retried) a config
+        outside the allowed roots or a source outside the allowed sources, so a DAG run's
+        params reach only what the Variables allow, not everything the worker can.
+
+        Raises:
+            AirflowFailException: a param is outside its allowlist (the message names it
+                and the Variable to change, never the file's contents).
+        """
+        from airflow.sdk.log import mask_secret
+
+        for value in (config, *sources.values()):
+            _mask_password(value, mask_secret)
+        problems = []
+        roots = allowed_config_roots()
+        if outside_allowlist(config, roots):
+            problems.append(
+                f"config {shown(config)!r} is outside the allowed config roots"
+                f" (Variable conveyor_allowed_config_roots: {', '.join(map(shown, roots))})"
+            )
+        places = allowed_sources()
+        for name, value in sources.items():
+            if value.strip() and outside_allowlist(value.strip(), places):
+                problems.append(
+                    f"{name} {shown(value)!r} is outside the allowed sources"
+                    f" (Variable conveyor_allowed_sources: {', '.join(map(shown, places))})"
+                )
+        if problems:
+            raise AirflowFailException(f"[conveyor {run_id}] " + "; ".join(problems))
 
     def _raise_for(self, code: int, *, run_id: str, reason: str) -> None:
         where = f"conveyor run {run_id}, task {self.task_id}"
@@ -216,8 +268,9 @@ class ConveyorStepOperator(_ConveyorCommand):
                 "or set the Airflow Variable conveyor_config"
             )
         config = str(Path(config).resolve())
-        args = ["run", "-c", config, "--step", self.step, "--run-id", run_id]
         source = str(self.source or "").strip()
+        self.guard(run_id, config=config, source=source)
+        args = ["run", "-c", config, "--step", self.step, "--run-id", run_id]
         if source:  # every step gets it: the config (and so every cache key) includes it
             args += ["--source", source]
         if _flag(self.force):
@@ -268,6 +321,7 @@ class ConveyorDriftCheckOperator(_ConveyorDataCommand):
         """Check the data for drift; return whether drift was detected."""
         run_id = conveyor_run_id(context["dag_run"])
         self.require(run_id, ("config", "model", "data"))
+        self.guard(run_id, config=str(Path(self.config).resolve()), data=self.data)
         out = Path(self.out_dir) / run_id
         model = self.model if "@" in self.model else f"{self.model}@champion"
         config = Path(self.config).resolve()
@@ -301,6 +355,7 @@ class ConveyorPredictOperator(_ConveyorDataCommand):
         """Score the data; return the counts."""
         run_id = conveyor_run_id(context["dag_run"])
         self.require(run_id, ("config", "data"))
+        self.guard(run_id, config=str(Path(self.config).resolve()), data=self.data)
         config = Path(self.config).resolve()
         out = Path(self.out_dir).resolve()  # the CLI runs in the project's folder
         output, report = out / f"{run_id}.parquet", out / f"{run_id}.report.json"

@@ -14,10 +14,15 @@ import shutil
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 __all__ = [
     "DAGS_DIR",
     "STEPS",
+    "allowed_config_roots",
+    "allowed_sources",
+    "outside_allowlist",
+    "shown",
     "conveyor_bin",
     "conveyor_run_id",
     "default_args",
@@ -127,3 +132,75 @@ def conveyor_run_id(dag_run: Any) -> str:
     else:
         raw = f"{dag_run.dag_id}-{dag_run.run_id}"
     return _RUN_ID_UNSAFE.sub("-", raw).strip("-.")[:128]
+
+
+def _entries(name: str) -> list[str]:
+    return [e.strip() for e in (setting(name) or "").split(",") if e.strip()]
+
+
+def allowed_config_roots() -> list[str]:
+    """Folders a DAG run's ``config`` param may point into (Variable
+    ``conveyor_allowed_config_roots``, comma-separated; default: the folder of Variable
+    ``conveyor_config`` and the repository holding this ``dags/`` folder)."""
+    configured = _entries("conveyor_allowed_config_roots")
+    if configured:
+        return configured
+    default = setting("conveyor_config")
+    roots = [str(Path(default).resolve().parent)] if default else []
+    return [*roots, str(DAGS_DIR.parent)]
+
+
+def allowed_sources() -> list[str]:
+    """Where a DAG run's ``source`` or ``data`` param may read (Variable
+    ``conveyor_allowed_sources``, comma-separated folders and URL prefixes such as
+    ``s3://lake/churn/`` or ``postgresql://db.internal:5432/crm``; default: local files
+    under the allowed config roots, no URL)."""
+    return _entries("conveyor_allowed_sources") or allowed_config_roots()
+
+
+def outside_allowlist(value: str, allowed: list[str]) -> bool:
+    """Whether a path or URL is outside every allowed folder or URL prefix.
+
+    A local path is resolved first (``..`` and symlinks cannot leave a folder); a URL is
+    compared by scheme, host, port and path prefix, never by its user or password.
+
+    Example:
+        >>> outside_allowlist("/srv/data/../etc/passwd", ["/srv/data"])
+        True
+        >>> outside_allowlist("s3://lake/churn/2026.csv", ["s3://lake/churn/"])
+        False
+        >>> outside_allowlist("s3://lake-evil/x.csv", ["s3://lake"])
+        True
+    """
+    if "://" not in value:
+        path = Path(value).resolve()
+        roots = [Path(a).resolve() for a in allowed if "://" not in a]
+        return not any(path == root or path.is_relative_to(root) for root in roots)
+    return not any(_url_within(value, a) for a in allowed if "://" in a)
+
+
+def _url_within(value: str, prefix: str) -> bool:
+    try:
+        url, allowed = urlsplit(value), urlsplit(prefix)
+        same_place = (url.scheme.lower(), url.hostname, url.port) == (
+            allowed.scheme.lower(),
+            allowed.hostname,
+            allowed.port,
+        )
+    except ValueError:  # a malformed port: not within anything
+        return False
+    base = allowed.path.rstrip("/")
+    return same_place and (url.path == base or url.path.startswith(base + "/") or not base)
+
+
+def shown(value: str) -> str:
+    """A path or URL for messages: a URL without its user, password or query."""
+    if "://" not in value:
+        return value
+    try:
+        url = urlsplit(value)
+        host = url.hostname or ""
+        port = f":{url.port}" if url.port else ""
+    except ValueError:
+        return value.split("://", 1)[0] + "://..."
+    return f"{url.scheme}://{host}{port}{url.path}"

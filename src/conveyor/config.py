@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,6 +30,7 @@ __all__ = [
     "ModelSpec",
     "OnnxConfig",
     "PromotionConfig",
+    "RegistryConfig",
     "RoutingConfig",
     "ServingConfig",
     "SplitConfig",
@@ -223,6 +225,33 @@ class RoutingConfig(_Strict):
     )
 
 
+class RegistryConfig(_Strict):
+    """How models are persisted in the registry (they are signed and verified either way)."""
+
+    allow_pickle: bool = Field(
+        False,
+        description=(
+            "Accept cloudpickle for models skops cannot persist (torch). Loading a pickle"
+            " runs code from the artifact; the version records the risk."
+        ),
+    )
+    trusted_types: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Exact types (module.QualName) skops may trust beyond Conveyor's own list,"
+            " for estimators that hold them."
+        ),
+    )
+
+    @field_validator("trusted_types")
+    @classmethod
+    def _qualified_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+", name):
+                raise ValueError(f"{name!r} is not a module.QualName (e.g. lightgbm.basic.Booster)")
+        return names
+
+
 class ServingConfig(_Strict):
     """What the model server does with this project's models."""
 
@@ -244,6 +273,7 @@ class ConveyorConfig(_Strict):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
     tracking_uri: str | None = Field(
         None,
         description=(
@@ -289,7 +319,7 @@ def load_config(path: str | Path) -> ConveyorConfig:
     try:
         raw = yaml.safe_load(file.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{file}: not valid YAML: {_yaml_problem(exc)}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: expected a mapping at the top level, got {type(raw).__name__}")
     try:
@@ -303,6 +333,15 @@ def load_config(path: str | Path) -> ConveyorConfig:
             update={"data": config.data.model_copy(update={"source": resolved})}
         )
     return config
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """Where and what the YAML error is, without quoting the file (it may not be ours)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or "cannot be parsed"
+    if mark is None:
+        return str(problem)
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
 
 
 def config_hash(config: BaseModel) -> str:

@@ -12,7 +12,9 @@ maps them to exit codes and human messages, only ``serving/`` to HTTP status cod
     │   └── RemoteUnavailableError  exit 75: the DVC remote (object store) did not answer
     ├── TrainingError             model could not be built or fitted
     ├── RegistryError             MLflow tracking / registry failed
-    │   └── PromotionError        a promote / rollback request cannot be honoured
+    │   ├── PromotionError        a promote / rollback request cannot be honoured
+    │   └── ModelIntegrityError   a model version is unsigned, or its files or signature
+    │                             changed since registration: it is never loaded
     ├── PipelineError             runner problems: unknown run id, missing step output
     └── ServiceUnavailableError   exit 75: a database, object store or registry did not
                                   answer; the same request may succeed later (retry it)
@@ -25,6 +27,7 @@ __all__ = [
     "ConveyorError",
     "DataError",
     "DataValidationError",
+    "ModelIntegrityError",
     "PipelineError",
     "PromotionError",
     "RegistryError",
@@ -82,6 +85,11 @@ class RegistryError(ConveyorError):
 
 class PromotionError(RegistryError):
     """A promotion or rollback cannot be honoured (unknown version, no previous, ...)."""
+
+
+class ModelIntegrityError(RegistryError):
+    """A model version is unsigned, its signature is wrong, or its files changed since
+    registration; nothing of it is deserialised."""
 
 
 class PipelineError(ConveyorError):

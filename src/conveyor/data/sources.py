@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RENAMED_COLUMNS_ATTR",
+    "SQL_SCHEMES",
     "detect_format",
     "read_table",
     "source_fingerprint",
@@ -37,7 +38,7 @@ Format = Literal["csv", "parquet", "sql"]
 # Key of ``DataFrame.attrs`` holding {original header: stripped header}.
 RENAMED_COLUMNS_ATTR = "renamed_columns"
 
-_SQL_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://", "postgresql+psycopg2://")
+SQL_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://", "postgresql+psycopg2://")
 _COMPRESSION_SUFFIXES = {".gz", ".bz2", ".zst", ".xz"}
 _PARQUET_SUFFIXES = {".parquet", ".pq"}
 _CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
@@ -125,7 +126,7 @@ def detect_format(config: DataConfig, *, sniff: bool = True) -> Format:
     if config.format != "auto":
         return config.format
     source = config.source
-    if source.lower().startswith(_SQL_SCHEMES):
+    if source.lower().startswith(SQL_SCHEMES):
         return "sql"
     suffix = _data_suffix(source)
     if suffix in _PARQUET_SUFFIXES:
@@ -444,7 +445,7 @@ def _is_url(source: str) -> bool:
 
 
 def _display(config: DataConfig) -> str:
-    if config.source.lower().startswith(_SQL_SCHEMES):
+    if config.source.lower().startswith(SQL_SCHEMES):
         what = config.table or "query"
         return f"{_safe_url(_sqlalchemy_url(config.source))} ({what})"
     return config.source

@@ -35,7 +35,7 @@ def read_batch(
         source: path or URL of the batch.
         profile: the reference; its features are read, everything else is ignored.
         data: the project's ``data`` section (its ``na_values`` and ``strip_whitespace``
-            apply); defaults when None.
+            apply, and for a SQL batch its ``table`` or ``query``); defaults when None.
         cleaner: the model's value-cleaning step (``conveyor_cleaning``'s ``ValueCleaner``):
             its markers and stripping win over ``data``'s, so the batch is read exactly as
             the model and its training data were.
@@ -49,17 +49,19 @@ def read_batch(
     """
     from conveyor.config import DataConfig
     from conveyor.data.cleaning import clean_table
-    from conveyor.data.sources import read_table
+    from conveyor.data.sources import SQL_SCHEMES, read_table
 
     features = list(profile.features)
     numeric = [n for n, p in profile.features.items() if p.kind == "numeric"]
     categorical = [n for n in features if n not in numeric]
-    options = {
+    options: dict[str, Any] = {
         "na_values": data.na_values if data else None,
         "strip_whitespace": data.strip_whitespace if data else None,
     }
     if cleaner is not None:
         options = {"na_values": list(cleaner.na_values), "strip_whitespace": cleaner.strip}
+    if data is not None and source.lower().startswith(SQL_SCHEMES):
+        options.update(table=data.table, query=data.query)  # a SQL batch: the project's table
     given = {k: v for k, v in options.items() if v is not None}
     reader = DataConfig(source=source, target=profile.target, **given)
     raw = read_table(reader.model_copy(update={"categorical_columns": categorical or None}))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import DataError
+from conveyor.redaction import redact_tree
 
 if TYPE_CHECKING:
     from conveyor.monitoring.drift import DriftReport, FeatureDrift
@@ -44,12 +45,13 @@ def write_report(
     Raises:
         DataError: the folder cannot be written.
     """
-    payload = {**report.to_dict(), **(context or {})}
+    context = redact_tree(context or {})  # a batch URI may carry a password
+    payload = {**report.to_dict(), **context}
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         json_path, html_path = out_dir / JSON_NAME, out_dir / HTML_NAME
         _write_atomic(json_path, json.dumps(payload, indent=2, allow_nan=False))
-        _write_atomic(html_path, render_html(report, context=context or {}))
+        _write_atomic(html_path, render_html(report, context=context))
     except OSError as exc:
         raise DataError(f"cannot write the drift report to {out_dir}: {exc}") from exc
     return json_path, html_path

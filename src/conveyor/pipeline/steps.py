@@ -265,6 +265,7 @@ def _register_key(ctx: RunContext) -> list[Any]:
         ctx.summary("version").get("md5"),
         ctx.project.config.name,
         ctx.project.tracking_uri,
+        ctx.config.registry.model_dump(),
     ]
 
 
@@ -380,6 +381,8 @@ def _log_run(ctx: RunContext, registry: Any, tags: dict[str, str]) -> str:
         target=schema.target,
         tags=tags,
         onnx=onnx,
+        allow_pickle=ctx.config.registry.allow_pickle,
+        trusted_types=tuple(ctx.config.registry.trusted_types),
     )
     return run_id
 

@@ -1,4 +1,4 @@
-"""How a fitted pipeline is persisted: skops with an explicit allowlist, cloudpickle only by choice.
+"""How a fitted pipeline is persisted: skops with an exact allowlist, pickle only by opt-in.
 
 The decision, made once per model and recorded as the tag ``conveyor.serialization``:
 
@@ -6,26 +6,26 @@ The decision, made once per model and recorded as the tag ``conveyor.serializati
    estimators (and anything from ``conveyor.*`` or ``torch.nn``). A type from a module
    outside :data:`TRUSTED_MODULES` (for example a class defined in ``__main__`` or a
    lambda in a ``FunctionTransformer``) is refused with :class:`RegistryError` naming the
-   type: nothing from an untrusted module is ever pickled.
+   type: nothing from an untrusted module is ever persisted.
 2. **skops** is the default. skops refuses on load any type outside its built-in
-   allowlist (scikit-learn, numpy, scipy basics); the types it reports as untrusted are
-   accepted only when they come from :data:`TRUSTED_MODULES` or are one of the few
-   standard-library containers in :data:`TRUSTED_STDLIB_TYPES`, and are then stored as
-   the model's ``skops_trusted_types``. Measured here: skops round-trips Pipelines holding
-   scikit-learn estimators (HistGradientBoosting's ``TreePredictor``, trees), LightGBM and
-   XGBoost estimators with identical predictions.
-3. **cloudpickle** only where skops cannot persist a type we ship: skops cannot serialise
-   torch tensors (``Cannot directly construct TensorBase``), so a pipeline holding a
-   ``torch`` object or a ``conveyor.*`` class that skops fails on is saved with
-   cloudpickle, with the reason stated. If skops fails on anything else, the model is
-   refused: there is no silent fallback to pickle.
+   allowlist (scikit-learn estimators, numpy and scipy basics). The types it reports as
+   untrusted are accepted only when they are named exactly in :data:`TRUSTED_TYPES`
+   (the boosters, trees and Conveyor's own steps) or in the project's
+   ``registry.trusted_types``, and are then stored as the model's
+   ``skops_trusted_types``. Measured here: skops round-trips Pipelines holding
+   scikit-learn estimators, LightGBM and XGBoost with identical predictions.
+3. **cloudpickle** only where skops cannot persist a type we ship (torch tensors:
+   ``Cannot directly construct TensorBase``), and only when the project opts in with
+   ``registry.allow_pickle: true``: loading a pickle runs code from the artifact. The
+   version then carries ``conveyor.pickle_risk`` saying so. If skops fails on anything
+   else, the model is refused: there is no silent fallback to pickle.
 
 Code shipped with the model: ``conveyor_cleaning`` (the value cleaning every pipeline
 starts with) is saved inside the model as MLflow ``code_paths``, not pinned as a
 requirement, so the model loads where Conveyor is not installed.
 
-Loading (``ModelRegistry.load_pipeline``) re-checks the stored allowlist against the same
-trusted modules, since MLflow reads it from the artifact itself.
+Loading re-checks the stored allowlist against the same exact types, after the model's
+files were checked against their signature (``conveyor.registry.signing``).
 """
 
 from __future__ import annotations
@@ -41,9 +41,11 @@ from conveyor.errors import RegistryError
 
 __all__ = [
     "CLOUDPICKLE_MODULES",
+    "PICKLE_RISK",
     "SHIPPED_CODE",
     "TRUSTED_MODULES",
     "TRUSTED_STDLIB_TYPES",
+    "TRUSTED_TYPES",
     "SerializationChoice",
     "choose_serialization",
     "code_paths",
@@ -73,6 +75,33 @@ TRUSTED_STDLIB_TYPES: frozenset[str] = frozenset(
     {"collections.OrderedDict", "collections.defaultdict"}
 )
 """Standard-library types skops lists as untrusted that estimators hold (LightGBM: OrderedDict)."""
+
+TRUSTED_TYPES: frozenset[str] = frozenset(
+    {
+        "collections.OrderedDict",
+        "conveyor.training.label_encoding.LabelEncodedClassifier",
+        "conveyor_cleaning.cleaner.ValueCleaner",
+        "lightgbm.basic.Booster",
+        "lightgbm.sklearn.LGBMClassifier",
+        "lightgbm.sklearn.LGBMRegressor",
+        "lightgbm.sklearn.LGBMRanker",
+        "numpy.dtype",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn.tree._tree.Tree",
+        "xgboost.core.Booster",
+        "xgboost.sklearn.XGBClassifier",
+        "xgboost.sklearn.XGBRegressor",
+        "xgboost.sklearn.XGBRanker",
+    }
+)
+"""Exact types skops is told to trust beyond its own allowlist: what the estimators
+Conveyor builds hold, found by saving a pipeline of every model type for every task."""
+
+PICKLE_RISK = (
+    "saved with cloudpickle because skops cannot persist it: loading this version runs code"
+    " from its artifact; allowed by registry.allow_pickle in the project config"
+)
+"""The ``conveyor.pickle_risk`` tag a pickled version carries."""
 
 CLOUDPICKLE_MODULES: tuple[str, ...] = ("torch", "conveyor")
 """Packages we ship whose objects justify cloudpickle when skops cannot persist them."""
@@ -222,34 +251,42 @@ def code_paths(choice: SerializationChoice) -> list[str]:
     return [str(Path(importlib.import_module(p).__file__ or "").parent) for p in choice.code]
 
 
-def _skops_trusted_types(pipeline: Any) -> list[str]:
+def _skops_trusted_types(pipeline: Any, extra: frozenset[str]) -> list[str]:
     """Dump with skops, check what it would refuse, and load it back once."""
     import skops.io
 
     blob = skops.io.dumps(pipeline)
     needed = sorted(skops.io.get_untrusted_types(data=blob))
-    refused = [name for name in needed if not is_trusted_type(name)]
+    refused = [name for name in needed if name not in TRUSTED_TYPES | extra]
     if refused:
         raise RegistryError(
-            f"cannot persist the model: type {refused[0]} is from an untrusted module"
-            f" (trusted: {', '.join(TRUSTED_MODULES)})"
+            f"cannot persist the model: skops would have to trust type {refused[0]}, which"
+            " is not on Conveyor's list of trusted types; if you trust it, add it to"
+            " registry.trusted_types in the project config"
         )
     skops.io.loads(blob, trusted=needed)
     return needed
 
 
-def choose_serialization(pipeline: Any) -> SerializationChoice:
+def choose_serialization(
+    pipeline: Any, *, allow_pickle: bool = False, trusted_types: tuple[str, ...] = ()
+) -> SerializationChoice:
     """Decide how to persist a fitted pipeline (see the module docstring).
 
     Args:
         pipeline: the fitted model, usually ``Pipeline([("preprocess", ...), ("model", ...)])``.
+        allow_pickle: the project accepts cloudpickle where skops cannot persist a type
+            we ship (``registry.allow_pickle``).
+        trusted_types: exact types skops may trust beyond :data:`TRUSTED_TYPES`
+            (``registry.trusted_types``).
 
     Returns:
         The format, the skops types to trust on load and the reason.
 
     Raises:
-        RegistryError: the pipeline references a type from an untrusted module, or skops
-            cannot persist it and nothing in it justifies cloudpickle.
+        RegistryError: the pipeline references a type from an untrusted module, skops
+            would have to trust a type not on the list, or skops cannot persist it and
+            pickle is not allowed (or nothing in it justifies pickle).
     """
     found = referenced_types(pipeline)
     untrusted = _untrusted(found)
@@ -260,23 +297,32 @@ def choose_serialization(pipeline: Any) -> SerializationChoice:
             " or use a built-in estimator"
         )
     try:
-        trusted = _skops_trusted_types(pipeline)
+        trusted = _skops_trusted_types(pipeline, frozenset(trusted_types))
     except RegistryError:
         raise
     except Exception as exc:
-        return _cloudpickle_choice(found, exc)
+        return _cloudpickle_choice(found, exc, allow_pickle=allow_pickle)
     reason = "skops" + (f", trusting {', '.join(trusted)}" if trusted else " with default types")
     return SerializationChoice(
         "skops", tuple(trusted), reason, _packages(found, "skops"), _code(found)
     )
 
 
-def _cloudpickle_choice(found: dict[str, bool], exc: Exception) -> SerializationChoice:
+def _cloudpickle_choice(
+    found: dict[str, bool], exc: Exception, *, allow_pickle: bool
+) -> SerializationChoice:
     shipped = sorted(n for n in found if n.split(".", 1)[0] in CLOUDPICKLE_MODULES)
     error = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
     if not shipped:
         raise RegistryError(f"cannot persist the model: skops failed ({error}); refusing pickle")
     shown = ", ".join(shipped[:3]) + (", ..." if len(shipped) > 3 else "")
+    if not allow_pickle:
+        raise RegistryError(
+            f"cannot persist the model with skops ({shown}: {error}); saving it needs"
+            " cloudpickle, and loading a pickle runs code from the artifact. Set"
+            " registry.allow_pickle: true in the project config to accept that risk"
+            " (it is written on the version)"
+        )
     reason = f"cloudpickle: skops cannot persist {shown} ({error})"
     logger.warning("model saved with %s", reason)
     return SerializationChoice(

@@ -16,6 +16,7 @@ wrapped into :class:`RegistryError` / :class:`PromotionError` with one clear lin
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import sys
@@ -30,13 +31,23 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from conveyor.errors import PromotionError, RegistryError
+from conveyor.errors import ModelIntegrityError, PromotionError, RegistryError
 from conveyor.registry.creation import open_client
+from conveyor.registry.signing import (
+    ModelClaims,
+    check_digest,
+    signing_keys,
+    tree_digest,
+    verify_claims,
+)
 from conveyor.registry.tracking import (
     ONNX_MODEL_PATH,
     ONNX_TAG,
+    PICKLE_RISK_TAG,
+    TRUSTED_TYPES_TAG,
     TrainingRun,
     describe_run,
+    download_artifacts,
     ensure_experiment,
     first_line,
     fluent_store,
@@ -176,8 +187,13 @@ class ModelRegistry:
         target: str,
         tags: dict[str, str],
         onnx: OnnxExport | None = None,
+        allow_pickle: bool = False,
+        trusted_types: tuple[str, ...] = (),
     ) -> str:
         """Record one training run: params, metrics, plots/reports, model, dataset, lineage.
+
+        ``allow_pickle`` and ``trusted_types`` are the project's ``registry`` settings
+        (see ``conveyor.registry.serialization``).
 
         The model is logged under the name ``model`` with a signature and an input example;
         the dataset as an MLflow dataset input (context ``training``) with its digest; an
@@ -202,6 +218,8 @@ class ModelRegistry:
             dataset_name=dataset_name,
             dataset_source=dataset_source,
             dataset_digest=dataset_digest,
+            allow_pickle=allow_pickle,
+            trusted_types=trusted_types,
             target=target,
             tags=tags,
             onnx=onnx,
@@ -303,8 +321,10 @@ class ModelRegistry:
             raise RegistryError(f"run {run_id} logged no model")
         version_tags = {**tags, KEY_TAG: key, "conveyor.run_id": run_id}
         uri = self.tracking_uri
-        if fmt := run.data.tags.get("conveyor.serialization"):
-            version_tags["conveyor.serialization"] = fmt
+        for copied in ("conveyor.serialization", PICKLE_RISK_TAG, TRUSTED_TYPES_TAG):
+            if value := run.data.tags.get(copied):
+                version_tags[copied] = value
+        version_tags.update(self._signature(run, model_uri))
         # The store resolves a models:/<id> source through MLflow's global URIs.
         with self._errors(f"registering model {name!r} from run {run_id}"), fluent_store(uri):
             self._ensure_registered_model(name)
@@ -319,6 +339,41 @@ class ModelRegistry:
             self._wait_ready(name, str(created.version))
         logger.info("registered model %s version %s", name, created.version)
         return self.get_version(name, str(created.version))
+
+    def _signature(self, run: Run, model_uri: str) -> dict[str, str]:
+        """The digest and signature tags of a run's model files and ONNX graph."""
+        key = signing_keys(self.tracking_uri, create=True)[0]
+        run_id = str(run.info.run_id)
+        onnx = ""
+        with tempfile.TemporaryDirectory(prefix="conveyor-sign-") as tmp:
+            with self._errors(f"reading the model files of run {run_id}"):
+                folder = download_artifacts(self.tracking_uri, model_uri, Path(tmp) / "model")
+                if run.data.tags.get(ONNX_TAG) == "verified":
+                    graph = download_artifacts(
+                        self.tracking_uri, f"runs:/{run_id}/{ONNX_MODEL_PATH}", Path(tmp)
+                    )
+                    onnx = hashlib.sha256(graph.read_bytes()).hexdigest()
+            claims = ModelClaims(
+                run_id=run_id,
+                model_digest=tree_digest(folder),
+                onnx_digest=onnx,
+                serialization=run.data.tags.get("conveyor.serialization", ""),
+            )
+        return claims.tags(key)
+
+    def verify_version(self, info: ModelVersionInfo) -> ModelClaims:
+        """The version's signed claims, once its signature checks out with the keys in
+        force (its files are checked against them when they are loaded).
+
+        Raises:
+            ModelIntegrityError: unsigned, or a wrong signature.
+            ConfigError: no signing key is configured for this store.
+        """
+        what = f"model {info.name!r} version {info.version}"
+        claims = verify_claims(info.tags, signing_keys(self.tracking_uri), what=what)
+        if claims.run_id != info.run_id:
+            raise ModelIntegrityError(f"{what}: its signature is for another run")
+        return claims
 
     def _ensure_registered_model(self, name: str) -> None:
         from mlflow.exceptions import MlflowException
@@ -521,6 +576,7 @@ class ModelRegistry:
             PromotionError: unknown model or version.
         """
         target = self.get_version(name, version)
+        self.verify_version(target)
         aliases = self._aliases(name)
         current = aliases.get(CHAMPION)
         if current is not None and current != target.version:
@@ -566,6 +622,7 @@ class ModelRegistry:
             raise PromotionError(f"model {name!r} has no 'previous' version to roll back to")
         if previous == current:
             raise PromotionError(f"model {name!r}: version {previous} is already the champion")
+        self.verify_version(self.get_version(name, previous))
         self._set_alias(name, CHAMPION, previous)
         if current is None:
             self._delete_alias(name, PREVIOUS)
@@ -590,35 +647,59 @@ class ModelRegistry:
         return {"version": info.to_dict(), **record, "model_uri": info.source}
 
     def load_pipeline(self, model_uri: str) -> Any:
-        """Load a logged model back as the fitted pipeline.
+        """Load a registered version back as the fitted pipeline, after checking its files
+        against the signature recorded at registration.
 
         Args:
-            model_uri: ``models:/name@alias``, ``models:/name/3``, ``runs:/<id>/model``, ...
+            model_uri: ``models:/name@alias`` or ``models:/name/3``.
 
         Returns:
             The scikit-learn pipeline.
 
         Raises:
-            RegistryError: unknown model, alias or version; not a scikit-learn model; its
-                stored skops allowlist names a type from an untrusted module.
+            ModelIntegrityError: the version is unsigned, its signature is wrong, or its
+                files changed since registration (nothing of it is deserialised).
+            RegistryError: unknown model, alias or version; not a registered version's URI;
+                not a scikit-learn model; its skops allowlist names a type not on the list.
         """
-        self._check_model_uri(model_uri)
-        with self._errors(f"loading {model_uri}"):
-            return load_sklearn_model(self.tracking_uri, model_uri)
+        info = self.resolve(model_uri)
+        claims = self.verify_version(info)
+        what = f"model {info.name!r} version {info.version}"
 
-    def _check_model_uri(self, model_uri: str) -> None:
-        if not model_uri.startswith("models:/"):
-            return
+        def verify(folder: Path) -> None:
+            if not (folder / "MLmodel").is_file():  # gone, not changed: an outage to fix
+                raise RegistryError(f"{what}: its model files are missing from the store")
+            check_digest(claims.model_digest, tree_digest(folder), what=what, part="model files")
+
+        extra = frozenset(t for t in info.tags.get(TRUSTED_TYPES_TAG, "").split(",") if t)
+        with self._errors(f"loading {model_uri}"):
+            # The version's source is what was signed (a models:/<name>/<n> download
+            # also gets a registered_model_meta file that MLflow writes on the way).
+            return load_sklearn_model(
+                self.tracking_uri, info.source or info.uri, verify=verify, trusted_types=extra
+            )
+
+    def resolve(self, model_uri: str) -> ModelVersionInfo:
+        """The registered version a ``models:/name@alias`` or ``models:/name/N`` URI names.
+
+        Raises:
+            RegistryError: another kind of URI, or an unknown model, alias or version.
+        """
         ref = model_uri.removeprefix("models:/")
-        if "@" in ref:
+        if model_uri.startswith("models:/") and "@" in ref:
             name, alias = ref.split("@", 1)
-            if self.get_alias(name, alias) is None:
+            found = self.get_alias(name, alias)
+            if found is None:
                 self._aliases(name)  # raises for an unknown model
                 raise RegistryError(f"model {name!r} has no alias {alias!r}")
-        elif "/" in ref and not ref.startswith("m-"):
-            name, version = ref.rsplit("/", 1)
-            if version.isdigit():
-                self.get_version(name, version)
+            return found
+        name, _, version = ref.rpartition("/")
+        if not model_uri.startswith("models:/") or not name or not version.isdigit():
+            raise RegistryError(
+                f"{model_uri!r}: load a registered version (models:/<name>@<alias> or"
+                " models:/<name>/<version>)"
+            )
+        return self.get_version(name, version)
 
     def load_onnx(self, info: ModelVersionInfo) -> bytes | None:
         """The parity-verified ONNX model of a version's run, from this registry only.
@@ -633,6 +714,7 @@ class ModelRegistry:
         Raises:
             RegistryError: the run or its artifacts cannot be read.
         """
+        claims = self.verify_version(info)
         run = self._run(info.run_id)
         status = run.data.tags.get(ONNX_TAG)
         if status != "verified":
@@ -646,7 +728,11 @@ class ModelRegistry:
                 return None
             with tempfile.TemporaryDirectory(prefix="conveyor-onnx-") as tmp:
                 local = self.client.download_artifacts(info.run_id, ONNX_MODEL_PATH, tmp)
-                return Path(local).read_bytes()
+                data = Path(local).read_bytes()
+        what = f"model {info.name!r} version {info.version}"
+        actual = hashlib.sha256(data).hexdigest()
+        check_digest(claims.onnx_digest, actual, what=what, part="ONNX graph")
+        return data
 
     def ui_command(self, *, port: int = 5000) -> list[str]:
         """The argv that runs ``mlflow ui`` on this store (one worker, localhost).

@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING, Any
 from conveyor.errors import RegistryError
 from conveyor.redaction import redact
 from conveyor.registry.serialization import (
+    PICKLE_RISK,
+    TRUSTED_TYPES,
     SerializationChoice,
     choose_serialization,
     code_paths,
-    is_trusted_type,
     pip_requirements,
 )
 
@@ -47,9 +48,12 @@ __all__ = [
     "ONNX_MODEL_PATH",
     "ONNX_PARITY_PATH",
     "ONNX_TAG",
+    "PICKLE_RISK_TAG",
+    "TRUSTED_TYPES_TAG",
     "TrainingRun",
     "artifact_folder",
     "describe_run",
+    "download_artifacts",
     "ensure_experiment",
     "first_line",
     "flatten_params",
@@ -69,6 +73,8 @@ MODEL_NAME = "model"
 ONNX_TAG = "conveyor.onnx"
 ONNX_MODEL_PATH = "onnx/model.onnx"
 ONNX_PARITY_PATH = "onnx/parity.json"
+PICKLE_RISK_TAG = "conveyor.pickle_risk"
+TRUSTED_TYPES_TAG = "conveyor.trusted_types"
 INPUT_EXAMPLE_ROWS = 5
 MAX_PARAM_VALUE = 6000  # MLflow's limits (mlflow.utils.validation)
 MAX_TAG_VALUE = 8000
@@ -191,6 +197,8 @@ class TrainingRun:
     target: str
     tags: Mapping[str, str]
     onnx: OnnxExport | None = None
+    allow_pickle: bool = False
+    trusted_types: tuple[str, ...] = ()
 
     def check(self) -> None:
         """Fail before a run exists when the request cannot succeed.
@@ -261,9 +269,15 @@ def _log_contents(client: MlflowClient, uri: str, run_id: str, run: TrainingRun)
     client.log_batch(run_id, metrics=metrics)
     for path in run.artifacts:
         client.log_artifact(run_id, str(path), artifact_path=artifact_folder(Path(path)))
-    choice = choose_serialization(run.pipeline)
+    choice = choose_serialization(
+        run.pipeline, allow_pickle=run.allow_pickle, trusted_types=run.trusted_types
+    )
     client.set_tag(run_id, "conveyor.serialization", choice.format)
     client.set_tag(run_id, "conveyor.serialization_reason", _cut(choice.reason, MAX_TAG_VALUE))
+    if choice.format == "cloudpickle":
+        client.set_tag(run_id, PICKLE_RISK_TAG, PICKLE_RISK)
+    if run.trusted_types:
+        client.set_tag(run_id, TRUSTED_TYPES_TAG, ",".join(run.trusted_types))
     if run.onnx is not None:
         _log_onnx(client, run_id, run.onnx)
     with fluent_store(uri):
@@ -493,44 +507,69 @@ def _dataset_inputs(run: Run) -> list[dict[str, Any]]:
     return found
 
 
-def load_sklearn_model(uri: str, model_uri: str) -> Any:
-    """Download a logged scikit-learn model and load it, after checking how it was saved.
+def download_artifacts(uri: str, artifact_uri: str, dst: Path) -> Path:
+    """Download a model or run artifact (``models:/...``, ``runs:/...``) into ``dst``.
 
-    MLflow reads the skops allowlist from the artifact itself, so it is re-checked here
-    against ``TRUSTED_MODULES`` before anything is deserialised.
+    Returns:
+        The local path of what was downloaded.
+    """
+    import mlflow
+
+    with fluent_store(uri):
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=artifact_uri, dst_path=str(dst), tracking_uri=uri, registry_uri=uri
+        )
+    return Path(local)
+
+
+def load_sklearn_model(
+    uri: str,
+    model_uri: str,
+    *,
+    verify: Callable[[Path], None],
+    trusted_types: frozenset[str] = frozenset(),
+) -> Any:
+    """Download a logged scikit-learn model and load it, after checking its files and
+    how it was saved.
 
     Args:
         uri: the store's tracking URI.
-        model_uri: ``models:/...``, ``runs:/...`` or any MLflow artifact URI.
+        model_uri: ``models:/<name>/<version>`` (or any MLflow artifact URI).
+        verify: checks the downloaded folder before anything in it is read (the
+            signature check); raises to refuse it.
+        trusted_types: exact types the version may trust beyond ``TRUSTED_TYPES``.
 
     Returns:
         The fitted pipeline.
 
     Raises:
-        RegistryError: not a scikit-learn model, saved with plain pickle, or trusting a
-            type from an untrusted module.
+        RegistryError: refused by ``verify``, not a scikit-learn model, saved with plain
+            pickle, or trusting a type not on the list.
     """
     import mlflow
     from mlflow.models import Model
 
-    with fluent_store(uri), tempfile.TemporaryDirectory(prefix="conveyor-model-") as tmp:
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=model_uri, dst_path=tmp, tracking_uri=uri, registry_uri=uri
-        )
-        _check_flavor(model_uri, Model.load(local).flavors.get("sklearn"))
+    with tempfile.TemporaryDirectory(prefix="conveyor-model-") as tmp:
+        local = download_artifacts(uri, model_uri, Path(tmp))
+        verify(local)
+        _check_flavor(model_uri, Model.load(str(local)).flavors.get("sklearn"), trusted_types)
         saved_path = list(sys.path)
         try:
-            return mlflow.sklearn.load_model(local)
+            with fluent_store(uri):
+                return mlflow.sklearn.load_model(str(local))
         finally:  # MLflow prepends the model's code folder, which is about to be deleted
             sys.path[:] = saved_path
 
 
-def _check_flavor(model_uri: str, flavor: dict[str, Any] | None) -> None:
+def _check_flavor(
+    model_uri: str, flavor: dict[str, Any] | None, trusted_types: frozenset[str]
+) -> None:
     if flavor is None:
         raise RegistryError(f"{model_uri} is not a scikit-learn model")
     fmt = flavor.get("serialization_format")
     if fmt not in ("skops", "cloudpickle"):
         raise RegistryError(f"{model_uri} is saved as {fmt!r}; Conveyor loads skops or cloudpickle")
-    refused = [t for t in flavor.get("skops_trusted_types") or [] if not is_trusted_type(t)]
+    allowed = TRUSTED_TYPES | trusted_types
+    refused = [t for t in flavor.get("skops_trusted_types") or [] if t not in allowed]
     if refused:
-        raise RegistryError(f"{model_uri} trusts type {refused[0]} from an untrusted module")
+        raise RegistryError(f"{model_uri} trusts type {refused[0]}, which is not on the list")

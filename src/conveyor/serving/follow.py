@@ -30,6 +30,7 @@ import anyio.to_thread
 from pydantic import ValidationError
 
 from conveyor.config import RoutingConfig
+from conveyor.errors import ModelIntegrityError
 from conveyor.serving.routing import CHALLENGER, PRIMARY
 from conveyor.serving.slot import load_version, open_registry, resolve_version
 
@@ -286,7 +287,8 @@ class AliasFollower:
             )
         except Exception as exc:  # any load or warm-up failure keeps the old version serving
             self._failed[role] = info.version
-            metrics.count_swap("failure")
+            refused = isinstance(exc, ModelIntegrityError)  # unsigned or tampered: never loaded
+            metrics.count_swap("refused" if refused else "failure")
             logger.error(
                 "version %s of %s not swapped in; version %s keeps serving: %s",
                 info.version,

@@ -42,7 +42,7 @@ LATENCY_BUCKETS = (
 SCORE_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 DRIFT_STATISTICS = ("psi", "wasserstein", "ks_pvalue", "js_distance", "chi2_pvalue")
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 16384)
-SWAP_RESULTS = ("success", "failure")
+SWAP_RESULTS = ("success", "failure", "refused")
 CHECK_RESULTS = ("unchanged", "changed", "error")
 ANSWERED_BY = "answered_by"
 """Key in a request's ASGI state of the ``(name, version)`` that answered it."""

@@ -75,6 +75,8 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
         CONVEYOR_BIN=CONVEYOR,
         # Tests wait for retries: one second, not one minute.
         AIRFLOW_VAR_CONVEYOR_RETRY_DELAY_SECONDS="1",
+        # Every test's project and data live under pytest's temporary folder.
+        AIRFLOW_VAR_CONVEYOR_ALLOWED_CONFIG_ROOTS=str(tmp_path_factory.getbasetemp()),
     )
     runner = Airflow(home=home, env=env)
     migrated = runner("db", "migrate", timeout=180)

@@ -133,3 +133,34 @@ def test_unreachable_database_is_retried_with_backoff_then_fails(
     assert len(transient) >= 2, f"expected a retry after exit 75:\n{output[-4000:]}"
     assert "up_for_retry" in output
     assert _record(tmp_path, RUN_ID)["steps"]["ingest"]["status"] == "failed"
+
+
+def _dag_test_conf(airflow: Airflow, conf: dict[str, str], **env: str) -> str:
+    done = airflow(
+        "dags", "test", "conveyor_training", "2026-01-01", "--conf", json.dumps(conf),
+        extra_env={f"AIRFLOW_VAR_{k.upper()}": v for k, v in env.items()},
+    )  # fmt: skip
+    return f"exit {done.returncode}\n{done.stdout}"
+
+
+def test_a_config_param_outside_the_allowed_roots_is_refused_and_never_read(
+    airflow: Airflow, tmp_path: Path
+) -> None:
+    output = _dag_test_conf(airflow, {"config": "/etc/passwd"}, conveyor_retries="1")
+    assert _final_state(output) == "failed", output[-4000:]
+    assert "config '/etc/passwd' is outside the allowed config roots" in output
+    assert "root:" not in output  # not a byte of the file reached the log
+    assert "run -c /etc/passwd" not in output  # the CLI never ran
+    assert "up_for_retry" not in output
+
+
+def test_a_source_param_outside_the_allowed_sources_is_refused_with_its_password_masked(
+    airflow: Airflow, tmp_path: Path
+) -> None:
+    config = tmp_path / "conveyor.yaml"
+    config.write_text("name: guarded\ndata:\n  source: data.csv\n  target: y\n")
+    source = "postgresql://app:Hunter2-S3cret@db.internal:5432/crm"
+    output = _dag_test_conf(airflow, {"config": str(config), "source": source})
+    assert _final_state(output) == "failed", output[-4000:]
+    assert "source 'postgresql://db.internal:5432/crm' is outside the allowed sources" in output
+    assert "Hunter2-S3cret" not in output

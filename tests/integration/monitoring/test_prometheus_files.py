@@ -34,6 +34,7 @@ EXPECTED_ALERTS = RETRAIN_ALERTS | {
     "ConveyorLatencyBudgetBurnFast",
     "ConveyorLatencyBudgetBurnSlow",
     "ConveyorModelNotReady",
+    "ConveyorModelRefused",
     "ConveyorModelSwapFailed",
     "ConveyorNoTraffic",
     "ConveyorPipelineRunFailed",

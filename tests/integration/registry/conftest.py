@@ -123,3 +123,17 @@ def lightgbm_run(log_run: LogRun, lightgbm_pipeline: Pipeline) -> str:
 @pytest.fixture(scope="package")
 def fit_pipeline(table: pd.DataFrame) -> Callable[[Any], Pipeline]:
     return lambda estimator: fit(estimator, table)
+
+
+Register = Callable[[str], str]
+
+
+@pytest.fixture(scope="package")
+def register(registry: ModelRegistry) -> Register:
+    """Register a run's model as a new version of ``logged``; returns ``models:/logged/<n>``."""
+
+    def add(run_id: str) -> str:
+        info = registry.register(name="logged", run_id=run_id, key=run_id, tags={})
+        return info.uri
+
+    return add

@@ -132,3 +132,18 @@ def test_run_without_export_has_no_onnx_model(
     assert registry.load_onnx(info) is None
     listed = {a.path for a in registry.client.list_artifacts(info.run_id, "onnx")}
     assert listed == {"onnx/parity.json"}
+
+
+def test_a_replaced_onnx_graph_is_refused(
+    registry: ModelRegistry, pipeline: Any, table: pd.DataFrame, export: OnnxExport
+) -> None:
+    from urllib.parse import urlparse
+
+    from conveyor.errors import ModelIntegrityError
+
+    info = _log_and_register(registry, pipeline, table, export, key="replaced-graph")
+    root = urlparse(registry.client.get_run(info.run_id).info.artifact_uri).path
+    graph = Path(root) / "onnx" / "model.onnx"
+    graph.write_bytes(graph.read_bytes() + b"\0")
+    with pytest.raises(ModelIntegrityError, match="ONNX graph differ from what was signed"):
+        registry.load_onnx(info)

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
+from tests.integration.registry.conftest import Register
 
 from conveyor.errors import RegistryError
 from conveyor.registry.store import ModelRegistry
@@ -28,9 +29,13 @@ def model_uri(registry: ModelRegistry, run_id: str) -> str:
 
 
 def test_lightgbm_pipeline_loads_back_with_identical_predictions(
-    registry: ModelRegistry, lightgbm_run: str, lightgbm_pipeline: Pipeline, table: pd.DataFrame
+    registry: ModelRegistry,
+    register: Register,
+    lightgbm_run: str,
+    lightgbm_pipeline: Pipeline,
+    table: pd.DataFrame,
 ) -> None:
-    loaded = registry.load_pipeline(model_uri(registry, lightgbm_run))
+    loaded = registry.load_pipeline(register(lightgbm_run))
     np.testing.assert_array_equal(
         loaded.predict_proba(table[FEATURES]), lightgbm_pipeline.predict_proba(table[FEATURES])
     )
@@ -38,6 +43,7 @@ def test_lightgbm_pipeline_loads_back_with_identical_predictions(
 
 def test_xgboost_pipeline_loads_back_with_identical_predictions(
     registry: ModelRegistry,
+    register: Register,
     log_run: Callable[..., str],
     fit_pipeline: Callable[[Any], Pipeline],
     table: pd.DataFrame,
@@ -46,7 +52,7 @@ def test_xgboost_pipeline_loads_back_with_identical_predictions(
 
     pipeline = fit_pipeline(xgboost.XGBClassifier(n_estimators=8, max_depth=3))
     run_id = log_run(pipeline, run_name="xgboost", params={"model": "xgboost"})
-    loaded = registry.load_pipeline(f"runs:/{run_id}/model")
+    loaded = registry.load_pipeline(register(run_id))
     np.testing.assert_array_equal(
         loaded.predict_proba(table[FEATURES]), pipeline.predict_proba(table[FEATURES])
     )
@@ -135,6 +141,7 @@ def test_missing_artifact_fails_before_any_run_exists(
 
 def test_logging_leaves_global_mlflow_state_and_stdout_alone(
     registry: ModelRegistry,
+    register: Register,
     log_run: Callable[..., str],
     lightgbm_pipeline: Pipeline,
     monkeypatch: pytest.MonkeyPatch,
@@ -150,7 +157,7 @@ def test_logging_leaves_global_mlflow_state_and_stdout_alone(
     assert "MLFLOW_REGISTRY_URI" not in os.environ
     assert mlflow.get_tracking_uri() == before
     assert mlflow.active_run() is None
-    registry.load_pipeline(f"runs:/{run_id}/model")
+    registry.load_pipeline(register(run_id))
     out, err = capfd.readouterr()
     assert out == ""
     assert "INFO mlflow" not in err
@@ -171,39 +178,3 @@ def test_dataset_source_credentials_are_not_recorded(
     (dataset_input,) = inputs.dataset_inputs
     assert "s3cret" not in dataset_input.dataset.source
     assert "postgresql://app:***@db:5432/sales" in dataset_input.dataset.source
-
-
-def test_torch_pipeline_is_saved_with_cloudpickle_and_loads_back(
-    registry: ModelRegistry, log_run: Callable[..., str], table: pd.DataFrame
-) -> None:
-    torch = pytest.importorskip("torch", reason="torch is the optional [torch] extra")
-    from sklearn.linear_model import LogisticRegression
-
-    x = table[["age", "hours"]]
-    labels = (table["income"] == ">50K").astype(int)
-    clip = {"a_min": torch.tensor(0.0), "a_max": torch.tensor(60.0)}
-    pipeline = Pipeline(
-        [("clip", FunctionTransformer(np.clip, kw_args=clip)), ("model", LogisticRegression())]
-    ).fit(x, labels)
-    run_id = log_run(pipeline, run_name="torch", input_example=x.head(5), dataset=table)
-    assert registry.client.get_run(run_id).data.tags["conveyor.serialization"] == "cloudpickle"
-    loaded = registry.load_pipeline(f"runs:/{run_id}/model")
-    np.testing.assert_array_equal(loaded.predict_proba(x), pipeline.predict_proba(x))
-
-
-def test_tampered_allowlist_in_the_artifact_is_refused_on_load(
-    registry: ModelRegistry, log_run: Callable[..., str], lightgbm_pipeline: Pipeline
-) -> None:
-    from urllib.parse import urlparse
-
-    import yaml
-
-    run_id = log_run(lightgbm_pipeline, run_name="tampered")
-    model_id = registry.client.get_run(run_id).data.tags["conveyor.model_id"]
-    location = registry.client.get_logged_model(model_id).artifact_location
-    mlmodel = Path(urlparse(location).path) / "MLmodel"
-    spec = yaml.safe_load(mlmodel.read_text(encoding="utf-8"))
-    spec["flavors"]["sklearn"]["skops_trusted_types"].append("os.system")
-    mlmodel.write_text(yaml.safe_dump(spec), encoding="utf-8")
-    with pytest.raises(RegistryError, match=r"trusts type os\.system from an untrusted module"):
-        registry.load_pipeline(f"runs:/{run_id}/model")

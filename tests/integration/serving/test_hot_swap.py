@@ -142,6 +142,38 @@ def test_a_version_that_fails_to_load_is_not_swapped_in(
     assert metric_value(admin_server, "conveyor_model_info", version=good) == 1.0
 
 
+def _unsigned_version(registry: ModelRegistry, signed: str) -> str:
+    """A version made with MLflow's own client from a signed version's files."""
+    from conveyor.registry.tracking import fluent_store
+
+    info = registry.get_version(SWAP_MODEL, signed)
+    with fluent_store(registry.tracking_uri):
+        created = registry.client.create_model_version(
+            SWAP_MODEL, source=info.source, run_id=info.run_id
+        )
+    return str(created.version)
+
+
+def test_an_alias_moved_to_an_unsigned_version_is_refused_and_the_old_one_keeps_serving(
+    admin_server: str, swap_store: tuple[ModelRegistry, Path]
+) -> None:
+    registry, _ = swap_store
+    good = champion(registry)
+    refused_before = metric_value(admin_server, "conveyor_model_swaps_total", result="refused")
+    unsigned = _unsigned_version(registry, good)
+    registry.client.set_registered_model_alias(SWAP_MODEL, "champion", unsigned)  # not promote
+    try:
+        reload = httpx.post(f"{admin_server}/admin/reload", headers=AUTH, timeout=60.0)
+    finally:
+        registry.promote(SWAP_MODEL, good)
+    assert reload.status_code == 502
+    assert "is not signed" in reload.json()["error"]
+    answer = httpx.post(f"{admin_server}/invocations", json=rows_payload(3), timeout=10.0)
+    assert answer.headers["x-model-version"] == good
+    refused = metric_value(admin_server, "conveyor_model_swaps_total", result="refused")
+    assert refused == refused_before + 1
+
+
 def test_polling_follows_the_alias_under_load(
     swap_store: tuple[ModelRegistry, Path],
     tmp_path: Path,

@@ -112,3 +112,11 @@ def test_every_config_key_is_documented() -> None:
     docs = (root / "docs" / "configuration.md").read_text()
     missing = [k for k in _keys(ConveyorConfig) if f"`{k}`" not in docs]
     assert not missing, f"docs/configuration.md does not document: {missing}"
+
+
+def test_a_yaml_error_names_the_place_but_quotes_nothing_of_the_file(tmp_path: Path) -> None:
+    secret = "root:x:0:0:S3cretLine:/root:/bin/bash"
+    path = write(tmp_path, f"{secret}\n: [\n")
+    with pytest.raises(ConfigError, match=r"not valid YAML: .* at line \d+, column \d+") as caught:
+        load_config(path)
+    assert "S3cretLine" not in str(caught.value)

@@ -18,6 +18,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 
 from conveyor.errors import RegistryError
 from conveyor.registry.serialization import (
+    TRUSTED_TYPES,
     SerializationChoice,
     choose_serialization,
     is_trusted_type,
@@ -99,6 +100,32 @@ def test_skops_allowlist_names_the_boosters(frame: tuple[pd.DataFrame, pd.Series
     assert "lightgbm" in found["lightgbm"].packages
 
 
+def test_skops_trusts_only_exact_types_on_the_list(frame: tuple[pd.DataFrame, pd.Series]) -> None:
+    for choice in (choose_serialization(fitted(est, frame)) for est in estimators().values()):
+        assert set(choice.trusted_types) <= TRUSTED_TYPES
+
+
+def test_a_type_skops_would_trust_off_the_list_is_refused_by_name(
+    frame: tuple[pd.DataFrame, pd.Series], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conveyor.registry import serialization
+
+    monkeypatch.setattr(serialization, "TRUSTED_TYPES", TRUSTED_TYPES - {"xgboost.core.Booster"})
+    with pytest.raises(RegistryError, match=r"trust type xgboost\.core\.Booster.*trusted_types"):
+        choose_serialization(fitted(estimators()["xgboost"], frame))
+
+
+def test_the_project_may_trust_one_more_exact_type(
+    frame: tuple[pd.DataFrame, pd.Series], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conveyor.registry import serialization
+
+    monkeypatch.setattr(serialization, "TRUSTED_TYPES", TRUSTED_TYPES - {"xgboost.core.Booster"})
+    pipeline = fitted(estimators()["xgboost"], frame)
+    choice = choose_serialization(pipeline, trusted_types=("xgboost.core.Booster",))
+    assert "xgboost.core.Booster" in choice.trusted_types
+
+
 def test_numpy_function_in_pipeline_is_trusted(frame: tuple[pd.DataFrame, pd.Series]) -> None:
     pipeline = fitted(
         HistGradientBoostingClassifier(max_iter=3), frame, scaler=FunctionTransformer(np.tanh)
@@ -137,10 +164,17 @@ def test_unfitted_custom_class_is_found_in_nested_steps() -> None:
         choose_serialization(pipeline)
 
 
-def test_torch_objects_are_saved_with_cloudpickle_and_say_why() -> None:
+def test_torch_objects_need_the_projects_consent_to_pickle() -> None:
     torch = pytest.importorskip("torch", reason="torch is the optional [torch] extra")
     pipeline = Pipeline([("model", torch.nn.Linear(2, 1))])
-    choice = choose_serialization(pipeline)
+    with pytest.raises(RegistryError, match=r"registry\.allow_pickle: true"):
+        choose_serialization(pipeline)
+
+
+def test_torch_objects_are_saved_with_cloudpickle_when_allowed_and_say_why() -> None:
+    torch = pytest.importorskip("torch", reason="torch is the optional [torch] extra")
+    pipeline = Pipeline([("model", torch.nn.Linear(2, 1))])
+    choice = choose_serialization(pipeline, allow_pickle=True)
     assert choice.format == "cloudpickle"
     assert choice.trusted_types == ()
     assert choice.reason.startswith("cloudpickle: skops cannot persist torch.")
