@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
@@ -18,6 +19,7 @@ Cli = Callable[..., subprocess.CompletedProcess[str]]
 pytestmark = [pytest.mark.integration]
 
 RUN_ID = "20260101T000000-conveyor_training"
+PASSWORD = "S3cr%40t-in-the-uri"
 
 
 def _dag_test(airflow: Airflow, config: Path, date: str, **env: str) -> str:
@@ -121,7 +123,7 @@ def test_unreachable_database_is_retried_with_backoff_then_fails(
     config.write_text(
         "name: pg-churn\n"
         "data:\n"
-        f"  source: postgresql://conveyor@127.0.0.1:{port}/conveyor\n"
+        f"  source: postgresql://conveyor:{PASSWORD}@127.0.0.1:{port}/conveyor\n"
         "  table: churn\n"
         "  target: churned\n"
     )
@@ -133,6 +135,7 @@ def test_unreachable_database_is_retried_with_backoff_then_fails(
     assert len(transient) >= 2, f"expected a retry after exit 75:\n{output[-4000:]}"
     assert "up_for_retry" in output
     assert _record(tmp_path, RUN_ID)["steps"]["ingest"]["status"] == "failed"
+    assert [form for form in (PASSWORD, unquote(PASSWORD)) if form in output] == []
 
 
 def _dag_test_conf(airflow: Airflow, conf: dict[str, str], **env: str) -> str:
