@@ -121,7 +121,7 @@ def require_token_beyond_loopback(
     """
     if token is None and not is_loopback(host):
         raise ConfigError(
-            f"--host {host} listens beyond loopback, where {endpoint} needs a bearer token: "
+            f"--host {host} listens beyond loopback, where {endpoint} needs authentication: "
             f"set {variable} (at least {MIN_TOKEN_CHARS} characters){alternative}"
         )
 

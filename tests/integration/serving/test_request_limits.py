@@ -10,8 +10,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from tests.integration.serving.conftest import FEATURES, MODEL, launch, metric_value, rows_payload
-from tests.integration.serving.rawhttp import (
+from tests.integration.rawhttp import (
     Trickle,
     connect,
     head,
@@ -19,6 +18,7 @@ from tests.integration.serving.rawhttp import (
     send_raw,
     wait_until,
 )
+from tests.integration.serving.conftest import FEATURES, MODEL, launch, metric_value, rows_payload
 
 from conveyor.registry.store import ModelRegistry
 
