@@ -309,11 +309,12 @@ class ServingState:
         challenger = self.challenger
         if challenger is None:
             return
+        loop = asyncio.get_running_loop()
         if not self.take_place():
             self.metrics.count_shadow_dropped(challenger.version)
             return
         self.metrics.count_routed("shadow", challenger.version)
-        task = asyncio.get_running_loop().create_task(
+        task = loop.create_task(
             self._shadow(challenger, raw, answered, text), name="conveyor-shadow"
         )
         self._shadows.add(task)
