@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     )
     dvc_remote: str | None = Field(None, description="Overrides versioning.remote.")
     admin_token: str | None = Field(None, description="Bearer token for admin endpoints.")
+    webhook_token: str | None = Field(
+        None, description="Bearer token for POST /alerts of the retraining receiver."
+    )
 
     def project_root(self, default: Path) -> Path:
         """The project folder: CONVEYOR_PROJECT_DIR, else ``default`` (the config's folder)."""

@@ -345,6 +345,13 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
     max_body_bytes: Annotated[int, typer.Option(help="Request body limit.", min=1)] = 8388608,
     max_batch_rows: Annotated[int, typer.Option(help="Rows per request limit.", min=1)] = 10000,
+    feedback_max_body_bytes: Annotated[
+        int, typer.Option(help="POST /feedback body limit (bytes).", min=1)
+    ] = 1048576,
+    body_timeout: Annotated[
+        float,
+        typer.Option(help="Seconds a request body may take to arrive (then 408).", min=0.1),
+    ] = 10.0,
     poll_interval: Annotated[
         float,
         typer.Option(
@@ -401,6 +408,8 @@ def serve(
     MLflow /invocations and Open Inference Protocol v2; /healthz, /readyz, /metrics, /docs.
     An alias is followed: the new version is loaded beside the old one, then swapped in.
     POST /admin/reload checks the alias now (bearer token from CONVEYOR_ADMIN_TOKEN).
+    POST /feedback takes a bearer token from CONVEYOR_FEEDBACK_TOKEN; a --host beyond
+    loopback requires one (or --no-monitoring).
     SIGTERM: /readyz turns 503, requests are served for --drain-seconds, then it stops.
     Routing between champion and challenger: serving.routing in the config (-c).
     """
@@ -416,11 +425,14 @@ def serve(
         "feedback_rows": feedback_rows,
         "max_body_bytes": max_body_bytes,
         "max_batch_rows": max_batch_rows,
+        "feedback_max_body_bytes": feedback_max_body_bytes,
+        "body_timeout": body_timeout,
         "poll_interval": poll_interval,
         "drain_seconds": drain_seconds,
         "graceful_timeout": graceful_timeout,
     }
     settings = _guarded(_serving_settings, config, model_uri, tracking_uri, **options)
+    _guarded(settings.check_binding, host)
     if workers == 1:
         from conveyor.serving.app import create_app
         from conveyor.serving.shutdown import run_server
@@ -452,7 +464,10 @@ def _serve_workers(settings: Any, *, host: str, port: int, workers: int, access_
     # Without polling every worker loads the same version: the alias is resolved once,
     # here. With polling each worker follows the alias on its own.
     following = settings.poll_interval > 0 and follows_alias(settings.model_uri)
-    fields = settings.model_dump(mode="json", exclude={"admin_token", "model_uri"})
+    # the tokens reach the workers through their own variables, never as masked text
+    fields = settings.model_dump(
+        mode="json", exclude={"admin_token", "feedback_token", "model_uri"}
+    )
     os.environ.update(
         {
             f"CONVEYOR_SERVE_{name.upper()}": json.dumps(v) if isinstance(v, dict) else str(v)

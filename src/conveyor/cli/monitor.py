@@ -213,6 +213,26 @@ def _trigger(
     return RetrainTrigger(chosen, state_file, cooldown=cooldown)
 
 
+def _webhook_token(host: str) -> str | None:
+    """The bearer token of ``POST /alerts``: ``CONVEYOR_WEBHOOK_TOKEN``, else
+    ``CONVEYOR_ADMIN_TOKEN``; required beyond loopback.
+
+    Raises:
+        ConfigError: a token shorter than 16 characters, or none on a non-loopback host.
+    """
+    from conveyor.http_guard import check_token, require_token_beyond_loopback
+    from conveyor.settings import get_settings
+
+    settings = get_settings()
+    variable = "CONVEYOR_WEBHOOK_TOKEN" if settings.webhook_token else "CONVEYOR_ADMIN_TOKEN"
+    token = settings.webhook_token or settings.admin_token
+    check_token(token, variable=variable)
+    require_token_beyond_loopback(
+        host, token, variable="CONVEYOR_WEBHOOK_TOKEN", endpoint="POST /alerts"
+    )
+    return token
+
+
 @monitor_app.command("serve-webhook")
 def serve_webhook(
     *,
@@ -225,26 +245,36 @@ def serve_webhook(
     cooldown: CooldownOpt = 3600.0,
     state: StateOpt = None,
     dag_config: DagConfigOpt = None,
+    max_body_bytes: Annotated[
+        int, typer.Option(help="Largest notification body accepted (bytes; more: 413).", min=1)
+    ] = 1024 * 1024,
+    body_timeout: Annotated[
+        float,
+        typer.Option(help="Seconds a notification body may take to arrive (then 408).", min=0.1),
+    ] = 10.0,
 ) -> None:
     """Receive Alertmanager webhooks; firing alerts labelled retrain="true" start a run.
 
     POST /alerts (Alertmanager webhook, version 4), GET /healthz, GET /metrics. One run per
     incident, none within the cooldown of the last, at most one in flight. With
-    CONVEYOR_ADMIN_TOKEN set, POST /alerts needs `Authorization: Bearer <token>`.
+    CONVEYOR_WEBHOOK_TOKEN (or CONVEYOR_ADMIN_TOKEN) set, POST /alerts needs
+    `Authorization: Bearer <token>`; a --host beyond loopback requires one.
     """
     import logging
 
     import uvicorn
 
     from conveyor.cli import _guarded
-    from conveyor.settings import get_settings
 
+    token = _guarded(_webhook_token, host)
     trigger = _guarded(_trigger, config, launcher, cooldown, state, dag_config)
     from conveyor.monitoring.webhook import create_webhook_app
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    app = create_webhook_app(trigger, token=_guarded(get_settings).admin_token)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    app = create_webhook_app(
+        trigger, token=token, max_body_bytes=max_body_bytes, body_timeout=body_timeout
+    )
+    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
 
 
 @monitor_app.command("watch")

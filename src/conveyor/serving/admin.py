@@ -4,11 +4,12 @@
 Without ``CONVEYOR_ADMIN_TOKEN`` the admin endpoints are off and answer 404, exactly as an
 unknown path does. With it, a request must send ``Authorization: Bearer <token>``; the
 comparison is constant-time (``hmac.compare_digest``) and a missing or wrong token is 401.
+The token is checked before any byte of a body is read; a body (the routing) is then read
+within :data:`ADMIN_MAX_BODY_BYTES` and ``body_timeout``.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,41 +19,22 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from conveyor.config import RoutingConfig
+from conveyor.http_guard import bearer_token, token_matches
+from conveyor.serving.body import body_schema, media_type, parse_model, read_body
 from conveyor.serving.follow import share_routing
 from conveyor.serving.state import ServingState, StateDep
 
 if TYPE_CHECKING:
     from conveyor.serving.follow import AliasFollower
 
-__all__ = ["admin_router", "bearer_token", "require_admin", "token_matches"]
+__all__ = ["ADMIN_MAX_BODY_BYTES", "admin_router", "bearer_token", "require_admin", "token_matches"]
 
 logger = logging.getLogger(__name__)
 
+ADMIN_MAX_BODY_BYTES = 64 * 1024
+"""Admin request bodies (a routing: a few hundred bytes) larger than this get 413."""
+
 admin_router = APIRouter(prefix="/admin", tags=["admin"])
-
-
-def bearer_token(authorization: str | None) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header, or None.
-
-    Example:
-        >>> bearer_token("Bearer s3cret")
-        's3cret'
-        >>> bearer_token("Basic dXNlcg==") is None
-        True
-    """
-    if not authorization:
-        return None
-    scheme, _, token = authorization.strip().partition(" ")
-    token = token.strip()
-    return token if scheme.lower() == "bearer" and token else None
-
-
-def token_matches(authorization: str | None, expected: str) -> bool:
-    """Whether the header carries ``expected``, compared in constant time."""
-    token = bearer_token(authorization)
-    if token is None:
-        return False
-    return hmac.compare_digest(token.encode("utf-8"), expected.encode("utf-8"))
 
 
 async def require_admin(
@@ -108,8 +90,10 @@ async def get_routing(state: StateDep) -> dict[str, Any]:
     return _routing_answer(state)
 
 
-@admin_router.post("/routing", dependencies=[Depends(require_admin)])
-async def set_routing(routing: RoutingConfig, request: Request, state: StateDep) -> JSONResponse:
+@admin_router.post(
+    "/routing", dependencies=[Depends(require_admin)], openapi_extra=body_schema(RoutingConfig)
+)
+async def set_routing(request: Request, state: StateDep) -> JSONResponse:
     """Put a new routing in force (same fields as ``serving.routing`` in the project config).
 
     The second model is loaded and warmed first; when it cannot be (no such alias or
@@ -118,6 +102,9 @@ async def set_routing(routing: RoutingConfig, request: Request, state: StateDep)
     registered model's ``conveyor.routing`` tag, which every worker and replica applies at
     its next alias poll (``shared`` in the answer says whether storing worked).
     """
+    media_type(request.headers.get("content-type"), accepted=("application/json",), missing_ok=True)
+    body = await read_body(request, limit=ADMIN_MAX_BODY_BYTES, timeout=state.settings.body_timeout)
+    routing = parse_model(body, RoutingConfig)
     result = await _follower(request).check_challenger(forced=True, routing=routing)
     if result is not None and result.error is not None:
         answer = {"error": f"routing not changed: {result.error}", **_routing_answer(state)}

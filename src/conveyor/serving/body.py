@@ -1,26 +1,40 @@
-"""Reading request bodies safely (byte limit, content type, UTF-8 text and JSON), and
-writing prediction answers fast (:class:`JsonAnswer`).
+"""Reading request bodies safely (byte limit, deadline, content type, UTF-8 text, JSON
+nesting depth), and writing prediction answers fast (:class:`JsonAnswer`).
 
 Every check fails with a :class:`RequestError` carrying the HTTP status to answer with:
-413 for a body over the limit, 415 for a content type the route does not take, 400 for
-bytes that are not UTF-8 or text that is not JSON.
+413 for a body over the limit, 408 for one that did not arrive within ``body_timeout``,
+415 for a content type the route does not take, 400 for bytes that are not UTF-8, text
+that is not JSON or JSON nested deeper than :data:`~conveyor.http_guard.MAX_JSON_DEPTH`,
+422 for JSON that does not fit the route's schema (naming the field).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
+from pydantic import BaseModel, ValidationError
 from starlette.responses import JSONResponse
 
+from conveyor.http_guard import BodyRefusedError, check_json_depth, read_bounded_body
 from conveyor.serving.inputs import RequestError
 
 if TYPE_CHECKING:
     from starlette.requests import Request
 
-__all__ = ["JsonAnswer", "decode_text", "media_type", "parse_json", "read_body"]
+__all__ = [
+    "JsonAnswer",
+    "body_schema",
+    "decode_text",
+    "media_type",
+    "parse_json",
+    "parse_model",
+    "read_body",
+]
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class JsonAnswer(JSONResponse):
@@ -66,31 +80,23 @@ def media_type(header: str | None, *, accepted: tuple[str, ...], missing_ok: boo
     return kind
 
 
-async def read_body(request: Request, *, limit: int) -> bytes:
-    """The request body, refused as soon as it is known to exceed ``limit`` bytes.
+async def read_body(request: Request, *, limit: int, timeout: float) -> bytes:
+    """The request body, refused as soon as it is known to be too large or too slow.
+
+    Args:
+        request: the request.
+        limit: the most bytes accepted.
+        timeout: seconds the whole body may take to arrive.
 
     Raises:
         RequestError: (413) the declared or actual length is over the limit; (400) a
-            non-numeric Content-Length.
+            non-numeric Content-Length; (408, ``Connection: close``) the body did not
+            arrive within ``timeout`` seconds.
     """
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.strip().isdigit():
-            raise RequestError(f"invalid Content-Length {declared[:40]!r}", status=400)
-        if int(declared) > limit:
-            raise RequestError(_too_large(int(declared), limit), status=413)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestError(_too_large(size, limit), status=413)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _too_large(size: int, limit: int) -> str:
-    return f"request body of {size} bytes or more exceeds the limit of {limit} bytes"
+    try:
+        return await read_bounded_body(request, limit=limit, timeout=timeout)
+    except BodyRefusedError as exc:
+        raise RequestError(str(exc), exc.status, headers=exc.headers) from exc
 
 
 def decode_text(body: bytes) -> str:
@@ -118,8 +124,13 @@ def parse_json(body: bytes) -> Any:
     """Decode a UTF-8 JSON body (the literal ``NaN`` is read as a missing number).
 
     Raises:
-        RequestError: (400) not UTF-8, empty, or malformed JSON (with line and column).
+        RequestError: (400) not UTF-8, empty, nested too deep, or malformed JSON (with
+            line and column).
     """
+    try:
+        check_json_depth(body)  # before either parser recurses into it
+    except BodyRefusedError as exc:
+        raise RequestError(str(exc), exc.status) from exc
     try:
         return orjson.loads(body)  # the fast parser takes valid JSON (and UTF-8) only...
     except orjson.JSONDecodeError:
@@ -135,3 +146,40 @@ def parse_json(body: bytes) -> Any:
         ) from exc
     except (ValueError, RecursionError) as exc:
         raise RequestError(f"malformed JSON: {exc}", status=400) from exc
+
+
+def parse_model(body: bytes, model: type[ModelT]) -> ModelT:
+    """A JSON body parsed (as :func:`parse_json`) and validated by a pydantic model.
+
+    Raises:
+        RequestError: (400) as :func:`parse_json`; (422) the JSON does not fit the model
+            (the message names the first bad field, e.g. ``feedback.0.labels``).
+    """
+    data = parse_json(body)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise RequestError(f"{where}: {first['msg']}{more}", status=422) from exc
+
+
+def body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI ``requestBody`` of a route that reads a JSON body of ``model`` itself
+    (for ``openapi_extra``), with the model's nested definitions inlined."""
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline(definitions[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    content = {"application/json": {"schema": inline(schema)}}
+    return {"requestBody": {"required": True, "content": content}}

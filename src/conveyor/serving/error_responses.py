@@ -8,7 +8,9 @@ whichever way it came in.
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
@@ -20,6 +22,7 @@ from conveyor.serving.metrics import CLIENT_CLOSED_REQUEST, CLIENT_GONE
 from conveyor.serving.protocols import mlflow as mlflow_protocol
 
 __all__ = [
+    "ErrorBody",
     "client_gone",
     "error_response",
     "http_error",
@@ -31,11 +34,20 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
+class ErrorBody(JSONResponse):
+    """A JSON error body written in ASCII (other characters as ``\\u`` escapes), so a
+    message quoting a client's text can always be encoded."""
+
+    def render(self, content: Any) -> bytes:
+        """The content as compact ASCII JSON."""
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 def error_response(path: str, status: int, message: str) -> JSONResponse:
     """The error body of the protocol that ``path`` belongs to."""
     if path.startswith("/v2"):
-        return JSONResponse({"error": message}, status_code=status)
-    return JSONResponse(mlflow_protocol.error_body(status, message), status_code=status)
+        return ErrorBody({"error": message}, status_code=status)
+    return ErrorBody(mlflow_protocol.error_body(status, message), status_code=status)
 
 
 async def request_error(request: Request, exc: Exception) -> JSONResponse:

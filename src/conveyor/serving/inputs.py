@@ -45,6 +45,7 @@ __all__ = [
     "RequestError",
     "build_frame",
     "check_columns",
+    "check_row_limit",
     "coerce_column",
     "coerce_columns",
     "columns_from_records",
@@ -354,6 +355,25 @@ def coerce_column(
     return [_string(column, row, value, text=text, rules=rules) for row, value in enumerate(values)]
 
 
+def check_row_limit(rows: int, max_rows: int, *, at_least: bool = False) -> None:
+    """Refuse a batch of more than ``max_rows`` rows; protocols call it on list lengths
+    while parsing, before any column is built.
+
+    Args:
+        rows: rows counted so far.
+        max_rows: the batch row limit.
+        at_least: counting stopped early: the batch has ``rows`` rows or more.
+
+    Raises:
+        RequestError: (422) over the limit (the message names it).
+    """
+    if rows > max_rows:
+        counted = f"more than {max_rows}" if at_least else str(rows)
+        raise RequestError(
+            f"batch of {counted} rows exceeds the limit of {max_rows} rows (max_batch_rows)"
+        )
+
+
 def _row_count(columns: RawColumns, *, max_rows: int) -> int:
     lengths = {name: len(values) for name, values in columns.items()}
     rows = max(lengths.values(), default=0)
@@ -362,8 +382,7 @@ def _row_count(columns: RawColumns, *, max_rows: int) -> int:
         raise RequestError(f"column {short!r} has {lengths[short]} values; expected {rows}")
     if rows == 0:
         raise RequestError("empty batch: the request holds no rows")
-    if rows > max_rows:
-        raise RequestError(f"batch of {rows} rows exceeds the limit of {max_rows} rows")
+    check_row_limit(rows, max_rows)
     return rows
 
 

@@ -8,7 +8,6 @@ template (``/v2/models/{name}/infer``), never the raw path; unmatched paths coun
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import re
@@ -32,6 +31,7 @@ __all__ = [
     "RequestIds",
     "RequestTelemetry",
     "ServingMetrics",
+    "new_request_id",
     "request_id_of",
 ]
 
@@ -51,7 +51,6 @@ CLIENT_GONE = "client_gone"
 CLIENT_CLOSED_REQUEST = 499
 """The status a request is counted with when its client went away (nginx's convention)."""
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
-_COUNTER_MASK = (1 << 64) - 1
 _REQUEST_ID_KEY = REQUEST_ID_HEADER.encode()
 
 
@@ -67,7 +66,7 @@ class ServingMetrics:
         in (``success`` or ``failure``; on failure the old version keeps serving).
         ``conveyor_model_alias_checks_total{result}``: registry checks of the followed
         alias (``unchanged``, ``changed`` or ``error`` when the registry did not answer).
-        ``conveyor_requests_in_flight``: prediction requests in progress.
+        ``conveyor_requests_in_flight``: prediction requests and shadow copies in progress.
         ``conveyor_requests_refused_total{reason}``: prediction requests refused before
         any work (``concurrency``: over ``max_concurrency``).
         ``conveyor_routed_requests_total{variant,version}``: prediction requests by the
@@ -75,6 +74,8 @@ class ServingMetrics:
         ``conveyor_shadow_rows_total{version,outcome}``: rows the shadow model scored,
         by whether its answer was the ``same`` as the primary's, ``different``, or an
         ``error``.
+        ``conveyor_shadow_dropped_total{version}``: shadow copies dropped because every
+        place of the concurrency budget was taken.
         ``conveyor_batch_size_rows{model,version}``: rows per predict call (histogram).
         ``conveyor_unknown_category_values_total{model,version,column}``: category values
         the model never saw in training, accepted (``unknown_categories: accept``).
@@ -137,7 +138,7 @@ class ServingMetrics:
         )
         self.in_flight = Gauge(
             "conveyor_requests_in_flight",
-            "Prediction requests in progress.",
+            "Prediction requests and shadow copies in progress.",
             registry=self.registry,
         )
         self.refused = Counter(
@@ -156,6 +157,12 @@ class ServingMetrics:
             "conveyor_shadow_rows",
             "Rows scored by the shadow model, by agreement with the primary's answer.",
             ["version", "outcome"],
+            registry=self.registry,
+        )
+        self.shadow_dropped = Counter(
+            "conveyor_shadow_dropped",
+            "Shadow copies dropped because every place of the concurrency budget was taken.",
+            ["version"],
             registry=self.registry,
         )
         self.batch_rows = Histogram(
@@ -270,6 +277,10 @@ class ServingMetrics:
         if rows:
             self.shadow_rows.labels(version, outcome).inc(rows)
 
+    def count_shadow_dropped(self, version: str) -> None:
+        """Count one shadow copy dropped for want of a free place."""
+        self.child(self.shadow_dropped, version).inc()
+
     def publish_drift(
         self, model: tuple[str, str], report: DriftReport, rows: int, window_bytes: int
     ) -> None:
@@ -343,21 +354,18 @@ class ServingMetrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
-class RequestIds:
-    """New request ids: 32 hex characters, a random prefix per process and a counter
-    (unique across workers and replicas like a uuid4, at a tenth of its cost)."""
+def new_request_id() -> str:
+    """A fresh request id: 128 random bits from the operating system, as 32 hex
+    characters (unguessable, so nobody can send feedback for another's request)."""
+    return os.urandom(16).hex()
 
-    def __init__(self) -> None:
-        self._pid = -1
-        self._prefix = ""
-        self._counter = itertools.count()
+
+class RequestIds:
+    """New request ids (see :func:`new_request_id`)."""
 
     def new(self) -> str:
-        """A fresh id (a forked worker gets its own prefix on first use)."""
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
-            self._prefix = os.urandom(8).hex()
-        return f"{self._prefix}{next(self._counter) & _COUNTER_MASK:016x}"
+        """A fresh id."""
+        return new_request_id()
 
 
 def request_id_of(header: str | None, ids: RequestIds) -> str:
@@ -369,7 +377,8 @@ def request_id_of(header: str | None, ids: RequestIds) -> str:
 
 class RequestTelemetry:
     """ASGI middleware: assigns the request id (``X-Request-Id`` in and out) and records
-    the request in :class:`ServingMetrics`.
+    the request in :class:`ServingMetrics`. The id answered is the one in the request's
+    state when the answer starts (a handler may replace the caller's).
 
     Args:
         app: the wrapped ASGI app.
@@ -395,14 +404,16 @@ class RequestTelemetry:
         started = time.perf_counter()
         incoming = next((v for k, v in scope["headers"] if k == _REQUEST_ID_KEY), None)
         request_id = request_id_of(incoming.decode("latin-1") if incoming else None, self.ids)
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         status = 500
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                headers = [*message.get("headers", ()), (_REQUEST_ID_KEY, request_id.encode())]
+                answered = str(state.get("request_id", request_id)).encode()
+                headers = [*message.get("headers", ()), (_REQUEST_ID_KEY, answered)]
                 message = {**message, "headers": headers}
             await send(message)
 

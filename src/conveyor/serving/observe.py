@@ -158,10 +158,20 @@ class VersionMonitor:
         """Why ``value`` cannot be a ground-truth label for this version, or None."""
         if self.slot.is_classifier:
             known = {str(c) for c in self.slot.classes}
-            return None if str(value) in known else f"unknown class {value!r}"
+            return None if str(value) in known else f"unknown class {_shown(value)}"
         if isinstance(value, bool) or not isinstance(value, int | float):
-            return f"expected a number, got {value!r}"
-        return None if math.isfinite(value) else "expected a finite number"
+            return f"expected a number, got {_shown(value)}"
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an integer too large for a float
+            finite = False
+        return None if finite else "expected a finite number"
+
+
+def _shown(value: Any) -> str:
+    """A client's value for a message, cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass(frozen=True)
@@ -188,30 +198,40 @@ garbage collector stops tracking (100,000 tracked entries made every full collec
 class FeedbackStore:
     """Predictions of recent requests by request id, at most ``max_rows`` rows in all
     (oldest forgotten first). Thread-safe.
+
+    An id is used once: the ids of labelled requests are kept too (the last ``max_rows``
+    of them), and :meth:`remember` refuses an id the store holds or has labelled, so a
+    caller's ``X-Request-Id`` can never replace another request's predictions.
     """
 
     def __init__(self, max_rows: int) -> None:
         self.max_rows = max_rows
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._labelled: OrderedDict[str, None] = OrderedDict()
         self._rows = 0
         self._lock = threading.Lock()
 
-    def remember(self, request_id: str, entry: Remembered) -> None:
-        """Keep one request's predictions (a repeated id replaces the older entry)."""
+    def remember(self, request_id: str, entry: Remembered) -> bool:
+        """Keep one request's predictions (a request larger than the store is not kept).
+
+        Returns:
+            False when the id is taken (remembered or already labelled): nothing is
+            kept or replaced, and the caller should pick a new id.
+        """
         rows = len(entry.predictions)
-        if rows > self.max_rows:
-            return
         scores = tuple(entry.scores) if entry.scores is not None else None
         kept: _Entry = (entry.version, tuple(entry.predictions), scores)
         with self._lock:
-            old = self._entries.pop(request_id, None)
-            if old is not None:
-                self._rows -= len(old[1])
+            if request_id in self._entries or request_id in self._labelled:
+                return False
+            if rows > self.max_rows:
+                return True
             self._entries[request_id] = kept
             self._rows += rows
             while self._rows > self.max_rows:
                 _, dropped = self._entries.popitem(last=False)
                 self._rows -= len(dropped[1])
+        return True
 
     def take(self, request_id: str) -> Remembered | None:
         """Remove and return a request's predictions (labels count once), or None."""
@@ -219,6 +239,9 @@ class FeedbackStore:
             entry = self._entries.pop(request_id, None)
             if entry is not None:
                 self._rows -= len(entry[1])
+                self._labelled[request_id] = None
+                if len(self._labelled) > self.max_rows:
+                    self._labelled.popitem(last=False)
         return _remembered(entry)
 
     def peek(self, request_id: str) -> Remembered | None:

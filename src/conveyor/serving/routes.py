@@ -1,7 +1,8 @@
 """HTTP routes: MLflow's ``/invocations`` and the Open Inference Protocol v2 endpoints.
 
 Handlers stay thin: pick the version by the routing in force, take a concurrency place,
-read the body within its limit, parse and coerce it (large bodies in a worker thread, so
+read the body within its size limit and deadline, parse it (refusing too many rows as soon
+as they are counted) and coerce it (large bodies in a worker thread, so
 health checks never wait behind a batch), predict through the version's micro-batcher, and
 answer with the model's name, version and route in headers and, for v2, in the body.
 """
@@ -101,25 +102,30 @@ async def invocations(
     )
     if probabilities and not slot.is_classifier:
         raise RequestError("probabilities=true: the model is a regressor; it has no classes")
+    settings = state.settings
+    max_rows = settings.max_batch_rows
     async with state.admission():
-        body = await read_body(request, limit=state.settings.max_body_bytes)
+        body = await read_body(
+            request, limit=settings.max_body_bytes, timeout=settings.body_timeout
+        )
         text = kind == "text/csv"
         if text:
 
             def parse() -> Any:
-                return mlflow_protocol.parse_csv(decode_text(body), slot.schema)
+                return mlflow_protocol.parse_csv(decode_text(body), slot.schema, max_rows=max_rows)
         else:
 
             def parse() -> Any:
-                return mlflow_protocol.parse_payload(parse_json(body), slot.schema)
+                payload = parse_json(body)
+                return mlflow_protocol.parse_payload(payload, slot.schema, max_rows=max_rows)
 
         raw, batch = await prepare(
             slot,
             parse,
             body_bytes=len(body),
-            max_rows=state.settings.max_batch_rows,
+            max_rows=max_rows,
             text=text,
-            reject_unknown=state.settings.unknown_categories == "reject",
+            reject_unknown=settings.unknown_categories == "reject",
         )
         prediction = await state.predict(slot, batch, probabilities=probabilities)
     _record(state, slot, route, "/invocations", batch)
@@ -207,20 +213,24 @@ async def _infer(
 ) -> JSONResponse:
     answered_by(request, slot)
     media_type(request.headers.get("content-type"), accepted=("application/json",), missing_ok=True)
+    settings = state.settings
+    max_rows = settings.max_batch_rows
     async with state.admission():
-        body = await read_body(request, limit=state.settings.max_body_bytes)
+        body = await read_body(
+            request, limit=settings.max_body_bytes, timeout=settings.body_timeout
+        )
         parsed: list[Any] = []
 
         def parse() -> Any:
-            parsed.append(v2.parse_infer_request(parse_json(body), slot))
+            parsed.append(v2.parse_infer_request(parse_json(body), slot, max_rows=max_rows))
             return parsed[0].columns
 
         raw, batch = await prepare(
             slot,
             parse,
             body_bytes=len(body),
-            max_rows=state.settings.max_batch_rows,
-            reject_unknown=state.settings.unknown_categories == "reject",
+            max_rows=max_rows,
+            reject_unknown=settings.unknown_categories == "reject",
         )
         wanted = parsed[0].outputs
         prediction = await state.predict(

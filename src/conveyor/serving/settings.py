@@ -9,17 +9,21 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from conveyor.config import RoutingConfig
 from conveyor.errors import ConfigError
+from conveyor.http_guard import MIN_TOKEN_CHARS, require_token_beyond_loopback
 
 __all__ = [
     "ADMIN_TOKEN_ENV",
     "DEFAULT_BATCH_MAX_ROWS",
     "DEFAULT_BATCH_MAX_WAIT_MS",
+    "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_DRAIN_SECONDS",
+    "DEFAULT_FEEDBACK_MAX_BODY_BYTES",
     "DEFAULT_GRACEFUL_TIMEOUT",
     "DEFAULT_MAX_BATCH_ROWS",
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_CONCURRENCY",
     "DEFAULT_POLL_INTERVAL",
+    "FEEDBACK_TOKEN_ENV",
     "MIN_ADMIN_TOKEN_CHARS",
     "Runtime",
     "ServingSettings",
@@ -34,8 +38,11 @@ DEFAULT_GRACEFUL_TIMEOUT = 20
 DEFAULT_BATCH_MAX_ROWS = 256
 DEFAULT_BATCH_MAX_WAIT_MS = 10.0
 DEFAULT_MAX_CONCURRENCY = 256
-MIN_ADMIN_TOKEN_CHARS = 16
+DEFAULT_FEEDBACK_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_BODY_TIMEOUT = 10.0
+MIN_ADMIN_TOKEN_CHARS = MIN_TOKEN_CHARS
 ADMIN_TOKEN_ENV = "CONVEYOR_ADMIN_TOKEN"
+FEEDBACK_TOKEN_ENV = "CONVEYOR_FEEDBACK_TOKEN"
 
 Runtime = Literal["auto", "onnx", "pyfunc"]
 
@@ -51,8 +58,12 @@ class ServingSettings(BaseSettings):
         model_uri: ``models:/<name>@<alias>`` or ``models:/<name>/<version>``; models are
             only ever loaded from the configured registry.
         tracking_uri: the MLflow tracking/registry URI holding the model.
-        max_body_bytes: larger request bodies are refused with 413.
-        max_batch_rows: larger batches are refused with 422.
+        max_body_bytes: larger prediction request bodies are refused with 413.
+        max_batch_rows: larger batches are refused with 422, as soon as parsing counts
+            one row too many.
+        feedback_max_body_bytes: larger ``POST /feedback`` bodies are refused with 413.
+        body_timeout: seconds a request body may take to arrive; a slower one is refused
+            with 408 and its connection closed.
         poll_interval: seconds between checks of the alias in ``model_uri`` (0: never; a
             URI naming a version is never polled).
         drain_seconds: after SIGTERM, how long ``/readyz`` answers 503 while requests are
@@ -61,6 +72,9 @@ class ServingSettings(BaseSettings):
         admin_token: bearer token of the ``/admin`` endpoints, from ``CONVEYOR_ADMIN_TOKEN``
             (``CONVEYOR_SERVE_ADMIN_TOKEN`` is read too); at least 16 characters. None: the
             admin endpoints are off and answer 404.
+        feedback_token: bearer token ``POST /feedback`` requires, from
+            ``CONVEYOR_FEEDBACK_TOKEN``; at least 16 characters. None: feedback is open,
+            which ``conveyor serve`` allows on a loopback address only.
         runtime: ``auto`` (ONNX Runtime when the version has a parity-verified ONNX model,
             else the pipeline), ``onnx`` (required) or ``pyfunc`` (always the pipeline).
         batch_max_rows: most rows concurrent requests share in one predict call (1: no
@@ -91,6 +105,12 @@ class ServingSettings(BaseSettings):
     tracking_uri: str = Field(description="MLflow tracking and registry URI.")
     max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, gt=0, description="Body limit (bytes).")
     max_batch_rows: int = Field(DEFAULT_MAX_BATCH_ROWS, gt=0, description="Rows per request.")
+    feedback_max_body_bytes: int = Field(
+        DEFAULT_FEEDBACK_MAX_BODY_BYTES, gt=0, description="POST /feedback body limit (bytes)."
+    )
+    body_timeout: float = Field(
+        DEFAULT_BODY_TIMEOUT, gt=0, description="Seconds a request body may take to arrive."
+    )
     poll_interval: float = Field(
         DEFAULT_POLL_INTERVAL, ge=0, description="Seconds between alias checks (0: off)."
     )
@@ -104,6 +124,11 @@ class ServingSettings(BaseSettings):
         None,
         validation_alias=ADMIN_TOKEN_ENV,
         description="Bearer token for /admin endpoints (unset: they are off).",
+    )
+    feedback_token: SecretStr | None = Field(
+        None,
+        validation_alias=FEEDBACK_TOKEN_ENV,
+        description="Bearer token for POST /feedback (unset: open; loopback only).",
     )
 
     runtime: Runtime = Field("auto", description="auto, onnx or pyfunc.")
@@ -139,14 +164,31 @@ class ServingSettings(BaseSettings):
             )
         return value
 
-    @field_validator("admin_token")
+    @field_validator("admin_token", "feedback_token")
     @classmethod
     def _strong_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < MIN_ADMIN_TOKEN_CHARS:
-            raise ValueError(
-                f"the admin token must have at least {MIN_ADMIN_TOKEN_CHARS} characters"
-            )
+        if value is not None and len(value.get_secret_value()) < MIN_TOKEN_CHARS:
+            raise ValueError(f"the token must have at least {MIN_TOKEN_CHARS} characters")
         return value
+
+    def check_binding(self, host: str) -> None:
+        """Refuse to listen beyond loopback while ``POST /feedback`` takes anyone's labels.
+
+        Args:
+            host: the address the server will listen on.
+
+        Raises:
+            ConfigError: ``host`` is not a loopback address, monitoring is on and no
+                feedback token is set.
+        """
+        if self.monitoring:
+            require_token_beyond_loopback(
+                host,
+                None if self.feedback_token is None else self.feedback_token.get_secret_value(),
+                variable=FEEDBACK_TOKEN_ENV,
+                endpoint="POST /feedback",
+                alternative=", or serve with --no-monitoring",
+            )
 
 
 def _variable(loc: tuple[int | str, ...]) -> str:

@@ -112,6 +112,7 @@ def run_server(
         log_level="info",
         access_log=access_log,
         timeout_graceful_shutdown=graceful_timeout,
+        server_header=False,  # no library name in answers
     )
     server = DrainingServer(config, state=app.state.serving, drain_seconds=drain_seconds)
     server.run()
@@ -160,6 +161,7 @@ def run_workers(
         log_level="info",
         access_log=access_log,
         timeout_graceful_shutdown=graceful_timeout,
+        server_header=False,
     )
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)

@@ -20,7 +20,7 @@ from fastapi import Depends, Request
 from conveyor.config import RoutingConfig
 from conveyor.serving.batching import MicroBatcher
 from conveyor.serving.inputs import Batch, RawColumns, RequestError, coerce_columns
-from conveyor.serving.metrics import ANSWERED_BY, ServingMetrics
+from conveyor.serving.metrics import ANSWERED_BY, ServingMetrics, new_request_id
 from conveyor.serving.observe import FeedbackStore, Remembered, VersionMonitor
 from conveyor.serving.routing import CHALLENGER, PRIMARY, Route, choose_route
 from conveyor.serving.settings import ServingSettings
@@ -62,7 +62,8 @@ class ServingState:
             replaces it).
         ready: the model is loaded and warmed (and the app has not shut down).
         draining: SIGTERM arrived: readiness probes fail while requests are still served.
-        in_flight: prediction requests in progress.
+        in_flight: prediction requests and shadow copies in progress (the places of
+            the ``max_concurrency`` budget taken).
     """
 
     settings: ServingSettings
@@ -129,6 +130,23 @@ class ServingState:
             RequestError: (503, ``Retry-After: 1``) on entry, when every place is taken.
         """
         return Admission(self)
+
+    def take_place(self) -> bool:
+        """Take one place of the ``max_concurrency`` budget, if one is free (never waits).
+
+        Returns:
+            Whether a place was taken (give it back with :meth:`release_place`).
+        """
+        if self.in_flight >= self.settings.max_concurrency:
+            return False
+        self.in_flight += 1
+        self.metrics.in_flight.inc()
+        return True
+
+    def release_place(self) -> None:
+        """Give back a place taken by :meth:`take_place`."""
+        self.in_flight -= 1
+        self.metrics.in_flight.dec()
 
     def monitor(self, slot: ModelSlot) -> VersionMonitor | None:
         """The monitor of one loaded version (None when monitoring is off)."""
@@ -213,12 +231,17 @@ class ServingState:
             raise RequestError(f"the model could not score the input: {_first_line(exc)}") from exc
 
     def remember(self, request: Request, slot: ModelSlot, prediction: Prediction) -> None:
-        """Keep a request's predictions for the ground truth ``POST /feedback`` may bring."""
+        """Keep a request's predictions for the ground truth ``POST /feedback`` may bring,
+        under its request id. A caller's id already in use (remembered or labelled) is
+        never reused: the request gets a new id, which its ``X-Request-Id`` answers."""
         monitor = self.monitor(slot)
         if monitor is None:
             return
         entry = Remembered(slot.version, prediction.predictions, monitor.scores(prediction))
-        self.feedback.remember(str(getattr(request.state, "request_id", "")), entry)
+        if not self.feedback.remember(str(getattr(request.state, "request_id", "")), entry):
+            request_id = new_request_id()
+            request.state.request_id = request_id
+            self.feedback.remember(request_id, entry)
 
     def _monitor_of(self, version: str) -> VersionMonitor | None:
         return next((m for _, m in self.monitors() if m.slot.version == version), None)
@@ -274,6 +297,10 @@ class ServingState:
     def shadow(self, raw: RawColumns, answered: Prediction, *, text: bool = False) -> None:
         """Score a copy of a request on the challenger in the background; record only.
 
+        The copy takes a place in the ``max_concurrency`` budget until it is scored, and
+        never waits for one: when none is free it is dropped and counted
+        (``conveyor_shadow_dropped_total``), so shadow traffic cannot crowd out answers.
+
         Args:
             raw: the request's raw columns (coerced again for the challenger's schema).
             answered: what the primary answered, to count agreement.
@@ -282,8 +309,12 @@ class ServingState:
         challenger = self.challenger
         if challenger is None:
             return
+        loop = asyncio.get_running_loop()
+        if not self.take_place():
+            self.metrics.count_shadow_dropped(challenger.version)
+            return
         self.metrics.count_routed("shadow", challenger.version)
-        task = asyncio.get_running_loop().create_task(
+        task = loop.create_task(
             self._shadow(challenger, raw, answered, text), name="conveyor-shadow"
         )
         self._shadows.add(task)
@@ -300,6 +331,8 @@ class ServingState:
             logger.debug("shadow version %s failed: %s", challenger.version, _first_line(exc))
             self.metrics.count_shadow_rows(challenger.version, "error", rows)
             return
+        finally:
+            self.release_place()
         same = sum(_same(a, b) for a, b in zip(answered.predictions, copy.predictions, strict=True))
         self.metrics.count_shadow_rows(challenger.version, "same", same)
         self.metrics.count_shadow_rows(challenger.version, "different", rows - same)
@@ -316,21 +349,18 @@ class Admission:
 
     async def __aenter__(self) -> None:
         state = self.state
-        limit = state.settings.max_concurrency
-        if state.in_flight >= limit:
+        if not state.take_place():
             state.metrics.refused.labels("concurrency").inc()
+            limit = state.settings.max_concurrency
             raise RequestError(
                 f"server busy: {limit} prediction requests in progress (max_concurrency); "
                 "retry shortly",
                 status=503,
                 headers={"Retry-After": "1"},
             )
-        state.in_flight += 1
-        state.metrics.in_flight.inc()
 
     async def __aexit__(self, *exc_info: object) -> None:
-        self.state.in_flight -= 1
-        self.state.metrics.in_flight.dec()
+        self.state.release_place()
 
 
 def _same(a: Any, b: Any) -> bool:

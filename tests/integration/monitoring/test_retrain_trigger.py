@@ -36,6 +36,7 @@ class Receiver:
     url: str
     runs_dir: Path
     log: Path
+    state: Path  # the trigger's state file: the last run's pid and log are only here
 
 
 def _free_port() -> int:
@@ -58,12 +59,16 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> Non
     pytest.fail(f"receiver did not answer /healthz in 60 s: {log.read_text()}")
 
 
-def _stop_launched_run(url: str) -> None:
+def _last_run(state: Path) -> dict[str, Any]:
+    """The last run as the trigger's state file records it (pid, log, command)."""
+    if not state.is_file():
+        return {}
+    return dict(json.loads(state.read_text(encoding="utf-8")).get("last_run") or {})
+
+
+def _stop_launched_run(state: Path) -> None:
     """Leave no training run behind if a test failed while one was in flight."""
-    try:
-        last = httpx.get(f"{url}/healthz", timeout=5).json().get("last_run") or {}
-    except httpx.HTTPError:
-        return
+    last = _last_run(state)
     if last.get("state") == "running" and last.get("pid"):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(int(last["pid"]), signal.SIGTERM)  # its own session: pgid == pid
@@ -74,19 +79,20 @@ def receiver(trained_demo: Path, tmp_path: Path) -> Iterator[Receiver]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "CONVEYOR_"))}
     log = tmp_path / "receiver.log"
+    state = tmp_path / "trigger-state.json"
     argv = [
         CONVEYOR, "monitor", "serve-webhook", "-c", str(trained_demo), "--port", str(port),
-        "--cooldown", "3600", "--state", str(tmp_path / "trigger-state.json"),
+        "--cooldown", "3600", "--state", str(state),
     ]  # fmt: skip
     with log.open("wb") as out:
         process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(url, process, log)
-        yield Receiver(url, trained_demo.parent / ".conveyor" / "runs", log)
+        yield Receiver(url, trained_demo.parent / ".conveyor" / "runs", log, state)
     finally:
         if process.poll() is None:
-            _stop_launched_run(url)
+            _stop_launched_run(state)
         process.terminate()
         process.wait(timeout=20)
 
@@ -162,8 +168,11 @@ def test_one_run_per_incident_then_cooldown(receiver: Receiver) -> None:
     assert "not an Alertmanager webhook notification" in bad.json()["detail"]
 
     finished = _wait_for_run(receiver)
-    assert finished["state"] == "succeeded", Path(finished["log"]).read_text()
+    recorded = _last_run(receiver.state)
+    assert finished["state"] == "succeeded", Path(recorded["log"]).read_text()
     assert finished["exit_code"] == 0
+    assert not {"pid", "log", "command"} & set(finished)  # /healthz shows no host details
+    assert {"pid", "log", "command"} <= set(recorded)
     new_runs = {p.name for p in receiver.runs_dir.iterdir()} - before
     assert new_runs == {finished["run_id"]}  # exactly one `conveyor run`, and we know which
     record = json.loads((receiver.runs_dir / finished["run_id"] / "record.json").read_text())

@@ -87,3 +87,12 @@ def test_default_model_is_the_config_name_at_champion_in_mlflow_tracking_uri(
     assert "no registered model named 'churn' (known: " in result.stderr
     assert MODEL in result.stderr.split("(known: ", 1)[1]
     assert not (tmp_path / ".conveyor").exists()
+
+
+def test_feedback_beyond_loopback_without_a_token_refuses_to_start(tmp_path: Path) -> None:
+    uri = ("--model-uri", f"models:/{MODEL}@champion", "--tracking-uri", "sqlite:///x.db")
+    result = serve(tmp_path, "--host", "0.0.0.0", *uri)
+    assert result.returncode == 2
+    assert "--host 0.0.0.0 listens beyond loopback, where POST /feedback needs" in result.stderr
+    assert "CONVEYOR_FEEDBACK_TOKEN" in result.stderr and "--no-monitoring" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

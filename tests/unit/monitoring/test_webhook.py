@@ -13,6 +13,8 @@ from conveyor.errors import ServiceUnavailableError
 from conveyor.monitoring.trigger import RetrainTrigger, TriggerStateFile
 from conveyor.monitoring.webhook import create_webhook_app
 
+TOKEN = "webhook-token-0123456789"
+
 
 class Launcher:
     name = "fake"
@@ -25,7 +27,15 @@ class Launcher:
         if self.error:
             raise self.error
         self.count += 1
-        return {"launcher": "fake", "id": f"run-{self.count}", "state": "running"}
+        return {
+            "launcher": "fake",
+            "id": f"run-{self.count}",
+            "state": "running",
+            "pid": 4242,
+            "command": ["conveyor", "run", "-c", "/srv/project/conveyor.yaml"],
+            "log": "/srv/project/.conveyor/trigger/logs/run.log",
+            "url": "http://airflow.internal:8080/dags/conveyor_training/runs/x",
+        }
 
     def status(self, run: dict[str, Any]) -> dict[str, Any]:
         return run
@@ -55,9 +65,11 @@ def launcher() -> Launcher:
     return Launcher()
 
 
-def client_for(tmp_path: Path, launcher: Launcher, token: str | None = None) -> TestClient:
+def client_for(
+    tmp_path: Path, launcher: Launcher, token: str | None = None, **limits: Any
+) -> TestClient:
     trigger = RetrainTrigger(launcher, TriggerStateFile(tmp_path / "state.json"), cooldown=3600)
-    return TestClient(create_webhook_app(trigger, token=token))
+    return TestClient(create_webhook_app(trigger, token=token, **limits))
 
 
 def test_one_run_per_incident_then_cooldown(tmp_path: Path, launcher: Launcher) -> None:
@@ -121,10 +133,47 @@ def test_launch_failure_answers_503_so_alertmanager_retries(
 
 
 def test_token_guards_the_alert_route(tmp_path: Path, launcher: Launcher) -> None:
-    client = client_for(tmp_path, launcher, token="s3cret")
+    client = client_for(tmp_path, launcher, token=TOKEN)
     assert client.post("/alerts", json=payload()).status_code == 401
     wrong = client.post("/alerts", json=payload(), headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401 and launcher.count == 0
-    right = client.post("/alerts", json=payload(), headers={"Authorization": "Bearer s3cret"})
+    right = client.post("/alerts", json=payload(), headers={"Authorization": f"Bearer {TOKEN}"})
     assert right.status_code == 200 and launcher.count == 1
     assert client.get("/healthz").status_code == 200  # probes need no token
+
+
+def test_healthz_tells_the_runs_state_but_no_path_command_pid_or_url(
+    tmp_path: Path, launcher: Launcher
+) -> None:
+    client = client_for(tmp_path, launcher)
+    assert client.post("/alerts", json=payload()).status_code == 200
+    health = client.get("/healthz").json()
+    assert health == {
+        "status": "ok",
+        "launcher": "fake",
+        "cooldown_seconds": 3600,
+        "in_flight": True,
+        "last_triggered_at": health["last_triggered_at"],
+        "incidents_remembered": 1,
+        "last_run": {
+            "launcher": "fake",
+            "id": "run-1",
+            "state": "running",
+            "triggered_at": health["last_triggered_at"],
+        },
+    }
+
+
+def test_a_body_over_the_limit_is_413(tmp_path: Path, launcher: Launcher) -> None:
+    client = client_for(tmp_path, launcher, max_body_bytes=100)
+    answer = client.post("/alerts", json=payload())
+    assert answer.status_code == 413
+    assert "exceeds the limit of 100 bytes" in answer.json()["detail"]
+    assert launcher.count == 0
+
+
+def test_json_nested_too_deep_is_400_naming_the_limit(tmp_path: Path, launcher: Launcher) -> None:
+    body = b'{"alerts": ' + b"[" * 40 + b"]" * 40 + b"}"
+    answer = client_for(tmp_path, launcher).post("/alerts", content=body)
+    assert answer.status_code == 400
+    assert "deeper than the limit of 32 levels" in answer.json()["detail"]

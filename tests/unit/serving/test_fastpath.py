@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from conveyor.serving.fastpath import (
@@ -63,8 +65,15 @@ def test_request_ids_are_32_hex_characters_and_unique() -> None:
     made = {ids.new() for _ in range(1000)}
     assert len(made) == 1000
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in made)
-    assert len({i[:16] for i in made}) == 1  # one prefix per process
-    assert RequestIds().new()[:16] != ids.new()[:16]  # ... drawn at random
+
+
+def test_request_ids_share_no_prefix_a_client_could_count_on() -> None:
+    ids = RequestIds()
+    made = [ids.new() for _ in range(2000)]
+    # 128 random bits each: no common prefix, and no two ids one increment apart
+    assert len({i[:8] for i in made}) > 1990
+    numbers = sorted(int(i, 16) for i in made)
+    assert min(b - a for a, b in itertools.pairwise(numbers)) > 1
 
 
 def test_a_client_that_went_away_is_counted_as_499_not_as_a_server_error() -> None:

@@ -20,12 +20,25 @@ def test_oldest_requests_are_forgotten_first_when_rows_run_out() -> None:
     assert store.rows == 4
 
 
-def test_a_repeated_id_replaces_its_entry_and_huge_requests_are_not_kept() -> None:
+def test_a_repeated_id_never_replaces_the_remembered_entry() -> None:
     store = FeedbackStore(max_rows=10)
-    store.remember("a", entry(3))
-    store.remember("a", entry(5, version="2"))
-    assert store.rows == 5 and store.peek("a") == entry(5, version="2")
-    store.remember("big", entry(11))
+    assert store.remember("a", entry(3)) is True
+    assert store.remember("a", entry(5, version="2")) is False
+    assert store.rows == 3 and store.peek("a") == entry(3)
+
+
+def test_a_labelled_id_is_not_taken_again() -> None:
+    store = FeedbackStore(max_rows=10)
+    store.remember("a", entry(2))
+    assert store.take("a") == entry(2)
+    assert store.remember("a", entry(1)) is False
+    assert store.take("a") is None  # feedback for it again: unknown
+
+
+def test_huge_requests_are_not_kept() -> None:
+    store = FeedbackStore(max_rows=10)
+    store.remember("a", entry(5))
+    assert store.remember("big", entry(11)) is True
     assert store.peek("big") is None and store.rows == 5
 
 
@@ -42,3 +55,15 @@ def test_remembered_predictions_do_not_load_the_garbage_collector() -> None:
     assert store.take("r7") == Remembered("3", ["yes", "no"], [0.9, 0.2])
     assert store.peek("r8") == Remembered("3", ["yes", "no"], [0.9, 0.2])
     assert store.take("r7") is None
+
+
+def test_a_regression_label_too_large_for_a_float_is_refused_not_a_crash() -> None:
+    from conveyor.serving.inputs import InputSchema
+    from conveyor.serving.metrics import ServingMetrics
+    from conveyor.serving.observe import VersionMonitor
+    from conveyor.serving.slot import ModelSlot
+
+    regressor = ModelSlot(None, "m", "1", "run", InputSchema(()))
+    monitor = VersionMonitor(regressor, ServingMetrics(), window_rows=0, online_rows=10)
+    assert monitor.check_label(10**400) == "expected a finite number"
+    assert monitor.check_label(2.5) is None

@@ -15,6 +15,7 @@ SLOT = ModelSlot(
     pipeline=None, name="m", version="3", run_id="r1", schema=SCHEMA, classes=("no", "yes")
 )
 EXPECTED = {"age": [1, 2], "job": ["a", "b"]}
+ROWS = 100
 
 
 @pytest.mark.parametrize(
@@ -29,7 +30,7 @@ EXPECTED = {"age": [1, 2], "job": ["a", "b"]}
     ],
 )
 def test_every_mlflow_form_gives_the_same_columns(payload: dict[str, object]) -> None:
-    assert mlflow.parse_payload(payload, SCHEMA) == EXPECTED
+    assert mlflow.parse_payload(payload, SCHEMA, max_rows=ROWS) == EXPECTED
 
 
 @pytest.mark.parametrize(
@@ -50,17 +51,17 @@ def test_malformed_mlflow_payloads_name_the_field(
     payload: object, status: int, message: str
 ) -> None:
     with pytest.raises(RequestError, match=message) as err:
-        mlflow.parse_payload(payload, SCHEMA)
+        mlflow.parse_payload(payload, SCHEMA, max_rows=ROWS)
     assert err.value.status == status
 
 
 def test_csv_header_names_the_columns_in_any_order() -> None:
-    assert mlflow.parse_csv('job,age\r\na,1\n"b,c",\n', SCHEMA) == {
+    assert mlflow.parse_csv('job,age\r\na,1\n"b,c",\n', SCHEMA, max_rows=ROWS) == {
         "job": ["a", "b,c"],
         "age": ["1", ""],
     }
     with pytest.raises(RequestError, match="missing column"):
-        mlflow.parse_csv("age\n1\n", SCHEMA)
+        mlflow.parse_csv("age\n1\n", SCHEMA, max_rows=ROWS)
 
 
 def test_predictions_body_adds_probabilities_and_classes_when_computed() -> None:
@@ -92,6 +93,7 @@ def test_v2_request_becomes_columns_with_id_and_outputs() -> None:
             "outputs": [{"name": "probabilities"}],
         },
         SLOT,
+        max_rows=ROWS,
     )
     assert request == v2.InferRequest("q1", EXPECTED, ("probabilities",))
 
@@ -117,7 +119,7 @@ def test_v2_request_becomes_columns_with_id_and_outputs() -> None:
 )
 def test_bad_v2_requests_name_the_input(payload: object, status: int, message: str) -> None:
     with pytest.raises(RequestError, match=message) as err:
-        v2.parse_infer_request(payload, SLOT)
+        v2.parse_infer_request(payload, SLOT, max_rows=ROWS)
     assert err.value.status == status
 
 
@@ -153,3 +155,59 @@ def test_v2_regression_answer_is_fp64_and_metadata_lists_inputs() -> None:
         "predictions",
         "probabilities",
     ]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"dataframe_split": {"columns": ["age", "job"], "data": [[1, "a"], [2, "b"], [3]]}},
+        {"dataframe_records": [{"age": 1, "job": "a"}, {"age": 2}, {"job": "c"}]},
+        {"instances": [[1, "a"], [2, "b"], "not a row"]},
+        {"inputs": {"age": [1, 2, 3], "job": "not a list"}},
+    ],
+    ids=["split", "records", "instances", "columns"],
+)
+def test_mlflow_rows_over_the_limit_are_refused_before_any_row_is_read(
+    payload: dict[str, object],
+) -> None:
+    # the third row (or column) is malformed: the limit must be what answers
+    with pytest.raises(RequestError, match="batch of 3 rows exceeds the limit of 2 rows") as err:
+        mlflow.parse_payload(payload, SCHEMA, max_rows=2)
+    assert err.value.status == 422
+
+
+def test_csv_reading_stops_at_the_first_row_over_the_limit() -> None:
+    too_long = "x" * 200_000  # over the csv module's field limit: unreadable, if it were read
+    text = f"age,job\n1,a\n2,b\n3,c\n4,{too_long}\n"
+    with pytest.raises(RequestError, match="batch of more than 2 rows exceeds the limit of 2"):
+        mlflow.parse_csv(text, SCHEMA, max_rows=2)
+    with pytest.raises(RequestError, match="malformed CSV"):
+        mlflow.parse_csv(text, SCHEMA, max_rows=5)
+    assert mlflow.parse_csv("age,job\n1,a\n2,b\n", SCHEMA, max_rows=2) == {
+        "age": ["1", "2"],
+        "job": ["a", "b"],
+    }
+
+
+@pytest.mark.parametrize(
+    "data",
+    [[1.0, 2.0, 3.0], [[1.0], [2.0], [3.0]], [[[[1.0]]], 2.0, 3.0]],
+    ids=["flat", "nested", "ragged-nesting"],
+)
+def test_v2_rows_over_the_limit_are_refused_before_flattening(data: list[object]) -> None:
+    payload = {"inputs": [tensor("age", "FP64", data, shape=[3])]}
+    with pytest.raises(RequestError, match="batch of 3 rows exceeds the limit of 2 rows"):
+        v2.parse_infer_request(payload, SLOT, max_rows=2)
+
+
+def test_a_v2_shape_over_the_limit_is_refused() -> None:
+    payload = {"inputs": [tensor("age", "FP64", [1.0], shape=[10**12])]}
+    with pytest.raises(RequestError, match=r"batch of 1000000000000 rows exceeds the limit of 2"):
+        v2.parse_infer_request(payload, SLOT, max_rows=2)
+
+
+def test_a_v2_id_that_is_no_unicode_text_is_400() -> None:
+    payload = {"id": "\ud800", "inputs": [tensor("age", "FP64", [1.0])]}
+    with pytest.raises(RequestError, match="'id' must be a string of Unicode text") as err:
+        v2.parse_infer_request(payload, SLOT, max_rows=ROWS)
+    assert err.value.status == 400

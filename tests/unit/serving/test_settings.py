@@ -14,7 +14,8 @@ DB = "sqlite:///mlflow.db"
 
 @pytest.fixture(autouse=True)
 def no_conveyor_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("CONVEYOR_ADMIN_TOKEN", "ADMIN_TOKEN", "CONVEYOR_SERVE_ADMIN_TOKEN"):
+    names = ("CONVEYOR_ADMIN_TOKEN", "ADMIN_TOKEN", "CONVEYOR_SERVE_ADMIN_TOKEN")
+    for name in (*names, "CONVEYOR_FEEDBACK_TOKEN"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -50,3 +51,47 @@ def test_a_short_admin_token_is_refused_with_its_variable_name(
 def test_negative_durations_are_refused(field: str) -> None:
     with pytest.raises(ValidationError, match=field):
         ServingSettings(model_uri=URI, tracking_uri=DB, **{field: -1})
+
+
+def test_request_limits_default_to_1_mib_feedback_and_a_10_s_body_deadline() -> None:
+    settings = ServingSettings(model_uri=URI, tracking_uri=DB)
+    assert settings.feedback_max_body_bytes == 1024 * 1024
+    assert settings.body_timeout == 10.0
+    assert settings.feedback_token is None
+
+
+def test_feedback_token_comes_from_conveyor_feedback_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONVEYOR_FEEDBACK_TOKEN", "f" * 20)
+    token = ServingSettings(model_uri=URI, tracking_uri=DB).feedback_token
+    assert token is not None and token.get_secret_value() == "f" * 20
+
+
+def test_a_short_feedback_token_is_refused_with_its_variable_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CONVEYOR_SERVE_MODEL_URI", URI)
+    monkeypatch.setenv("CONVEYOR_SERVE_TRACKING_URI", DB)
+    monkeypatch.setenv("CONVEYOR_FEEDBACK_TOKEN", "short")
+    with pytest.raises(ConfigError, match=r"CONVEYOR_FEEDBACK_TOKEN: .*at least 16 characters"):
+        load_serving()
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.1.2.3", "serving.internal"])
+def test_feedback_beyond_loopback_without_a_token_refuses_to_start(host: str) -> None:
+    settings = ServingSettings(model_uri=URI, tracking_uri=DB)
+    with pytest.raises(ConfigError, match=f"--host {host} .*set CONVEYOR_FEEDBACK_TOKEN"):
+        settings.check_binding(host)
+
+
+@pytest.mark.parametrize(
+    ("host", "options"),
+    [
+        ("127.0.0.1", {}),
+        ("localhost", {}),
+        ("0.0.0.0", {"feedback_token": "f" * 16}),
+        ("0.0.0.0", {"monitoring": False}),
+    ],
+    ids=["loopback", "localhost", "with-a-token", "no-feedback-route"],
+)
+def test_loopback_a_token_or_no_monitoring_may_start(host: str, options: dict[str, object]) -> None:
+    ServingSettings(model_uri=URI, tracking_uri=DB, **options).check_binding(host)  # type: ignore[arg-type]

@@ -26,6 +26,7 @@ from conveyor.serving.inputs import (
     RawColumns,
     RequestError,
     check_columns,
+    check_row_limit,
     columns_from_records,
     columns_from_rows,
 )
@@ -57,19 +58,22 @@ def error_body(status: int, message: str) -> dict[str, str]:
     return {"error_code": _ERROR_CODES.get(status, default), "message": message}
 
 
-def parse_payload(payload: Any, schema: InputSchema) -> RawColumns:
+def parse_payload(payload: Any, schema: InputSchema, *, max_rows: int) -> RawColumns:
     """Raw columns from a decoded JSON body in any of the four forms.
 
     Args:
         payload: the decoded JSON.
         schema: the model's input columns (for row arrays and duplicate checks).
+        max_rows: the batch row limit, checked on the lists' lengths before any column is
+            built.
 
     Returns:
         Column name -> values.
 
     Raises:
         RequestError: (400) not an object, no form or several forms, unknown fields, or a
-            form of the wrong shape; (422) a row of the wrong length.
+            form of the wrong shape; (422) a row of the wrong length, or more rows than
+            ``max_rows``.
     """
     if not isinstance(payload, dict):
         raise RequestError(f"the JSON body must be an object with one of: {_fields()}", status=400)
@@ -83,17 +87,19 @@ def parse_payload(payload: Any, schema: InputSchema) -> RawColumns:
     field = given[0]
     value = payload[field]
     if field == "dataframe_split":
-        return _split(value, schema)
+        return _split(value, schema, max_rows=max_rows)
+    if isinstance(value, list):
+        check_row_limit(len(value), max_rows)
     if field == "dataframe_records":
         return columns_from_records(value, field=field)
-    return _tensor_form(value, schema, field=field)
+    return _tensor_form(value, schema, field=field, max_rows=max_rows)
 
 
 def _fields() -> str:
     return ", ".join(repr(f) for f in INPUT_FIELDS)
 
 
-def _split(value: Any, schema: InputSchema) -> RawColumns:
+def _split(value: Any, schema: InputSchema, *, max_rows: int) -> RawColumns:
     if not isinstance(value, dict) or "data" not in value:
         raise RequestError("'dataframe_split' must be an object with 'columns' and 'data'", 400)
     unknown = [k for k in value if k not in ("columns", "data", "index")]
@@ -103,14 +109,17 @@ def _split(value: Any, schema: InputSchema) -> RawColumns:
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         raise RequestError("'dataframe_split.columns' must be a list of column names", 400)
     check_columns(schema, columns)
+    if isinstance(value["data"], list):
+        check_row_limit(len(value["data"]), max_rows)
     return columns_from_rows(value["data"], columns, field="dataframe_split.data")
 
 
-def _tensor_form(value: Any, schema: InputSchema, *, field: str) -> RawColumns:
+def _tensor_form(value: Any, schema: InputSchema, *, field: str, max_rows: int) -> RawColumns:
     if isinstance(value, dict):
         for name, values in value.items():
             if not isinstance(values, list):
                 raise RequestError(f"{field!r} column {name!r} must be a list of values", 400)
+            check_row_limit(len(values), max_rows)
         return dict(value)
     if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
         return columns_from_records(value, field=field)
@@ -121,15 +130,24 @@ def _tensor_form(value: Any, schema: InputSchema, *, field: str) -> RawColumns:
     )
 
 
-def parse_csv(text: str, schema: InputSchema) -> RawColumns:
+def parse_csv(text: str, schema: InputSchema, *, max_rows: int) -> RawColumns:
     """Raw text columns from a CSV body whose first row names the columns.
 
+    Args:
+        text: the body.
+        schema: the model's input columns.
+        max_rows: the batch row limit: reading stops at the first row over it.
+
     Raises:
-        RequestError: (400) unparsable CSV; (422) no header, missing/extra columns, or a
-            row with the wrong number of fields.
+        RequestError: (400) unparsable CSV; (422) no header, missing/extra columns, a
+            row with the wrong number of fields, or more rows than ``max_rows``.
     """
+    rows: list[list[str]] = []
     try:
-        rows = [row for row in csv.reader(io.StringIO(text, newline="")) if row]
+        for row in csv.reader(io.StringIO(text, newline="")):
+            if row:
+                rows.append(row)
+                check_row_limit(len(rows) - 1, max_rows, at_least=True)  # the header is no row
     except csv.Error as exc:
         raise RequestError(f"malformed CSV: {exc}", status=400) from exc
     if not rows:

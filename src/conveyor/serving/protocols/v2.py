@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from conveyor.serving.inputs import InputColumn, RawColumns, RequestError
+from conveyor.serving.inputs import InputColumn, RawColumns, RequestError, check_row_limit
 from conveyor.serving.slot import ModelSlot, Prediction
 
 __all__ = [
@@ -104,7 +104,7 @@ def _rows(tensor: dict[str, Any], name: str, size: int) -> int:
     return int(shape[0])
 
 
-def _input_tensor(tensor: Any, index: int) -> tuple[str, str, list[Any]]:
+def _input_tensor(tensor: Any, index: int, *, max_rows: int) -> tuple[str, str, list[Any]]:
     if not isinstance(tensor, dict):
         raise RequestError(f"inputs[{index}] must be an object", status=400)
     name = tensor.get("name")
@@ -117,6 +117,11 @@ def _input_tensor(tensor: Any, index: int) -> tuple[str, str, list[Any]]:
         )
     if "data" not in tensor:
         raise RequestError(f"input {name!r}: 'data' is required", status=400)
+    shape = tensor.get("shape")
+    if isinstance(shape, list) and shape and type(shape[0]) is int:
+        check_row_limit(shape[0], max_rows)
+    if isinstance(tensor["data"], list):  # rows (flat) or rows of one value (nested)
+        check_row_limit(len(tensor["data"]), max_rows)
     data = _flatten(tensor["data"], name=name)
     _rows(tensor, name, len(data))
     return name, str(datatype), data
@@ -142,31 +147,33 @@ def check_datatype(column: InputColumn, datatype: str, *, raw: bool = False) -> 
         raise RequestError(f"input {column.name!r}: datatype {datatype} given; expected {expected}")
 
 
-def parse_infer_request(payload: Any, slot: ModelSlot) -> InferRequest:
+def parse_infer_request(payload: Any, slot: ModelSlot, *, max_rows: int) -> InferRequest:
     """Parse ``POST /v2/models/{name}/infer``'s body.
 
     Args:
         payload: the decoded JSON.
         slot: the model answering (for datatypes and output names).
+        max_rows: the batch row limit, checked on each tensor's shape and data length
+            before its values are flattened.
 
     Returns:
         The request id, raw columns and requested outputs.
 
     Raises:
         RequestError: (400) a malformed request; (422) a datatype or shape that does not
-            fit a column, or an unknown output.
+            fit a column, an unknown output, or more rows than ``max_rows``.
     """
     if not isinstance(payload, dict):
         raise RequestError("the JSON body must be an object with 'inputs'", status=400)
     request_id = payload.get("id")
-    if request_id is not None and not isinstance(request_id, str):
-        raise RequestError("'id' must be a string", status=400)
+    if request_id is not None and not _is_text(request_id):
+        raise RequestError("'id' must be a string of Unicode text", status=400)
     tensors = payload.get("inputs")
     if not isinstance(tensors, list) or not tensors:
         raise RequestError("'inputs' must be a non-empty list of tensors", status=400)
     columns: RawColumns = {}
     for index, tensor in enumerate(tensors):
-        name, datatype, data = _input_tensor(tensor, index)
+        name, datatype, data = _input_tensor(tensor, index, max_rows=max_rows)
         if name in columns:
             raise RequestError(f"input {name!r} is given twice")
         column = slot.schema.column(name)
@@ -174,6 +181,18 @@ def parse_infer_request(payload: Any, slot: ModelSlot) -> InferRequest:
             check_datatype(column, datatype, raw=slot.schema.rules is not None)
         columns[name] = data
     return InferRequest(request_id, columns, _requested_outputs(payload.get("outputs"), slot))
+
+
+def _is_text(value: Any) -> bool:
+    """A string the answer can carry: Unicode text, no lone surrogate (``"\\ud800"`` in
+    JSON decodes to one, and no encoder writes it back)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _requested_outputs(outputs: Any, slot: ModelSlot) -> tuple[str, ...] | None:
