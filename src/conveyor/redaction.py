@@ -88,6 +88,25 @@ def redact_tree(value: Any) -> Any:
 
 
 _REDACTING = "conveyor_redacting"
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _plain_args(args: Any) -> bool:
+    """Whether log arguments are all strings, numbers or None (nothing whose str() we
+    cannot see in advance)."""
+    if isinstance(args, tuple):
+        return all(isinstance(a, _PLAIN) for a in args)
+    if isinstance(args, dict):
+        return all(isinstance(a, _PLAIN) for a in args.values())
+    return args is None
+
+
+def _redacted_args(args: Any) -> Any:
+    if isinstance(args, tuple):
+        return tuple(redact(a) if isinstance(a, str) else a for a in args)
+    if isinstance(args, dict):
+        return {k: redact(v) if isinstance(v, str) else v for k, v in args.items()}
+    return args
 
 
 def redact_logs() -> None:
@@ -103,6 +122,12 @@ def redact_logs() -> None:
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = previous(*args, **kwargs)
+        if _plain_args(record.args) and isinstance(record.msg, str):
+            # Kept as template and arguments: formatters that read ``args`` (uvicorn's
+            # access log) still work.
+            record.msg = redact(record.msg)
+            record.args = _redacted_args(record.args)
+            return record
         try:
             message = record.getMessage()
         except Exception:  # a broken format: leave it to the handler to report

@@ -160,6 +160,7 @@ class WebhookSink:
 
     url: str
     received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    authorizations: list[str | None] = field(default_factory=list)
 
     def wait(self, count: int, timeout: float = 20.0) -> list[tuple[str, dict[str, Any]]]:
         """Wait until ``count`` bodies arrived; fail after ``timeout`` seconds."""
@@ -174,10 +175,12 @@ class WebhookSink:
 def webhook_sink() -> Iterator[WebhookSink]:
     """A local webhook receiver (path and JSON body of every POST), stopped at exit."""
     received: list[tuple[str, dict[str, Any]]] = []
+    authorizations: list[str | None] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            authorizations.append(self.headers.get("Authorization"))
             received.append((self.path, json.loads(body)))
             self.send_response(200)
             self.end_headers()
@@ -189,7 +192,8 @@ def webhook_sink() -> Iterator[WebhookSink]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield WebhookSink(f"http://127.0.0.1:{server.server_address[1]}", received)
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        yield WebhookSink(url, received, authorizations)
     finally:
         server.shutdown()
         server.server_close()

@@ -105,8 +105,13 @@ def test_alertmanager_delivers_retraining_alerts_to_the_webhook(tmp_path: Path) 
     assert retrain["webhook_configs"][0]["url"] == "http://conveyor-monitor:9095/alerts"
     for route in [config["route"], *config["route"]["routes"]]:
         route.update({"group_wait": "0s", "group_interval": "1s"})
+    token = tmp_path / "webhook-token"
+    token.write_text("a-webhook-token-of-32-characters", encoding="utf-8")
+    webhook = retrain["webhook_configs"][0]
+    assert webhook["http_config"]["authorization"]["type"] == "Bearer"
+    webhook["http_config"]["authorization"]["credentials_file"] = str(token)
     with webhook_sink() as sink:
-        retrain["webhook_configs"][0]["url"] = f"{sink.url}/alerts"
+        webhook["url"] = f"{sink.url}/alerts"
         with alertmanager(tmp_path, config) as url:
             alerts = [
                 {"labels": {"alertname": name, "model": "churn", "version": "3", **extra}}
@@ -120,6 +125,7 @@ def test_alertmanager_delivers_retraining_alerts_to_the_webhook(tmp_path: Path) 
             time.sleep(1.5)  # a wrongly routed second alert would arrive by now
             assert len(sink.received) == 1
     assert path == "/alerts"
+    assert sink.authorizations == ["Bearer a-webhook-token-of-32-characters"]
     assert (body["version"], body["status"]) == ("4", "firing")
     assert body["receiver"] == "conveyor-retrain"
     (alert,) = body["alerts"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from conveyor.redaction import redact, redact_tree
@@ -66,3 +68,41 @@ def test_log_records_of_any_logger_are_redacted(caplog: pytest.LogCaptureFixture
         logging.setLogRecordFactory(previous)
     assert "pw9" not in caplog.text
     assert "s3://k:***@h/b" in caplog.text
+
+
+@pytest.fixture
+def redacting() -> Iterator[None]:
+    import logging
+
+    from conveyor.redaction import redact_logs
+
+    previous = logging.getLogRecordFactory()
+    redact_logs()
+    try:
+        yield
+    finally:
+        logging.setLogRecordFactory(previous)
+
+
+def test_plain_log_arguments_stay_arguments_for_formatters_that_read_them(
+    redacting: None,
+) -> None:
+    import logging
+
+    record = logging.getLogger("uvicorn.access").makeRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s"', ("1.2.3.4", "GET", "/x"), None
+    )
+    assert record.args == ("1.2.3.4", "GET", "/x")
+
+
+def test_a_secret_in_an_object_argument_is_redacted(redacting: None) -> None:
+    import logging
+
+    class Url:
+        def __str__(self) -> str:
+            return "postgresql://u:pw77@db/x"
+
+    record = logging.getLogger("lib").makeRecord(
+        "lib", logging.INFO, __file__, 1, "to %s", (Url(),), None
+    )
+    assert "pw77" not in record.getMessage()
