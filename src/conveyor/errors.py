@@ -14,6 +14,7 @@ maps them to exit codes and human messages, only ``serving/`` to HTTP status cod
     ├── RegistryError             MLflow tracking / registry failed
     │   └── PromotionError        a promote / rollback request cannot be honoured
     ├── PipelineError             runner problems: unknown run id, missing step output
+    ├── BackupError               a backup cannot be written, or an archive is not whole
     └── ServiceUnavailableError   exit 75: a database, object store or registry did not
                                   answer; the same request may succeed later (retry it)
 """
@@ -21,6 +22,7 @@ maps them to exit codes and human messages, only ``serving/`` to HTTP status cod
 from __future__ import annotations
 
 __all__ = [
+    "BackupError",
     "ConfigError",
     "ConveyorError",
     "DataError",
@@ -86,6 +88,10 @@ class PromotionError(RegistryError):
 
 class PipelineError(ConveyorError):
     """The runner cannot do what was asked (unknown run id or step, missing output)."""
+
+
+class BackupError(ConveyorError):
+    """A backup cannot be written, or a backup archive is not whole (tampered, truncated)."""
 
 
 class ServiceUnavailableError(ConveyorError):

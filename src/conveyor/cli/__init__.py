@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from conveyor.cli.backup import backup, reproduce, restore
 from conveyor.cli.monitor import monitor_app
 from conveyor.cli.options import RuntimeOpt
 from conveyor.cli.predict import predict
@@ -44,6 +45,9 @@ app.add_typer(models_app, name="models")
 app.add_typer(runs_app, name="runs")
 app.add_typer(monitor_app, name="monitor")
 app.command("predict")(predict)
+app.command("backup")(backup)
+app.command("restore")(restore)
+app.command("reproduce")(reproduce)
 
 ConfigOpt = Annotated[
     Path, typer.Option("--config", "-c", help="Pipeline config (YAML).", show_default=True)
