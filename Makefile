@@ -93,6 +93,7 @@ bench: setup bench-deps
 	$(BIN)/python -m benchmarks.serving
 	$(BIN)/python -m benchmarks.serving.overhead
 	$(BIN)/python -m benchmarks.batch_scoring
+	$(BIN)/python -m benchmarks.backup_restore
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_VENV) $(AIRFLOW_HOME) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -315,3 +315,12 @@ def test_backup_to_s3_restores_from_s3(
     ok(run_cli("restore", "--from", target, "--into", str(into), cwd=before.work, env=env))
     versions, aliases = _store_state(into / "conveyor.yaml")
     assert (versions, aliases) == _store_state(restored / "conveyor.yaml")
+
+
+def test_backup_never_overwrites_an_archive(before: Before, restored: Path) -> None:
+    kept = before.archive.read_bytes()
+    config = str(restored / "conveyor.yaml")
+    done = run_cli("backup", "-c", config, "--to", str(before.archive), cwd=before.work)
+    assert done.returncode == 1
+    assert "already exists" in done.stderr
+    assert before.archive.read_bytes() == kept

@@ -102,14 +102,8 @@ def restore_backup(
     with tempfile.TemporaryDirectory(prefix="conveyor-restore-") as tmp:
         archive = _local_copy(source, Path(tmp), on_progress)
         manifest = verify_archive(archive, on_progress=on_progress)
+        store = _target_store(manifest, into, tracking_uri)
         kind = manifest["layout"]["store"]["kind"]
-        if kind == "postgresql" and not tracking_uri:
-            raise ConfigError(
-                "this archive holds a PostgreSQL store: pass --tracking-uri "
-                "postgresql://... naming an empty database to restore it into"
-            )
-        store = tracking_uri if kind == "postgresql" else f"sqlite:///{into / STATE_DIR}/mlflow.db"
-        assert store is not None  # for mypy: checked above
         created = not into.exists()
         into.mkdir(parents=True, exist_ok=True)
         try:
@@ -130,6 +124,18 @@ def restore_backup(
         datasets=len(list((into / VERSIONS_DIR).glob("*.json"))),
         notes=notes,
     )
+
+
+def _target_store(manifest: dict[str, Any], into: Path, tracking_uri: str | None) -> str:
+    """Where the archived store goes: under ``into`` (SQLite) or the named database."""
+    if manifest["layout"]["store"]["kind"] != "postgresql":
+        return f"sqlite:///{into / STATE_DIR}/mlflow.db"
+    if not tracking_uri:
+        raise ConfigError(
+            "this archive holds a PostgreSQL store: pass --tracking-uri "
+            "postgresql://... naming an empty database to restore it into"
+        )
+    return tracking_uri
 
 
 def _check_empty(into: Path) -> None:
