@@ -173,6 +173,24 @@ def test_restored_store_locates_artifacts_in_the_new_folder(before: Before, rest
     assert [v for v in located if v.startswith(old)] == []
 
 
+def test_only_lineage_history_still_names_the_old_folder(before: Before, restored: Path) -> None:
+    """Every other column that names the old folder would be a location left behind."""
+    found = set()
+    with sqlite3.connect(restored / ".conveyor" / "mlflow.db") as db:
+        tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            for column in [row[1] for row in db.execute(f"PRAGMA table_info('{table}')")]:
+                query = f"SELECT count(*) FROM '{table}' WHERE instr(CAST(\"{column}\" AS TEXT), ?)"
+                if db.execute(query, (str(before.root),)).fetchone()[0]:
+                    found.add((table, column))
+    # the DVC remote tag of runs and versions, and where each dataset was read from
+    assert found == {
+        ("tags", "value"),
+        ("model_version_tags", "value"),
+        ("datasets", "dataset_source"),
+    }
+
+
 def test_restored_champion_predicts_the_same(before: Before, restored: Path) -> None:
     scored = before.work / "after.parquet"
     config = str(restored / "conveyor.yaml")
