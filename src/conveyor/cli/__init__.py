@@ -45,9 +45,6 @@ app.add_typer(models_app, name="models")
 app.add_typer(runs_app, name="runs")
 app.add_typer(monitor_app, name="monitor")
 app.command("predict")(predict)
-app.command("backup")(backup)
-app.command("restore")(restore)
-app.command("reproduce")(reproduce)
 
 ConfigOpt = Annotated[
     Path, typer.Option("--config", "-c", help="Pipeline config (YAML).", show_default=True)
@@ -544,6 +541,12 @@ def _demo_loop(config_path: Path) -> None:
     result = _guarded(run_demo_loop, config_path, say=_console().print)
     if result.failures:
         _fail(f"demo: {len(result.failures)} requests failed: {result.failures[0]}", 1)
+
+
+# -- disaster recovery ----------------------------------------------------------
+app.command("backup")(backup)
+app.command("restore")(restore)
+app.command("reproduce")(reproduce)
 
 
 def main() -> None:
