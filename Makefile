@@ -112,6 +112,7 @@ bench: setup bench-deps
 	$(BIN)/python -m benchmarks.serving
 	$(BIN)/python -m benchmarks.serving.overhead
 	$(BIN)/python -m benchmarks.batch_scoring
+	$(BIN)/python -m benchmarks.backup_restore
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_VENV) $(AUDIT_VENV) build/sbom $(AIRFLOW_HOME) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

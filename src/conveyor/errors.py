@@ -16,6 +16,7 @@ maps them to exit codes and human messages, only ``serving/`` to HTTP status cod
     │   └── ModelIntegrityError   a model version is unsigned, or its files or signature
     │                             changed since registration: it is never loaded
     ├── PipelineError             runner problems: unknown run id, missing step output
+    ├── BackupError               a backup cannot be written, or an archive is not whole
     └── ServiceUnavailableError   exit 75: a database, object store or registry did not
                                   answer; the same request may succeed later (retry it)
 """
@@ -23,6 +24,7 @@ maps them to exit codes and human messages, only ``serving/`` to HTTP status cod
 from __future__ import annotations
 
 __all__ = [
+    "BackupError",
     "ConfigError",
     "ConveyorError",
     "DataError",
@@ -94,6 +96,10 @@ class ModelIntegrityError(RegistryError):
 
 class PipelineError(ConveyorError):
     """The runner cannot do what was asked (unknown run id or step, missing output)."""
+
+
+class BackupError(ConveyorError):
+    """A backup cannot be written, or a backup archive is not whole (tampered, truncated)."""
 
 
 class ServiceUnavailableError(ConveyorError):

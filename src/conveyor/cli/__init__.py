@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from conveyor.cli.backup import backup, reproduce, restore
 from conveyor.cli.monitor import monitor_app
 from conveyor.cli.options import RuntimeOpt
 from conveyor.cli.predict import predict
@@ -555,6 +556,12 @@ def _demo_loop(config_path: Path) -> None:
     result = _guarded(run_demo_loop, config_path, say=_console().print)
     if result.failures:
         _fail(f"demo: {len(result.failures)} requests failed: {result.failures[0]}", 1)
+
+
+# -- disaster recovery ----------------------------------------------------------
+app.command("backup")(backup)
+app.command("restore")(restore)
+app.command("reproduce")(reproduce)
 
 
 def main() -> None:

@@ -78,11 +78,13 @@ class PipelineRunner:
         *,
         on_event: Callable[[StepEvent], None] | None = None,
         steps: tuple[Step, ...] = STEPS,
+        publish_metrics: bool = True,
     ) -> None:
         self.project = project
         self.steps = steps
         self.store = RunStore(project.runs_dir, project.cache_dir)
         self.on_event = on_event or (lambda event: None)
+        self.publish_metrics = publish_metrics  # off for dry runs (conveyor reproduce)
         self.last_run_id: str | None = None
 
     def run(self, *, force: bool = False) -> dict[str, Any]:
@@ -238,6 +240,8 @@ class PipelineRunner:
 
     def _publish_metrics(self, record: dict[str, Any]) -> None:
         """Publish a finished run's gauges (textfile / Pushgateway); never fails the run."""
+        if not self.publish_metrics:
+            return
         from conveyor.monitoring.pipeline_metrics import publish_pipeline_metrics
 
         section = publish_pipeline_metrics(record, state_dir=self.project.state_dir)

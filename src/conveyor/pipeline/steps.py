@@ -22,13 +22,15 @@ from conveyor.data.versioning import file_md5
 from conveyor.errors import ConveyorError, DataError, DataValidationError
 from conveyor.pipeline.context import RunContext, digest
 from conveyor.pipeline.interrupts import check_interrupted
-from conveyor.redaction import redact
+from conveyor.redaction import redact, redact_tree
 
-__all__ = ["STEPS", "Step", "step_named"]
+__all__ = ["LINEAGE_ARTIFACT", "STEPS", "Step", "git_commit", "step_named"]
 
 log = logging.getLogger(__name__)
 
 IMPORTANCE_PLOT = "feature_importance.png"
+LINEAGE_ARTIFACT = "reports/lineage.json"
+"""The run artifact holding what a rebuild needs: resolved config, ingest summary, code."""
 
 KeyFn = Callable[[RunContext], list[Any] | None]
 ExecuteFn = Callable[[RunContext, Path], dict[str, Any]]
@@ -269,7 +271,8 @@ def _register_key(ctx: RunContext) -> list[Any]:
     ]
 
 
-def _git_commit(root: Path) -> str | None:
+def git_commit(root: Path) -> str | None:
+    """The git commit checked out in ``root``, or None outside git."""
     try:
         done = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=False
@@ -280,6 +283,8 @@ def _git_commit(root: Path) -> str | None:
 
 
 def _lineage_tags(ctx: RunContext, champion: str | None) -> dict[str, str]:
+    from conveyor.pipeline.runner import code_version
+
     version = ctx.summary("version")
     validation = ctx.summary("validate")
     tags = {
@@ -295,8 +300,9 @@ def _lineage_tags(ctx: RunContext, champion: str | None) -> dict[str, str]:
         ),
         "conveyor.parent_champion": champion or "none",
         "conveyor.model_type": ctx.summary("train")["model"],
+        "conveyor.code_version": code_version(),
     }
-    commit = _git_commit(ctx.project.root)
+    commit = git_commit(ctx.project.root)
     if commit:
         tags["conveyor.git_commit"] = commit
     return {key: redact(value) for key, value in tags.items()}  # a remote may hold a password
@@ -312,7 +318,7 @@ def _register(ctx: RunContext, out: Path) -> dict[str, Any]:
     if existing is None:
         champion = registry.get_alias(name, "champion")
         tags = _lineage_tags(ctx, champion.version if champion else None)
-        run_id = _log_run(ctx, registry, tags)
+        run_id = _log_run(ctx, registry, tags, lineage=_write_lineage(ctx, tags, out))
         _log_reference_profile(ctx, registry, run_id)
         _log_model_report(ctx, registry, run_id, champion=champion, tags=tags, out=out)
         check_interrupted()  # last moment to stop without a registered version
@@ -326,12 +332,24 @@ def _register(ctx: RunContext, out: Path) -> dict[str, Any]:
     return summary
 
 
-def _log_run(ctx: RunContext, registry: Any, tags: dict[str, str]) -> str:
+def _write_lineage(ctx: RunContext, tags: dict[str, str], out: Path) -> Path:
+    """What ``conveyor reproduce`` needs to rebuild the version, kept with its run."""
+    lineage = {
+        "config": ctx.config.model_dump(mode="json"),
+        "ingest": ctx.summary("ingest"),
+        "data_md5": tags["conveyor.data_md5"],
+        "code_version": tags["conveyor.code_version"],
+        "conveyor_version": __version__,
+    }
+    return ctx.store.save_json(out, Path(LINEAGE_ARTIFACT).stem, redact_tree(lineage))
+
+
+def _log_run(ctx: RunContext, registry: Any, tags: dict[str, str], *, lineage: Path) -> str:
     evaluation = ctx.summary("evaluate")
     train = ctx.frame("split", "train")
     schema = ctx.schema
     artifacts = sorted((ctx.output("evaluate") / "plots").glob("*.png"))
-    artifacts += [ctx.output("ingest") / "cleaning.json"]
+    artifacts += [ctx.output("ingest") / "cleaning.json", lineage]
     validation_report = ctx.summary("validate").get("report")
     if validation_report:
         artifacts.append(Path(validation_report))
