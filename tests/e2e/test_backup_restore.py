@@ -342,3 +342,7 @@ def test_backup_never_overwrites_an_archive(before: Before, restored: Path) -> N
     assert done.returncode == 1
     assert "already exists" in done.stderr
     assert before.archive.read_bytes() == kept
+
+
+def test_the_restored_signing_key_is_readable_by_its_owner_only(restored: Path) -> None:
+    assert (restored / ".conveyor" / "signing.key").stat().st_mode & 0o777 == 0o600

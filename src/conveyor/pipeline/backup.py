@@ -39,6 +39,7 @@ from conveyor.pipeline.archive import (
 )
 from conveyor.pipeline.project import Project
 from conveyor.redaction import redact, redact_tree
+from conveyor.registry.signing import KEY_FILE, key_file
 from conveyor.registry.snapshot import (
     artifact_locations,
     dump_postgres,
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 ARTIFACTS_DIR = f"{STATE_DIR}/mlartifacts"
 DVC_REMOTE_DIR = DEFAULT_REMOTE_DIR.as_posix()
 STORE_FILE = f"{STATE_DIR}/mlflow.db"
+SIGNING_KEY_FILE = f"{STATE_DIR}/{KEY_FILE}"
 GZIP_LEVEL = 6
 
 
@@ -158,6 +160,9 @@ def _add_store(plan: _Plan, uri: str, tmp: Path) -> Path | None:
         snapshot_sqlite(db, tmp / "mlflow.db")
         plan.add(STORE_FILE, tmp / "mlflow.db")
         plan.layout["store"] = {"kind": kind, "path": STORE_FILE}
+        key = key_file(uri)
+        if key is not None and key.is_file():  # the versions verify only with their key
+            plan.add(SIGNING_KEY_FILE, key)
         return db.parent / "mlartifacts"
     dump_postgres(uri, tmp / "postgres.dump")
     plan.files[STORE_DUMP] = tmp / "postgres.dump"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 import tarfile
@@ -36,6 +37,7 @@ from conveyor.pipeline.archive import (
     safe_member_name,
 )
 from conveyor.redaction import redact
+from conveyor.registry.signing import KEY_FILE
 from conveyor.registry.snapshot import (
     Relocation,
     relocate_artifacts,
@@ -302,7 +304,8 @@ def _extract(
                 raise BackupError(f"{path}: member {info.name!r} leaves the target folder")
             dest.parent.mkdir(parents=True, exist_ok=True)
             reader = HashingReader(tar.extractfile(info), advance)  # type: ignore[arg-type]
-            with dest.open("wb") as out:
+            mode = 0o600 if dest.name == KEY_FILE else 0o644  # the signing key: owner only
+            with os.fdopen(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as out:
                 shutil.copyfileobj(reader, out, CHUNK)  # type: ignore[misc]
             if reader.hexdigest() != members[info.name]["sha256"]:
                 raise BackupError(f"{path}: {info.name} changed while it was being restored")

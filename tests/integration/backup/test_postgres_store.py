@@ -34,6 +34,14 @@ def _database(server: PostgresServer, name: str) -> str:
     return server.url(scheme="postgresql+psycopg").rsplit("/", 1)[0] + f"/{name}"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def signing_key() -> Iterator[None]:
+    """A store on PostgreSQL signs with the key from the environment, on both machines."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CONVEYOR_SIGNING_KEY", "a-signing-key-for-the-shared-store-0123")
+        yield
+
+
 @pytest.fixture(scope="module")
 def stores(postgres: PostgresServer) -> tuple[str, str]:
     """An MLflow store database to back up and an empty one to restore into."""
