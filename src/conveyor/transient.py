@@ -5,8 +5,10 @@ it and orchestrators retry: a refused or reset connection, a timeout, an unknown
 HTTP 5xx or 429 after the client's own retries, a locked SQLite database, an object
 store asking to slow down. Libraries wrap these in their own types (MLflow's
 ``MlflowException``, botocore's ``EndpointConnectionError``, requests' ``RetryError``), so
-the whole chain of causes is walked. Libraries are only looked up if already imported: an
-exception cannot come from a module that was never loaded.
+the whole chain of causes is walked; where a library keeps only the text of the causes
+(MLflow gathers failed artifact transfers into one message), the text is read. Libraries
+are only looked up if already imported: an exception cannot come from a module that was
+never loaded.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import socket
 import sys
 from collections.abc import Iterator
 
-__all__ = ["causes", "is_transient"]
+__all__ = ["causes", "is_transient", "root_reason"]
 
 # MLflow's error codes for a busy or unavailable backend (a locked or overloaded database).
 _BUSY_CODES = frozenset({"TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"})
@@ -24,6 +26,15 @@ _RETRY_CODES = frozenset(
     {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling"}
 )
 _BUSY_TEXT = ("database is locked", "database table is locked")
+# What connection failures say once a library has turned them into text.
+_FAILED_CONNECTION_TEXT = (
+    "Connection refused",
+    "Connection aborted",
+    "Connection reset",
+    "Max retries exceeded",
+    "Read timed out",
+    "Temporary failure in name resolution",
+)
 
 
 def causes(exc: BaseException) -> Iterator[BaseException]:
@@ -52,7 +63,25 @@ def is_transient(exc: BaseException) -> bool:
         False
     """
     kinds = _transient_types()
-    return any(isinstance(e, kinds) or _busy(e) for e in causes(exc))
+    return any(isinstance(e, kinds) or _busy(e) or _says_so(e) for e in causes(exc))
+
+
+def root_reason(exc: BaseException) -> str:
+    """The innermost cause in a few words ("Connection refused", "database is locked").
+
+    Example:
+        >>> try:
+        ...     raise RuntimeError("API request failed") from ConnectionRefusedError(
+        ...         111, "Connection refused")
+        ... except RuntimeError as exc:
+        ...     root_reason(exc)
+        'Connection refused'
+    """
+    innermost = list(causes(exc))[-1]
+    strerror = getattr(innermost, "strerror", None)
+    if isinstance(strerror, str) and strerror:
+        return strerror
+    return (str(innermost).strip().splitlines() or [type(innermost).__name__])[0][:200]
 
 
 def _transient_types() -> tuple[type[BaseException], ...]:
@@ -74,8 +103,13 @@ def _transient_types() -> tuple[type[BaseException], ...]:
     return tuple(kinds)
 
 
+def _says_so(exc: BaseException) -> bool:
+    text = str(exc)
+    return any(marker in text for marker in (*_FAILED_CONNECTION_TEXT, *_BUSY_TEXT))
+
+
 def _busy(exc: BaseException) -> bool:
-    """A busy backend: MLflow's error code, an S3 error code or HTTP status, a locked SQLite."""
+    """A busy backend: MLflow's error code, an S3 error code or HTTP status."""
     if str(getattr(exc, "error_code", "")) in _BUSY_CODES:
         return True
     response = getattr(exc, "response", None)
@@ -84,7 +118,4 @@ def _busy(exc: BaseException) -> bool:
         status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         if error.get("Code") in _RETRY_CODES or int(status or 0) >= 500:
             return True
-    sqlite3 = sys.modules.get("sqlite3")
-    if sqlite3 is not None and isinstance(exc, sqlite3.OperationalError):
-        return any(text in str(exc) for text in _BUSY_TEXT)
     return False

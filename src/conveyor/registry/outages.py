@@ -15,7 +15,7 @@ import os
 from conveyor.errors import RegistryError, RegistryUnavailableError
 from conveyor.redaction import redact
 from conveyor.settings import get_settings
-from conveyor.transient import is_transient
+from conveyor.transient import is_transient, root_reason
 
 __all__ = ["apply_http_limits", "registry_error"]
 
@@ -43,10 +43,10 @@ def registry_error(what: str, exc: BaseException, *, store: str | None = None) -
         timed out, HTTP 5xx, a locked database), else a ``RegistryError``; either with one
         line of the cause.
     """
-    detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
     if not is_transient(exc):
-        return RegistryError(f"{what}: {detail}")
+        line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        return RegistryError(f"{what}: {line}")
     where = f"the MLflow registry at {redact(store)}" if store else "the MLflow registry"
     return RegistryUnavailableError(
-        f"{what}: {where} did not answer or was busy ({detail}); a retry may succeed"
+        f"{what}: {where} did not answer or was busy ({root_reason(exc)}); a retry may succeed"
     )

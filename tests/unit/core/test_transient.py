@@ -10,7 +10,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from conveyor.transient import is_transient
+from conveyor.transient import is_transient, root_reason
 
 
 def _closed_port() -> int:
@@ -63,3 +63,18 @@ def test_a_refused_permission_is_not_transient() -> None:
 
 def test_a_plain_error_is_not_transient() -> None:
     assert not is_transient(ValueError("metric 'auc' is not computed"))
+
+
+def test_a_failure_known_only_by_its_text_is_transient() -> None:
+    gathered = RuntimeError(
+        "The following failures occurred while downloading one or more artifacts:\n"
+        "##### File model.skops #####\nHTTPConnectionPool(host='127.0.0.1', port=5000): Max"
+        " retries exceeded with url: /get-artifact (Caused by NewConnectionError(...))"
+    )
+    assert is_transient(gathered)
+
+
+def test_the_root_reason_is_the_innermost_cause_in_a_few_words() -> None:
+    with pytest.raises(requests.ConnectionError) as err:
+        requests.get(f"http://127.0.0.1:{_closed_port()}/", timeout=5)
+    assert root_reason(err.value) == "Connection refused"
