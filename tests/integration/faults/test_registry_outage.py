@@ -23,6 +23,7 @@ from tests.integration.faults.conftest import (
 
 from conveyor.errors import RegistryUnavailableError
 from conveyor.registry.store import KEY_TAG, ModelRegistry
+from conveyor.settings import Settings, get_settings
 
 pytestmark = pytest.mark.integration
 
@@ -44,14 +45,25 @@ def test_a_registry_that_refuses_connections_exits_75_naming_it(tmp_path: Path) 
     assert "Traceback" not in done.stderr
 
 
-def test_registry_calls_give_up_within_bounds_with_a_retryable_error(tmp_path: Path) -> None:
+def test_registry_calls_give_up_within_bounds_with_a_retryable_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # MLflow's own defaults (120 s timeout, 7 retries, backoff factor 2) would keep a
     # refused call retrying for minutes; Conveyor's settings bound it.
-    registry = ModelRegistry(f"http://127.0.0.1:{free_port()}")
-    started = time.monotonic()
-    with pytest.raises(RegistryUnavailableError, match="did not answer") as err:
-        registry.get_alias(NAME, "champion")
-    assert time.monotonic() - started < 60
+    for name, value in QUICK.items():
+        monkeypatch.setenv(name, value)
+    for name in Settings().mlflow_http_environment():
+        monkeypatch.setenv(name, "")  # removed again after the test, whatever it sets
+        monkeypatch.delenv(name)
+    get_settings.cache_clear()
+    try:
+        registry = ModelRegistry(f"http://127.0.0.1:{free_port()}")
+        started = time.monotonic()
+        with pytest.raises(RegistryUnavailableError, match="did not answer") as err:
+            registry.get_alias(NAME, "champion")
+    finally:
+        get_settings.cache_clear()
+    assert time.monotonic() - started < 30
     assert err.value.exit_code == 75
 
 
