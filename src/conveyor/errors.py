@@ -18,21 +18,30 @@ maps them to exit codes and human messages, only ``serving/`` to HTTP status cod
     ├── PipelineError             runner problems: unknown run id, missing step output
     ├── BackupError               a backup cannot be written, or an archive is not whole
     └── ServiceUnavailableError   exit 75: a database, object store or registry did not
-                                  answer; the same request may succeed later (retry it)
+        │                         answer; the same request may succeed later (retry it)
+        ├── RegistryUnavailableError  the MLflow server or database did not answer, or was
+        │                             busy (also a RegistryError)
+        ├── ChampionMovedError        the champion moved after the gate compared with it:
+        │                             a retry gates again (also a PromotionError)
+        └── ProjectBusyError          another run of the project held its lock for longer
+                                      than the wait allowed (also a PipelineError)
 """
 
 from __future__ import annotations
 
 __all__ = [
     "BackupError",
+    "ChampionMovedError",
     "ConfigError",
     "ConveyorError",
     "DataError",
     "DataValidationError",
     "ModelIntegrityError",
     "PipelineError",
+    "ProjectBusyError",
     "PromotionError",
     "RegistryError",
+    "RegistryUnavailableError",
     "RemoteUnavailableError",
     "ServiceUnavailableError",
     "SourceUnavailableError",
@@ -118,3 +127,18 @@ class SourceUnavailableError(ServiceUnavailableError, DataError):
 
 class RemoteUnavailableError(ServiceUnavailableError, VersioningError):
     """The DVC remote (S3, MinIO) could not be reached: a retry may cure it (exit 75)."""
+
+
+class RegistryUnavailableError(ServiceUnavailableError, RegistryError):
+    """The MLflow tracking server or database did not answer, or was busy (locked SQLite,
+    HTTP 5xx after MLflow's own retries): a retry may cure it (exit 75)."""
+
+
+class ChampionMovedError(ServiceUnavailableError, PromotionError):
+    """The champion moved after the gate compared the challenger with it; no alias was
+    changed. A retry gates the challenger against the new champion (exit 75)."""
+
+
+class ProjectBusyError(ServiceUnavailableError, PipelineError):
+    """Another run, promotion or rollback of the same project held its lock for longer than
+    the wait allowed (``CONVEYOR_RUN_LOCK_TIMEOUT``): retry later (exit 75)."""

@@ -37,6 +37,32 @@ class Settings(BaseSettings):
     webhook_token: str | None = Field(
         None, description="Bearer token for POST /alerts of the retraining receiver."
     )
+    run_lock_timeout: float = Field(
+        3600.0,
+        ge=0,
+        description=(
+            "Seconds a run (or promote, rollback) waits for another one on the same project"
+            " to finish before giving up with exit 75; 0 gives up at once."
+        ),
+    )
+    registry_timeout: int = Field(
+        15, ge=1, description="Seconds one request to an MLflow tracking server may take."
+    )
+    registry_retries: int = Field(
+        3, ge=0, le=10, description="Retries of a failed MLflow server request (refused, 5xx)."
+    )
+    registry_backoff: int = Field(
+        1, ge=0, le=120, description="Backoff factor between retries: factor * 2**n seconds."
+    )
+
+    def mlflow_http_environment(self) -> dict[str, str]:
+        """MLflow's HTTP client variables for these settings (timeout, retries, backoff)."""
+        return {
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": str(self.registry_timeout),
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(self.registry_retries),
+            "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": str(self.registry_backoff),
+            "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+        }
 
     def project_root(self, default: Path) -> Path:
         """The project folder: CONVEYOR_PROJECT_DIR, else ``default`` (the config's folder)."""

@@ -1,8 +1,9 @@
 """The ``conveyor`` command line: thin commands over the pipeline, with lazy imports.
 
 Only this module prints and maps errors to exit codes: 0 success, 1 pipeline or runtime
-failure, 2 usage or config error. Heavy libraries load inside the command that needs
-them, so ``conveyor --help`` answers at once.
+failure, 2 usage or config error, 75 a transient failure (a service did not answer, the
+champion moved, another run held the project's lock too long): retry it. Heavy libraries
+load inside the command that needs them, so ``conveyor --help`` answers at once.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ from conveyor.cli.options import RuntimeOpt
 from conveyor.cli.predict import predict
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from rich.console import Console
 
+    from conveyor.pipeline.lock import LockHolder
     from conveyor.pipeline.project import Project
     from conveyor.registry.store import ModelRegistry
 
@@ -118,6 +122,36 @@ def _registry(config_path: Path, tracking_uri: str | None) -> tuple[ModelRegistr
     return ModelRegistry(uri), uri
 
 
+def _announce_wait(holder: LockHolder) -> None:
+    """Say whom a command waits for (stderr: stdout stays the command's own output)."""
+    from rich.console import Console
+
+    from conveyor.settings import get_settings
+
+    limit = get_settings().run_lock_timeout
+    Console(stderr=True, highlight=False).print(
+        f"[yellow]waiting for {holder.describe()} to finish[/] (project lock .conveyor/run.lock;"
+        f" gives up after {limit:g} s, CONVEYOR_RUN_LOCK_TIMEOUT)",
+        soft_wrap=True,
+    )
+
+
+def _under_project_lock(config_path: Path, command: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` holding the project's lock, when there is a project (a config file)."""
+    if not config_path.is_file():
+        return fn(*args)
+    from conveyor.pipeline.lock import project_lock
+
+    project = _project(config_path)
+    with project_lock(
+        project.state_dir,
+        command=command,
+        timeout=project.settings.run_lock_timeout,
+        on_wait=_announce_wait,
+    ):
+        return fn(*args)
+
+
 # -- run ----------------------------------------------------------------------
 @app.command()
 def run(
@@ -140,7 +174,7 @@ def run(
     from conveyor.pipeline.runner import PipelineRunner
 
     with StepProgress(console) as progress:
-        runner = PipelineRunner(project, on_event=progress.update)
+        runner = PipelineRunner(project, on_event=progress.update, on_wait=_announce_wait)
         try:
             if step:
                 record = _guarded(runner.run_step, step, run_id=run_id, force=force)
@@ -246,9 +280,12 @@ def promote(
     config: ConfigOpt = DEFAULT_CONFIG,
     tracking_uri: TrackingOpt = None,
 ) -> None:
-    """Make VERSION the champion of NAME by hand (the old champion becomes 'previous')."""
+    """Make VERSION the champion of NAME by hand (the old champion becomes 'previous').
+
+    Waits for a run of the project (-c) in progress to finish first.
+    """
     registry, _ = _guarded(_registry, config, tracking_uri)
-    info = _guarded(registry.promote, name, version)
+    info = _guarded(_under_project_lock, config, "promote", registry.promote, name, version)
     _console().print(f"[green]{name} v{info.version} is now champion[/]")
 
 
@@ -256,9 +293,12 @@ def promote(
 def rollback(
     name: str, config: ConfigOpt = DEFAULT_CONFIG, tracking_uri: TrackingOpt = None
 ) -> None:
-    """Move 'champion' of NAME back to its 'previous' version."""
+    """Move 'champion' of NAME back to its 'previous' version.
+
+    Waits for a run of the project (-c) in progress to finish first.
+    """
     registry, _ = _guarded(_registry, config, tracking_uri)
-    info = _guarded(registry.rollback, name)
+    info = _guarded(_under_project_lock, config, "rollback", registry.rollback, name)
     _console().print(f"[green]{name} rolled back: v{info.version} is champion again[/]")
 
 

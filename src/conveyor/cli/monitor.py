@@ -84,7 +84,7 @@ def _analyze(
     with_predictions: bool = True,
 ) -> tuple[DriftReport, Path, Path]:
     from conveyor.cli import _project
-    from conveyor.errors import RegistryError
+    from conveyor.errors import RegistryError, ServiceUnavailableError
     from conveyor.monitoring.batch import read_batch
     from conveyor.monitoring.drift import analyze
     from conveyor.monitoring.profile import ReferenceProfile, prediction_columns
@@ -99,6 +99,8 @@ def _analyze(
     try:
         pipeline = registry.load_pipeline(info.uri)
     except RegistryError as exc:
+        if isinstance(exc, ServiceUnavailableError):
+            raise
         if profile.predictions and with_predictions:
             raise RegistryError(f"{info.uri}: cannot score the batch: {exc}") from exc
     cleaner = split_cleaner(pipeline)[0] if pipeline is not None else None

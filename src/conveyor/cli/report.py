@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -153,10 +152,15 @@ def _where_to_look(
 
 def print_failure(console: Console, project: Project, run_id: str | None) -> None:
     """After a failed run: the validation failures and where the report is."""
-    path = project.runs_dir / str(run_id) / "record.json"
-    if run_id is None or not path.is_file():
+    from conveyor.errors import PipelineError
+    from conveyor.pipeline.store import RunStore
+
+    if run_id is None:
         return
-    record = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        record = RunStore(project.runs_dir, project.cache_dir).read_record(run_id)
+    except PipelineError:  # no record, or one the error line already called unreadable
+        return
     for line in record.get("validation_failures", [])[:20]:
         console.print(f"  [red]-[/] {line}", soft_wrap=True)
     if record.get("validation_report"):
@@ -166,9 +170,17 @@ def print_failure(console: Console, project: Project, run_id: str | None) -> Non
 
 def print_runs(console: Console, project: Project) -> None:
     """Table of recorded runs, newest first."""
+    from conveyor.errors import PipelineError
+    from conveyor.pipeline.store import RunStore
+
+    store = RunStore(project.runs_dir, project.cache_dir)
     table = Table("run", "status", "started", "steps (cached)", "model")
     for path in sorted(project.runs_dir.glob("*/record.json"), reverse=True)[:30]:
-        run = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            run = store.read_record(path.parent.name)
+        except PipelineError:  # a record cut short by a crash or edited by hand
+            table.add_row(escape(path.parent.name), "[red]unreadable record[/]", "-", "-", "-")
+            continue
         steps = run.get("steps", {})
         cached = sum(1 for s in steps.values() if s.get("status") == "cached")
         reg = steps.get("register", {}).get("summary") or {}

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from conveyor.errors import DataError, SourceUnavailableError
 from conveyor.redaction import redact
+from conveyor.transient import is_transient
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -276,8 +277,11 @@ def _open_binary(source: str, *, decompress: bool = True) -> Any:
         return opened.open()
     except FileNotFoundError as exc:
         raise DataError(f"data source not found: {source}") from exc
-    except (OSError, ValueError, ImportError) as exc:
-        raise DataError(f"cannot open {source}: {_one_line(exc)}") from exc
+    except Exception as exc:
+        error = _object_store_error(f"cannot open {source}", exc)
+        if error is None:  # not the store's failure: a bug shows as itself
+            raise
+        raise error from exc
 
 
 def _remote_identity(source: str) -> list[str]:
@@ -290,10 +294,26 @@ def _remote_identity(source: str) -> list[str]:
         info: dict[str, Any] = fs.info(path)
     except FileNotFoundError as exc:
         raise DataError(f"data source not found: {source}") from exc
-    except (OSError, ValueError, ImportError) as exc:
-        raise DataError(f"cannot inspect data source {source}: {_one_line(exc)}") from exc
+    except Exception as exc:
+        error = _object_store_error(f"cannot inspect data source {source}", exc)
+        if error is None:  # not the store's failure: a bug shows as itself
+            raise
+        raise error from exc
     keys = ("ETag", "etag", "size", "mtime", "LastModified", "last_modified", "created")
     return [source] + [f"{key}={info[key]}" for key in keys if info.get(key) is not None]
+
+
+def _object_store_error(what: str, exc: Exception) -> DataError | None:
+    """SourceUnavailableError (exit 75) when the store did not answer, DataError for a
+    failure a retry cannot cure, None for anything else."""
+    if is_transient(exc):
+        return SourceUnavailableError(
+            f"{what}: the object store did not answer ({_one_line(exc)}); retry when it is"
+            " reachable"
+        )
+    if isinstance(exc, OSError | ValueError | ImportError):
+        return DataError(f"{what}: {_one_line(exc)}")
+    return None
 
 
 def _storage_options(source: str) -> dict[str, Any]:

@@ -19,7 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from conveyor.durable import durable_write, durable_write_text
 from conveyor.errors import RemoteUnavailableError, VersioningError
+from conveyor.transient import is_transient
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -190,7 +192,7 @@ class DatasetVersioner:
                     self._configure_remote(repo)
                     yield repo
         except Exception as exc:
-            if _unreachable(exc):
+            if is_transient(exc):  # refused, timed out, unknown host, S3 5xx / SlowDown
                 raise RemoteUnavailableError(
                     f"dvc {action}: the remote {self.remote} did not answer ({exc}); "
                     "retry when it is reachable"
@@ -239,8 +241,12 @@ class DatasetVersioner:
                 return previous
             created = previous.created_at
         version = DataVersion(md5, relative, self.remote, size, created)
-        shutil.copyfile(dvc_file, self.versions_dir / f"{md5}.dvc")
-        record.write_text(json.dumps(version.to_dict(), indent=2), encoding="utf-8")
+        try:
+            copy = self.versions_dir / f"{md5}.dvc"
+            durable_write(copy, lambda tmp: shutil.copyfile(dvc_file, tmp))
+            durable_write_text(record, json.dumps(version.to_dict(), indent=2))
+        except OSError as exc:
+            raise VersioningError(f"cannot record version {md5}: {exc}") from exc
         return version
 
     def _version(self, md5: str) -> DataVersion:
@@ -298,19 +304,3 @@ def file_md5(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _unreachable(exc: BaseException) -> bool:
-    """Whether an error (or one it was raised from) is a failed connection: refused, reset,
-    timed out or an unknown host. The S3 client wraps these in its own exception types
-    (botocore's ``EndpointConnectionError`` is not an ``OSError``), so the chain is walked."""
-    import socket
-
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ConnectionError | TimeoutError | socket.gaierror):
-            return True
-        current = current.__cause__ or current.__context__
-    return False

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from conveyor.durable import durable_write_text
 from conveyor.errors import DataError
 from conveyor.redaction import redact_tree
 
@@ -50,17 +51,11 @@ def write_report(
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         json_path, html_path = out_dir / JSON_NAME, out_dir / HTML_NAME
-        _write_atomic(json_path, json.dumps(payload, indent=2, allow_nan=False))
-        _write_atomic(html_path, render_html(report, context=context))
+        durable_write_text(json_path, json.dumps(payload, indent=2, allow_nan=False))
+        durable_write_text(html_path, render_html(report, context=context))
     except OSError as exc:
         raise DataError(f"cannot write the drift report to {out_dir}: {exc}") from exc
     return json_path, html_path
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def _fmt(value: float | None) -> str:

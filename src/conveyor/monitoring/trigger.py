@@ -24,8 +24,6 @@ import fcntl
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -37,6 +35,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from conveyor.durable import durable_write_text
 from conveyor.errors import ConfigError, ConveyorError
 
 __all__ = [
@@ -268,7 +267,7 @@ def record_launch(
 
 # -- persisted state -----------------------------------------------------------
 class TriggerStateFile:
-    """The trigger's state in a JSON file, written by rename, guarded by an flock."""
+    """The trigger's state in a JSON file, written durably, guarded by an flock."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -290,16 +289,12 @@ class TriggerStateFile:
             ) from exc
 
     def save(self, state: TriggerState) -> None:
-        """Persist the state atomically."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(state.to_dict(), fh, indent=2)
-            Path(tmp).replace(self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        """Persist the state durably (fsynced, renamed into place).
+
+        Raises:
+            OSError: the file cannot be written; the saved state is the previous one.
+        """
+        durable_write_text(self.path, json.dumps(state.to_dict(), indent=2))
 
     @contextmanager
     def locked(self) -> Iterator[None]:

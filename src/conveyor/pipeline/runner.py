@@ -5,7 +5,9 @@ steps ran, which were reused from cache, how long each took, and how the run end
 step's outputs are indexed in the cache only once complete, so Ctrl-C or a crash never
 leaves an output a later run would trust; the next run resumes from the last complete
 step. Registration is idempotent on its cache key (see ``registry.store``), so an
-interrupted run never leaves a duplicate model version behind.
+interrupted run never leaves a duplicate model version behind. A run holds the project's
+lock (``pipeline.lock``) from its first record to its last, so two runs of one project
+never interleave.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from conveyor import __version__
-from conveyor.errors import ConveyorError, DataValidationError
+from conveyor.errors import ConveyorError, DataValidationError, PipelineError
 from conveyor.pipeline.context import RunContext
 from conveyor.pipeline.interrupts import check_interrupted, watching_interrupts
+from conveyor.pipeline.lock import LockHolder, project_lock
 from conveyor.pipeline.project import Project
 from conveyor.pipeline.steps import STEPS, Step, cache_key, step_named
 from conveyor.pipeline.store import RunStore, new_run_id, utc_now
@@ -77,14 +80,24 @@ class PipelineRunner:
         project: Project,
         *,
         on_event: Callable[[StepEvent], None] | None = None,
+        on_wait: Callable[[LockHolder], None] | None = None,
         steps: tuple[Step, ...] = STEPS,
         publish_metrics: bool = True,
     ) -> None:
+        """Bind the runner to a project.
+
+        Args:
+            project: the project whose steps run and whose state is written.
+            on_event: called with each step's progress.
+            on_wait: called when another run holds the project's lock and this one waits.
+            steps: the pipeline (the training pipeline by default).
+        """
         self.project = project
         self.steps = steps
         self.store = RunStore(project.runs_dir, project.cache_dir)
         self.on_event = on_event or (lambda event: None)
         self.publish_metrics = publish_metrics  # off for dry runs (conveyor reproduce)
+        self.on_wait = on_wait
         self.last_run_id: str | None = None
 
     def run(self, *, force: bool = False) -> dict[str, Any]:
@@ -111,6 +124,16 @@ class PipelineRunner:
     # -- internals ----------------------------------------------------------
     def _execute(self, run_id: str, steps: Iterable[Step], *, force: bool) -> dict[str, Any]:
         self.last_run_id = run_id
+        with project_lock(
+            self.project.state_dir,
+            command="run",
+            run_id=run_id,
+            timeout=self.project.settings.run_lock_timeout,
+            on_wait=self.on_wait,
+        ):
+            return self._execute_locked(run_id, steps, force=force)
+
+    def _execute_locked(self, run_id: str, steps: Iterable[Step], *, force: bool) -> dict[str, Any]:
         record = self._open_record(run_id)
         ctx = self._context(run_id, record)
         record["status"] = "running"
@@ -158,12 +181,12 @@ class PipelineRunner:
             ctx.output(upstream)  # a clear error when an upstream step has not run
         parts = step.key_parts(ctx)
         key = cache_key(step, parts, code_version()) if parts is not None else None
-        cached = None if (force or key is None) else self.store.cache_lookup(step.name, key)
+        hit = None if (force or key is None) else self._cached(step, key)
         ctx.keys[step.name] = key or f"uncached-{ctx.run_id}"
         started = time.perf_counter()
-        status: Literal["succeeded", "cached"] = "cached" if cached else "succeeded"
-        if cached is not None:
-            folder, summary = cached, self.store.load_json(cached, "_summary")
+        status: Literal["succeeded", "cached"] = "cached" if hit else "succeeded"
+        if hit is not None:
+            folder, summary = hit
         else:
             folder, summary = self._execute_step(step, ctx, record, key)
             check_interrupted()  # the signal may have been swallowed inside the step
@@ -176,6 +199,19 @@ class PipelineRunner:
             status=status,
             started=started,
         )
+
+    def _cached(self, step: Step, key: str) -> tuple[Path, dict[str, Any]] | None:
+        """The outputs and summary of an earlier identical step; None when there are none
+        or they cannot be read (the step then runs again)."""
+        folder = self.store.cache_lookup(step.name, key)
+        if folder is None:
+            return None
+        try:
+            summary = self.store.load_json(folder, "_summary")
+        except PipelineError as exc:
+            log.warning("cached %s outputs are unusable (%s); running it again", step.name, exc)
+            return None
+        return (folder, summary) if isinstance(summary, dict) else None
 
     def _execute_step(
         self, step: Step, ctx: RunContext, record: dict[str, Any], key: str | None
@@ -236,7 +272,10 @@ class PipelineRunner:
             log.exception("step failed unexpectedly")
         record["finished_at"] = utc_now()
         self._publish_metrics(record)
-        self.store.write_record(record["run_id"], record)
+        try:
+            self.store.write_record(record["run_id"], record)
+        except PipelineError as write_error:  # e.g. the disk is full: report the first error
+            log.warning("the failed run could not be recorded: %s", write_error)
 
     def _publish_metrics(self, record: dict[str, Any]) -> None:
         """Publish a finished run's gauges (textfile / Pushgateway); never fails the run."""

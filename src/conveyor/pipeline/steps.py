@@ -19,7 +19,7 @@ from typing import Any
 from conveyor import __version__
 from conveyor.config import config_hash
 from conveyor.data.versioning import file_md5
-from conveyor.errors import ConveyorError, DataError, DataValidationError
+from conveyor.errors import ConveyorError, DataError, DataValidationError, ServiceUnavailableError
 from conveyor.pipeline.context import RunContext, digest
 from conveyor.pipeline.interrupts import check_interrupted
 from conveyor.redaction import redact, redact_tree
@@ -454,6 +454,8 @@ def _champion_metrics(ctx: RunContext, registry: Any, champion: Any) -> dict[str
         return None
     try:
         return _score_champion(ctx, registry, champion.version)
+    except ServiceUnavailableError:  # the registry did not answer: the run fails, retryable
+        raise
     except ConveyorError as exc:  # the report says so; the promote step decides what it means
         log.warning("champion v%s could not be loaded for the report: %s", champion.version, exc)
         return {}
@@ -465,6 +467,7 @@ def _promote_key(ctx: RunContext) -> list[Any]:
 
 
 def _promote(ctx: RunContext, out: Path) -> dict[str, Any]:
+    from conveyor.registry.guard import apply_gate_decision
     from conveyor.registry.promotion import evaluate_gate
     from conveyor.registry.store import ModelRegistry
     from conveyor.training.evaluate import metric_directions
@@ -485,15 +488,18 @@ def _promote(ctx: RunContext, out: Path) -> dict[str, Any]:
         config=ctx.config.promotion,
         directions=metric_directions(),
     )
-    if decision.passed and ctx.config.promotion.auto_promote:
-        registry.promote(name, version)
-        alias = "champion"
-    else:
-        reason = (
-            "; ".join(r for r in decision.reasons) if not decision.passed else "auto_promote off"
-        )
-        registry.mark_challenger(name, version, reason=reason)
-        alias = "challenger"
+    promote = decision.passed and ctx.config.promotion.auto_promote
+    reason = "; ".join(decision.reasons) if not decision.passed else "auto_promote off"
+    check_interrupted()  # last moment to stop before an alias moves
+    apply_gate_decision(
+        registry,
+        name,
+        version,
+        gated_against=champion.version if champion else None,
+        promote=promote,
+        reason=reason,
+    )
+    alias = "champion" if promote else "challenger"
     summary = {
         **decision.to_dict(),
         "alias": alias,

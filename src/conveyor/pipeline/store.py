@@ -7,21 +7,24 @@ Layout under ``.conveyor/``::
     cache/<step>-<key>.json           {"run_id": ..., "outputs": "<dir of the outputs>"}
 
 A cached step does not copy its outputs: the new run's record points at the folder of
-the run that produced them. Files are written to a temporary name and renamed, so a
-crash never leaves a half-written output that a later run would trust.
+the run that produced them. Every file is written durably (``conveyor.durable``: a
+temporary file, fsync, rename, fsync of the folder), so neither a crash nor a power cut
+leaves a half-written output, record or cache entry that a later run would trust. A cache
+entry that is unreadable anyway (emptied, cut short, edited by hand) is a cache miss; an
+unreadable run record is a clear error naming the file.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import logging
 import secrets
-import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from conveyor.durable import durable_write
 from conveyor.errors import PipelineError
 from conveyor.redaction import redact_tree
 
@@ -29,6 +32,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["RunStore", "atomic_write_text", "new_run_id", "utc_now"]
+
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> str:
@@ -42,16 +47,13 @@ def new_run_id() -> str:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file by rename so readers never see half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write a text file durably: readers never see half of it, a power cut never loses it.
+
+    Raises:
+        PipelineError: the file cannot be written (the message names it and says why,
+            e.g. "No space left on device"); its previous content is intact.
+    """
+    _write_durably(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 class RunStore:
@@ -76,13 +78,15 @@ class RunStore:
         """Load a run record.
 
         Raises:
-            PipelineError: no such run.
+            PipelineError: no such run, or its record is unreadable (not a JSON object).
         """
         path = self.run_dir(run_id) / "record.json"
         if not path.is_file():
             known = ", ".join(self.run_ids()[:5]) or "none yet"
             raise PipelineError(f"unknown run id {run_id!r} (latest: {known})")
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        data = _read_json(path, what="run record")
+        if not isinstance(data, dict):
+            raise PipelineError(f"run record {path} is unreadable: not a JSON object")
         return data
 
     def run_ids(self) -> list[str]:
@@ -110,14 +114,14 @@ class RunStore:
         """Read ``<folder>/<name>.json``.
 
         Raises:
-            PipelineError: the output is missing.
+            PipelineError: the output is missing or unreadable.
         """
-        return json.loads(_existing(folder / f"{name}.json").read_text(encoding="utf-8"))
+        return _read_json(_existing(folder / f"{name}.json"), what="step output")
 
     @staticmethod
     def save_frame(folder: Path, name: str, frame: pd.DataFrame) -> Path:
         """Write ``<folder>/<name>.parquet`` (atomically)."""
-        return _write_by_rename(
+        return _write_durably(
             folder / f"{name}.parquet", lambda tmp: frame.to_parquet(tmp, index=False)
         )
 
@@ -141,7 +145,7 @@ class RunStore:
         """
         import joblib
 
-        return _write_by_rename(folder / f"{name}.joblib", lambda tmp: joblib.dump(model, tmp))
+        return _write_durably(folder / f"{name}.joblib", lambda tmp: joblib.dump(model, tmp))
 
     @staticmethod
     def load_model(folder: Path, name: str) -> Any:
@@ -156,11 +160,20 @@ class RunStore:
 
     # -- cache index --------------------------------------------------------
     def cache_lookup(self, step: str, key: str) -> Path | None:
-        """Output folder of an earlier identical step, if it is still complete."""
+        """Output folder of an earlier identical step, if it is still complete.
+
+        An entry that cannot be read (empty, cut short, not JSON, no ``outputs``) is a
+        miss: the step runs again and rewrites it.
+        """
         entry = self.cache_dir / f"{step}-{key}.json"
         if not entry.is_file():
             return None
-        folder = Path(json.loads(entry.read_text(encoding="utf-8"))["outputs"])
+        try:
+            outputs = json.loads(entry.read_text(encoding="utf-8"))["outputs"]
+            folder = Path(outputs)
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            log.warning("cache entry %s is unreadable (%s); running %s again", entry, exc, step)
+            return None
         return folder if (folder / ".complete").is_file() else None
 
     def cache_store(self, step: str, keys: list[str], folder: Path, run_id: str) -> None:
@@ -178,13 +191,17 @@ def _existing(path: Path) -> Path:
     return path
 
 
-def _write_by_rename(path: Path, write: Callable[[Path], object]) -> Path:
-    """Write through a temporary file renamed into place, so readers never see half."""
-    tmp = path.with_name(f".{path.name}.tmp")
+def _read_json(path: Path, *, what: str) -> Any:
+    """The JSON in ``path``, or a PipelineError naming the file and what is wrong with it."""
     try:
-        write(tmp)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PipelineError(f"{what} {path} is unreadable: {exc}") from exc
+
+
+def _write_durably(path: Path, write: Callable[[Path], object]) -> Path:
+    """``durable_write`` with its failure as a PipelineError naming the file and the cause."""
+    try:
+        return durable_write(path, write)
+    except OSError as exc:
+        raise PipelineError(f"cannot write {path}: {exc.strerror or exc}") from exc

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conveyor.errors import RegistryError
-from conveyor.registry.tracking import first_line
+from conveyor.registry.outages import registry_error
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -137,4 +137,4 @@ def _open_stores(client: MlflowClient) -> None:
     except AttributeError:  # another MLflow: its stores are created on first use instead
         logger.debug("MLflow client without the expected store accessors", exc_info=True)
     except (MlflowException, OSError) as exc:
-        raise RegistryError(f"cannot open the MLflow store: {first_line(exc)}") from exc
+        raise registry_error("cannot open the MLflow store", exc) from exc

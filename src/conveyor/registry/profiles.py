@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import RegistryError
-from conveyor.registry.tracking import first_line
+from conveyor.registry.outages import registry_error
 
 if TYPE_CHECKING:
     from conveyor.registry.store import ModelRegistry, ModelVersionInfo
@@ -39,9 +39,8 @@ def log_reference_profile(registry: ModelRegistry, run_id: str, profile: dict[st
     try:
         registry.client.log_text(run_id, text, PROFILE_ARTIFACT)
     except (MlflowException, OSError) as exc:
-        raise RegistryError(
-            f"storing the reference profile on run {run_id}: {first_line(exc)}"
-        ) from exc
+        what = f"storing the reference profile on run {run_id}"
+        raise registry_error(what, exc, store=registry.tracking_uri) from exc
     logger.info("stored reference profile (%s bytes) on run %s", len(text), run_id)
 
 
@@ -73,5 +72,6 @@ def load_reference_profile(registry: ModelRegistry, info: ModelVersionInfo) -> d
             path = registry.client.download_artifacts(info.run_id, PROFILE_ARTIFACT, folder)
             data: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
     except (MlflowException, OSError, ValueError) as exc:
-        raise RegistryError(f"{where}: reading its reference profile: {first_line(exc)}") from exc
+        what = f"{where}: reading its reference profile"
+        raise registry_error(what, exc, store=registry.tracking_uri) from exc
     return data

@@ -33,6 +33,7 @@ from urllib.request import url2pathname
 
 from conveyor.errors import ModelIntegrityError, PromotionError, RegistryError
 from conveyor.registry.creation import open_client
+from conveyor.registry.outages import apply_http_limits, registry_error
 from conveyor.registry.signing import (
     ModelClaims,
     check_digest,
@@ -49,7 +50,6 @@ from conveyor.registry.tracking import (
     describe_run,
     download_artifacts,
     ensure_experiment,
-    first_line,
     fluent_store,
     iso_time,
     load_sklearn_model,
@@ -150,6 +150,7 @@ class ModelRegistry:
             RegistryError: a SQLite URI without a file path.
         """
         quiet_mlflow()  # before anything imports mlflow: it configures its logging on import
+        apply_http_limits()
         self.tracking_uri, self.artifact_root = resolve_store(tracking_uri, artifact_root)
         self._client: MlflowClient | None = None
 
@@ -167,7 +168,7 @@ class ModelRegistry:
         try:
             yield
         except (MlflowException, OSError) as exc:
-            raise RegistryError(f"{what}: {first_line(exc)}") from exc
+            raise registry_error(what, exc, store=self.tracking_uri) from exc
 
     # ---------------------------------------------------------------- tracking
     def log_training_run(
@@ -292,7 +293,7 @@ class ModelRegistry:
         except MlflowException as exc:
             if _error_code(exc) == _NOT_FOUND:
                 raise RegistryError(f"no MLflow run with id {run_id!r}") from exc
-            raise RegistryError(f"reading run {run_id!r}: {first_line(exc)}") from exc
+            raise registry_error(f"reading run {run_id!r}", exc, store=self.tracking_uri) from exc
 
     # ---------------------------------------------------------------- versions
     def register(
@@ -419,9 +420,8 @@ class ModelRegistry:
             mv = self.client.get_model_version(name, str(version))
         except MlflowException as exc:
             if _error_code(exc) not in (_NOT_FOUND, "INVALID_PARAMETER_VALUE"):
-                raise RegistryError(
-                    f"reading {name!r} version {version}: {first_line(exc)}"
-                ) from exc
+                what = f"reading {name!r} version {version}"
+                raise registry_error(what, exc, store=self.tracking_uri) from exc
             known = ", ".join(v.version for v in self.list_versions(name)) or "none"
             raise PromotionError(
                 f"model {name!r} has no version {version!r} (versions: {known})"
@@ -488,7 +488,9 @@ class ModelRegistry:
             model = self.client.get_registered_model(name)
         except MlflowException as exc:
             if _error_code(exc) != _NOT_FOUND:
-                raise RegistryError(f"reading model {name!r}: {first_line(exc)}") from exc
+                raise registry_error(
+                    f"reading model {name!r}", exc, store=self.tracking_uri
+                ) from exc
             raise PromotionError(f"no registered model named {name!r}") from exc
         value = (model.tags or {}).get(key)
         return None if value is None else str(value)
@@ -518,7 +520,9 @@ class ModelRegistry:
             model = self.client.get_registered_model(name)
         except MlflowException as exc:
             if _error_code(exc) != _NOT_FOUND:
-                raise RegistryError(f"reading model {name!r}: {first_line(exc)}") from exc
+                raise registry_error(
+                    f"reading model {name!r}", exc, store=self.tracking_uri
+                ) from exc
             known = ", ".join(sorted(m["name"] for m in self.list_models())) or "none"
             raise PromotionError(f"no registered model named {name!r} (known: {known})") from exc
         return {str(alias): str(version) for alias, version in (model.aliases or {}).items()}

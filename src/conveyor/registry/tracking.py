@@ -25,8 +25,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from conveyor.errors import RegistryError
+from conveyor.errors import RegistryError, ServiceUnavailableError
 from conveyor.redaction import redact
+from conveyor.registry.outages import registry_error
 from conveyor.registry.serialization import (
     PICKLE_RISK,
     TRUSTED_TYPES,
@@ -242,15 +243,22 @@ def log_training_run(client: MlflowClient, uri: str, experiment_id: str, run: Tr
     except KeyboardInterrupt:
         status = "KILLED"
         raise
-    except RegistryError as exc:
-        raise RegistryError(f"run {run.run_name!r} ({run_id}) failed: {exc}") from exc
     except Exception as exc:
-        raise RegistryError(
-            f"run {run.run_name!r} ({run_id}) failed: {type(exc).__name__}: {first_line(exc)}"
-        ) from exc
+        raise _run_failed(run, run_id, exc, store=uri) from exc
     finally:
         client.set_terminated(run_id, status=status)
     return run_id
+
+
+def _run_failed(run: TrainingRun, run_id: str, exc: Exception, *, store: str) -> RegistryError:
+    """The error for a run whose logging failed: retryable when the store did not answer."""
+    what = f"run {run.run_name!r} ({run_id}) failed"
+    error = registry_error(what, exc, store=store)
+    if isinstance(error, ServiceUnavailableError):
+        return error
+    if isinstance(exc, RegistryError):
+        return RegistryError(f"{what}: {exc}")
+    return RegistryError(f"{what}: {type(exc).__name__}: {first_line(exc)}")
 
 
 def first_line(exc: BaseException) -> str:

@@ -119,3 +119,34 @@ def test_single_steps_build_up_a_run(project: Project, counter: Counter) -> None
 def test_unknown_step_name(project: Project, counter: Counter) -> None:
     with pytest.raises(PipelineError, match="unknown step 'trian'"):
         runner_for(project, counter).run_step("trian", run_id="r1")
+
+
+@pytest.mark.parametrize("content", ["", '{"run_id": "x", "outpu', "[]"])
+def test_an_unreadable_cache_entry_runs_the_step_again(
+    project: Project, counter: Counter, content: str
+) -> None:
+    runner_for(project, counter).run()
+    for entry in project.cache_dir.glob("b-*.json"):
+        entry.write_text(content, encoding="utf-8")
+    record = runner_for(project, counter).run()
+    assert record["status"] == "succeeded"
+    assert counter.calls == {"a": 1, "b": 2, "c": 1}
+
+
+def test_an_unreadable_cached_summary_runs_the_step_again(
+    project: Project, counter: Counter
+) -> None:
+    first = runner_for(project, counter).run()
+    (Path(first["steps"]["b"]["outputs"]) / "_summary.json").write_text("", encoding="utf-8")
+    assert runner_for(project, counter).run()["status"] == "succeeded"
+    assert counter.calls == {"a": 1, "b": 2, "c": 1}
+
+
+def test_a_step_added_to_a_run_with_an_unreadable_record_is_a_clear_error(
+    project: Project, counter: Counter
+) -> None:
+    runner = runner_for(project, counter)
+    runner.run_step("a", run_id="r1")
+    (runner.store.run_dir("r1") / "record.json").write_text('{"run_id": "r1", "st')
+    with pytest.raises(PipelineError, match=r"run record .*r1/record.json is unreadable"):
+        runner.run_step("b", run_id="r1")

@@ -49,3 +49,44 @@ def test_run_ids_sort_newest_first(store: RunStore) -> None:
         store.write_record(run_id, {})
     assert store.run_ids()[0].startswith("20260102")
     assert len(new_run_id()) == len("20260101T000000-aaaaaa")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "",
+        '{"run_id": "r1", "outp',
+        "not json at all",
+        "[1, 2]",
+        '{"run_id": "r1"}',
+        '{"run_id": "r1", "outputs": null}',
+    ],
+    ids=["empty", "truncated", "not-json", "not-an-object", "no-outputs", "null-outputs"],
+)
+def test_an_unreadable_cache_entry_is_a_miss(store: RunStore, content: str) -> None:
+    folder = store.step_dir("r1", "train")
+    store.cache_store("train", ["k1"], folder, "r1")
+    (store.cache_dir / "train-k1.json").write_text(content, encoding="utf-8")
+    assert store.cache_lookup("train", "k1") is None
+
+
+@pytest.mark.parametrize("content", ["", '{"run_id": "r1", "sta', "[]"])
+def test_an_unreadable_run_record_is_a_clear_error(store: RunStore, content: str) -> None:
+    store.write_record("r1", {"run_id": "r1"})
+    path = store.run_dir("r1") / "record.json"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(PipelineError, match=f"run record {path} is unreadable"):
+        store.read_record("r1")
+
+
+def test_an_unreadable_step_output_is_a_clear_error(store: RunStore) -> None:
+    folder = store.step_dir("r1", "evaluate")
+    (folder / "evaluation.json").write_text('{"metrics": {', encoding="utf-8")
+    with pytest.raises(PipelineError, match=r"step output .*evaluation.json is unreadable"):
+        store.load_json(folder, "evaluation")
+
+
+def test_a_record_write_leaves_no_temporary_files(store: RunStore) -> None:
+    store.write_record("r1", {"status": "running"})
+    store.write_record("r1", {"status": "succeeded"})
+    assert [p.name for p in store.run_dir("r1").iterdir()] == ["record.json"]

@@ -13,6 +13,7 @@ from conveyor.data.validation._profile import (
     mostly,
     widened_range,
 )
+from conveyor.durable import durable_write_text
 from conveyor.errors import DataError
 
 if TYPE_CHECKING:
@@ -91,10 +92,7 @@ def save_baseline(
     suite = gx.ExpectationSuite(name=SUITE_NAME, expectations=expectations, meta=meta)
     text = json.dumps(suite.to_json_dict(), indent=2)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        durable_write_text(path, text)
     except OSError as exc:
         raise DataError(f"cannot write baseline {path}: {exc}") from exc
     log.info("baseline written to %s (%d columns)", path, len(profiles))

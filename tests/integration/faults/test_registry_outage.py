@@ -1,0 +1,100 @@
+"""A tracking server that is down or dies mid-run: exit 75, nothing half registered, retry works.
+
+A real ``mlflow server`` (SQLite backend, proxied artifacts) and real ``conveyor run``
+processes; the server is SIGKILLed once the run record says the register step started.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from tests.integration.faults.conftest import (
+    MlflowServer,
+    clean_env,
+    conveyor,
+    free_port,
+    lean_project,
+    start,
+    step_status,
+    wait_for,
+)
+
+from conveyor.errors import RegistryUnavailableError
+from conveyor.registry.store import KEY_TAG, ModelRegistry
+from conveyor.settings import Settings, get_settings
+
+pytestmark = pytest.mark.integration
+
+NAME = "churn-demo"
+# Fail fast in tests: one retry, no backoff (the defaults bound a call to about a minute).
+QUICK = {"CONVEYOR_REGISTRY_RETRIES": "1", "CONVEYOR_REGISTRY_BACKOFF": "0"}
+
+
+def test_a_registry_that_refuses_connections_exits_75_naming_it(tmp_path: Path) -> None:
+    project = tmp_path / "demo"
+    config = str(lean_project(project))
+    down = f"http://127.0.0.1:{free_port()}"
+    done = conveyor(
+        "run", "-c", config, cwd=tmp_path, env=clean_env(MLFLOW_TRACKING_URI=down, **QUICK)
+    )
+    assert done.returncode == 75, done.stdout + done.stderr
+    assert f"the MLflow registry at {down} did not answer" in done.stderr
+    assert "a retry may succeed" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_registry_calls_give_up_within_bounds_with_a_retryable_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # MLflow's own defaults (120 s timeout, 7 retries, backoff factor 2) would keep a
+    # refused call retrying for minutes; Conveyor's settings bound it.
+    for name, value in QUICK.items():
+        monkeypatch.setenv(name, value)
+    for name in Settings().mlflow_http_environment():
+        monkeypatch.setenv(name, "")  # removed again after the test, whatever it sets
+        monkeypatch.delenv(name)
+    get_settings.cache_clear()
+    try:
+        registry = ModelRegistry(f"http://127.0.0.1:{free_port()}")
+        started = time.monotonic()
+        with pytest.raises(RegistryUnavailableError, match="did not answer") as err:
+            registry.get_alias(NAME, "champion")
+    finally:
+        get_settings.cache_clear()
+    assert time.monotonic() - started < 30
+    assert err.value.exit_code == 75
+
+
+def test_a_server_killed_during_registration_leaves_nothing_half_registered(
+    tmp_path: Path, mlflow_server: MlflowServer
+) -> None:
+    project = tmp_path / "demo"
+    config = str(lean_project(project))
+    mlflow_server.start()
+    env = clean_env(MLFLOW_TRACKING_URI=mlflow_server.url, **QUICK)
+
+    run = start("run", "-c", config, cwd=tmp_path, name="run", env=env)
+    wait_for(lambda: step_status(project, "register") == "running", what="the register step")
+    mlflow_server.kill()
+    code, out, err = run.finish()
+    assert code == 75, out + err
+    assert "did not answer" in err
+    assert step_status(project, "register") == "failed"
+
+    mlflow_server.start()
+    registry = ModelRegistry(mlflow_server.url)
+    for version in _versions(registry):  # whatever the kill left: a whole version or none
+        assert KEY_TAG in version.tags, f"v{version.version} was registered without its tags"
+    again = conveyor("run", "-c", config, cwd=tmp_path, env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert [v.version for v in _versions(registry)] == ["1"]
+    champion = registry.get_alias(NAME, "champion")
+    assert champion is not None
+    assert champion.version == "1"
+
+
+def _versions(registry: ModelRegistry) -> list[object]:
+    models = {m["name"] for m in registry.list_models()}
+    return list(registry.list_versions(NAME)) if NAME in models else []
