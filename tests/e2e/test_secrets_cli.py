@@ -28,3 +28,19 @@ def test_a_failed_run_leaves_no_password_behind(cli: Cli, tmp_path: Path) -> Non
     written = [p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file()]
     assert PASSWORD not in done.stdout + done.stderr
     assert not [text for text in written if PASSWORD in text and text != config.read_text()]
+
+
+def test_a_shared_store_without_a_signing_key_is_refused_before_any_work(
+    cli: Cli, tmp_path: Path
+) -> None:
+    data = tmp_path / "data.csv"
+    data.write_text("x,y\n1,a\n2,b\n", encoding="utf-8")
+    config = tmp_path / "conveyor.yaml"
+    config.write_text(
+        "name: unsigned\ndata:\n  source: data.csv\n  target: y\n"
+        "tracking_uri: http://127.0.0.1:1\n",
+        encoding="utf-8",
+    )
+    done = cli("run", "-c", str(config))
+    assert (done.returncode, done.stdout) == (2, ""), done.stdout + done.stderr
+    assert "set CONVEYOR_SIGNING_KEY" in done.stderr

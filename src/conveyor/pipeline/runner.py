@@ -123,7 +123,12 @@ class PipelineRunner:
 
     # -- internals ----------------------------------------------------------
     def _execute(self, run_id: str, steps: Iterable[Step], *, force: bool) -> dict[str, Any]:
+        from conveyor.registry.signing import require_signing_key
+
         self.last_run_id = run_id
+        steps = list(steps)
+        if any(s.name in ("register", "promote") for s in steps):
+            require_signing_key(self.project.tracking_uri)  # not after an hour of training
         with project_lock(
             self.project.state_dir,
             command="run",

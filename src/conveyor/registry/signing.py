@@ -47,6 +47,7 @@ __all__ = [
     "check_digest",
     "file_digest",
     "key_file",
+    "require_signing_key",
     "signing_keys",
     "tree_digest",
     "verify_claims",
@@ -223,6 +224,17 @@ def signing_keys(tracking_uri: str, *, create: bool = False) -> list[SigningKey]
     if not current:
         current = _key_file_secret(tracking_uri, create=create)
     return [SigningKey(k.encode("utf-8")) for k in (current, *previous)]
+
+
+def require_signing_key(tracking_uri: str) -> None:
+    """Fail before any work when a run could not sign what it registers into this store.
+
+    Raises:
+        ConfigError: no key for a store that is not an embedded SQLite file (whose key
+            file is made at its first registration), or a key that is too short.
+    """
+    if os.environ.get(KEY_ENV, "").strip() or key_file(tracking_uri) is None:
+        signing_keys(tracking_uri)
 
 
 def _key_file_secret(tracking_uri: str, *, create: bool) -> str:

@@ -29,6 +29,7 @@ pytestmark = pytest.mark.integration
 
 NAME = "churn-demo"
 # Fail fast in tests: one retry, no backoff (the defaults bound a call to about a minute).
+KEY = "a-signing-key-for-the-tracking-server"
 QUICK = {"CONVEYOR_REGISTRY_RETRIES": "1", "CONVEYOR_REGISTRY_BACKOFF": "0"}
 
 
@@ -73,7 +74,7 @@ def test_a_server_killed_during_registration_leaves_nothing_half_registered(
     project = tmp_path / "demo"
     config = str(lean_project(project))
     mlflow_server.start()
-    env = clean_env(MLFLOW_TRACKING_URI=mlflow_server.url, **QUICK)
+    env = clean_env(MLFLOW_TRACKING_URI=mlflow_server.url, CONVEYOR_SIGNING_KEY=KEY, **QUICK)
 
     run = start("run", "-c", config, cwd=tmp_path, name="run", env=env)
     wait_for(lambda: step_status(project, "register") == "running", what="the register step")
