@@ -6,6 +6,7 @@ processes; the server is SIGKILLed once the run record says the register step st
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -38,7 +39,11 @@ def test_a_registry_that_refuses_connections_exits_75_naming_it(tmp_path: Path) 
     config = str(lean_project(project))
     down = f"http://127.0.0.1:{free_port()}"
     done = conveyor(
-        "run", "-c", config, cwd=tmp_path, env=clean_env(MLFLOW_TRACKING_URI=down, **QUICK)
+        "run",
+        "-c",
+        config,
+        cwd=tmp_path,
+        env=clean_env(MLFLOW_TRACKING_URI=down, CONVEYOR_SIGNING_KEY=KEY, **QUICK),
     )
     assert done.returncode == 75, done.stdout + done.stderr
     assert f"the MLflow registry at {down} did not answer" in done.stderr
@@ -99,3 +104,41 @@ def test_a_server_killed_during_registration_leaves_nothing_half_registered(
 def _versions(registry: ModelRegistry) -> list[object]:
     models = {m["name"] for m in registry.list_models()}
     return list(registry.list_versions(NAME)) if NAME in models else []
+
+
+def test_a_server_killed_while_serving_leaves_the_current_version_serving(
+    tmp_path: Path, mlflow_server: MlflowServer
+) -> None:
+    import httpx
+    import pandas as pd
+    from tests.integration.serving.conftest import metric_value, wait_ready
+
+    project = tmp_path / "demo"
+    config = str(lean_project(project))
+    mlflow_server.start()
+    env = clean_env(MLFLOW_TRACKING_URI=mlflow_server.url, CONVEYOR_SIGNING_KEY=KEY, **QUICK)
+    trained = conveyor("run", "-c", config, cwd=tmp_path, env=env)
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    rows = pd.read_csv(project / "data" / "churn.csv").head(3).drop(columns=["churned"])
+    body = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = ["serve", "-c", config, "--port", str(port), "--poll-interval", "0.5"]
+    server = start(*argv, cwd=tmp_path, name="serve", env=env)
+    try:
+        wait_ready(server.process, url, server.err)
+        before = httpx.post(f"{url}/invocations", json=body, timeout=30)
+        mlflow_server.kill()
+        wait_for(
+            lambda: metric_value(url, "conveyor_model_alias_checks_total", result="error") >= 2,
+            what="two failed alias checks",
+            timeout=120,
+        )
+        after = httpx.post(f"{url}/invocations", json=body, timeout=30)
+        ready = httpx.get(f"{url}/readyz", timeout=30)
+    finally:
+        server.process.terminate()
+        server.process.wait(timeout=30)
+    assert (after.status_code, ready.status_code) == (200, 200), after.text
+    assert after.json() == before.json()
+    assert after.headers["x-model-version"] == "1"
