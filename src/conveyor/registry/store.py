@@ -16,7 +16,6 @@ wrapped into :class:`RegistryError` / :class:`PromotionError` with one clear lin
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import sys
@@ -31,16 +30,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from conveyor.errors import ModelIntegrityError, PromotionError, RegistryError
+from conveyor.errors import PromotionError, RegistryError
 from conveyor.registry.creation import open_client
 from conveyor.registry.outages import apply_http_limits, registry_error
-from conveyor.registry.signing import (
-    ModelClaims,
-    check_digest,
-    signing_keys,
-    tree_digest,
-    verify_claims,
-)
 from conveyor.registry.tracking import (
     ONNX_MODEL_PATH,
     ONNX_TAG,
@@ -48,14 +40,18 @@ from conveyor.registry.tracking import (
     TRUSTED_TYPES_TAG,
     TrainingRun,
     describe_run,
-    download_artifacts,
     ensure_experiment,
     fluent_store,
     iso_time,
-    load_sklearn_model,
     log_training_run,
     quiet_mlflow,
     resolve_store,
+)
+from conveyor.registry.verified import (
+    check_onnx,
+    load_verified_pipeline,
+    signature_tags,
+    verified_claims,
 )
 
 if TYPE_CHECKING:
@@ -65,6 +61,7 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
     from conveyor.registry.onnx_export import OnnxExport
+    from conveyor.registry.signing import ModelClaims
 
 __all__ = [
     "CHALLENGER",
@@ -343,24 +340,8 @@ class ModelRegistry:
 
     def _signature(self, run: Run, model_uri: str) -> dict[str, str]:
         """The digest and signature tags of a run's model files and ONNX graph."""
-        key = signing_keys(self.tracking_uri, create=True)[0]
-        run_id = str(run.info.run_id)
-        onnx = ""
-        with tempfile.TemporaryDirectory(prefix="conveyor-sign-") as tmp:
-            with self._errors(f"reading the model files of run {run_id}"):
-                folder = download_artifacts(self.tracking_uri, model_uri, Path(tmp) / "model")
-                if run.data.tags.get(ONNX_TAG) == "verified":
-                    graph = download_artifacts(
-                        self.tracking_uri, f"runs:/{run_id}/{ONNX_MODEL_PATH}", Path(tmp)
-                    )
-                    onnx = hashlib.sha256(graph.read_bytes()).hexdigest()
-            claims = ModelClaims(
-                run_id=run_id,
-                model_digest=tree_digest(folder),
-                onnx_digest=onnx,
-                serialization=run.data.tags.get("conveyor.serialization", ""),
-            )
-        return claims.tags(key)
+        with self._errors(f"reading the model files of run {run.info.run_id}"):
+            return signature_tags(self.tracking_uri, run, model_uri)
 
     def verify_version(self, info: ModelVersionInfo) -> ModelClaims:
         """The version's signed claims, once its signature checks out with the keys in
@@ -370,11 +351,7 @@ class ModelRegistry:
             ModelIntegrityError: unsigned, or a wrong signature.
             ConfigError: no signing key is configured for this store.
         """
-        what = f"model {info.name!r} version {info.version}"
-        claims = verify_claims(info.tags, signing_keys(self.tracking_uri), what=what)
-        if claims.run_id != info.run_id:
-            raise ModelIntegrityError(f"{what}: its signature is for another run")
-        return claims
+        return verified_claims(self.tracking_uri, info)
 
     def _ensure_registered_model(self, name: str) -> None:
         from mlflow.exceptions import MlflowException
@@ -667,21 +644,8 @@ class ModelRegistry:
                 not a scikit-learn model; its skops allowlist names a type not on the list.
         """
         info = self.resolve(model_uri)
-        claims = self.verify_version(info)
-        what = f"model {info.name!r} version {info.version}"
-
-        def verify(folder: Path) -> None:
-            if not (folder / "MLmodel").is_file():  # gone, not changed: an outage to fix
-                raise RegistryError(f"{what}: its model files are missing from the store")
-            check_digest(claims.model_digest, tree_digest(folder), what=what, part="model files")
-
-        extra = frozenset(t for t in info.tags.get(TRUSTED_TYPES_TAG, "").split(",") if t)
         with self._errors(f"loading {model_uri}"):
-            # The version's source is what was signed (a models:/<name>/<n> download
-            # also gets a registered_model_meta file that MLflow writes on the way).
-            return load_sklearn_model(
-                self.tracking_uri, info.source or info.uri, verify=verify, trusted_types=extra
-            )
+            return load_verified_pipeline(self.tracking_uri, info)
 
     def resolve(self, model_uri: str) -> ModelVersionInfo:
         """The registered version a ``models:/name@alias`` or ``models:/name/N`` URI names.
@@ -732,11 +696,7 @@ class ModelRegistry:
                 return None
             with tempfile.TemporaryDirectory(prefix="conveyor-onnx-") as tmp:
                 local = self.client.download_artifacts(info.run_id, ONNX_MODEL_PATH, tmp)
-                data = Path(local).read_bytes()
-        what = f"model {info.name!r} version {info.version}"
-        actual = hashlib.sha256(data).hexdigest()
-        check_digest(claims.onnx_digest, actual, what=what, part="ONNX graph")
-        return data
+                return check_onnx(claims, info, Path(local).read_bytes())
 
     def ui_command(self, *, port: int = 5000) -> list[str]:
         """The argv that runs ``mlflow ui`` on this store (one worker, localhost).
