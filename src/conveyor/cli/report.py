@@ -165,7 +165,17 @@ def print_failure(console: Console, project: Project, run_id: str | None) -> Non
         console.print(f"  [red]-[/] {line}", soft_wrap=True)
     if record.get("validation_report"):
         console.print(f"  GX report: {record['validation_report']}")
-    console.print(f"  run {record['run_id']} recorded as {record['status']}; registry untouched")
+    left = _registry_state(record)
+    console.print(f"  run {record['run_id']} recorded as {record['status']}; {left}")
+
+
+def _registry_state(record: dict[str, Any]) -> str:
+    """What a failed run left in the registry: nothing, or a version it did not promote."""
+    register = record.get("steps", {}).get("register", {})
+    if register.get("status") not in ("succeeded", "cached"):
+        return "nothing registered, no alias moved"
+    version = (register.get("summary") or {}).get("version", "?")
+    return f"version {version} registered; the promote step did not finish"
 
 
 def print_runs(console: Console, project: Project) -> None:
