@@ -122,7 +122,7 @@ def _leaks(data: bytes) -> list[str]:
 def test_the_run_drift_check_and_server_really_used_the_source(project: Project) -> None:
     assert (project.root / "drift" / "drift.json").is_file()
     assert any((project.root / ".conveyor" / "runs").iterdir())
-    assert "serving secret-scan version 1" in project.outputs[-1]
+    assert "serving secret-scan v1 " in project.outputs[-1]
 
 
 def test_no_file_the_project_holds_contains_the_password(project: Project) -> None:
