@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from tests.s3_server import S3Server
 
 from conveyor.data.versioning import DatasetVersioner, DataVersion
 from conveyor.errors import RemoteUnavailableError, VersioningError
@@ -100,15 +101,14 @@ def test_data_version_round_trips() -> None:
     assert DataVersion.from_dict(json.loads(json.dumps(version.to_dict()))) == version
 
 
-def test_s3_remote_push_and_pull(tmp_path: Path, s3_bucket: str) -> None:
-    import boto3
-
+def test_s3_remote_push_and_pull(tmp_path: Path, s3_bucket: str, s3_server: S3Server) -> None:
     data = write_dataset(tmp_path, CONTENT_A)
     versioner = DatasetVersioner(tmp_path, remote=s3_bucket)
     version = versioner.track(data)
     assert version.remote == s3_bucket
+    bucket = s3_bucket.removeprefix("s3://").split("/")[0]
     key = f"dvc/files/md5/{version.md5[:2]}/{version.md5[2:]}"
-    body = boto3.client("s3").get_object(Bucket="conveyor-data", Key=key)["Body"].read()
+    body = s3_server.client().get_object(Bucket=bucket, Key=key)["Body"].read()
     assert body == CONTENT_A
     data.unlink()
     shutil.rmtree(tmp_path / ".dvc" / "cache")
