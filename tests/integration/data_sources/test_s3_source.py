@@ -94,6 +94,18 @@ def test_missing_bucket_names_the_url(bucket: Bucket) -> None:
         source_fingerprint(_config(url))
 
 
+def test_a_wrong_secret_is_refused_with_a_hint_at_the_credentials(
+    bucket: Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = bucket.put("raw/customers.csv", CSV.encode())
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    with pytest.raises(DataError, match="access denied") as err:
+        read_table(_config(url))
+    assert url in str(err.value)
+    assert "AWS_SECRET_ACCESS_KEY" in str(err.value)
+    assert "not-the-secret" not in str(err.value)
+
+
 def test_the_s3_specific_endpoint_wins_over_the_general_one(
     bucket: Bucket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
