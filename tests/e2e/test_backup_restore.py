@@ -15,7 +15,6 @@ import sqlite3
 import subprocess
 import sys
 import tarfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import httpx
 import pandas as pd
 import pytest
 from tests.integration.serving.conftest import free_port, wait_ready
+from tests.s3_server import S3Server
 
 from conveyor.registry.snapshot import LOCATION_COLUMNS
 from conveyor.registry.store import ModelRegistry
@@ -37,7 +37,8 @@ NAME = "churn-demo"
 def run_cli(
     *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "CONVEYOR_"))}
+    own = ("MLFLOW_", "CONVEYOR_", "AWS_")  # the test's settings only
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(own)}
     return subprocess.run(
         [CONVEYOR, *args],
         cwd=cwd,
@@ -299,27 +300,10 @@ def test_restore_refuses_a_truncated_archive_and_writes_nothing(before: Before) 
 
 
 @pytest.fixture
-def s3_prefix(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, dict[str, str]]]:
-    """A bucket on moto's S3 server on loopback; its s3:// prefix and the client's env."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"]).create_bucket(Bucket="backups")
-    try:
-        yield "s3://backups/conveyor", env
-    finally:
-        server.stop()
+def s3_prefix(s3_server: S3Server) -> tuple[str, dict[str, str]]:
+    """A fresh bucket on the SeaweedFS S3 server; its s3:// prefix and the CLI's env."""
+    bucket = s3_server.create_bucket("backups")
+    return f"s3://{bucket}/conveyor", s3_server.env()
 
 
 def test_backup_to_s3_restores_from_s3(

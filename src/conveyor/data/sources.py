@@ -311,13 +311,19 @@ def _object_store_error(what: str, exc: Exception) -> DataError | None:
             f"{what}: the object store did not answer ({_one_line(exc)}); retry when it is"
             " reachable"
         )
+    if isinstance(exc, PermissionError):
+        return DataError(
+            f"{what}: access denied ({_one_line(exc)}); check the credentials (for s3://:"
+            " AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) and that they may read it"
+        )
     if isinstance(exc, OSError | ValueError | ImportError):
         return DataError(f"{what}: {_one_line(exc)}")
     return None
 
 
 def _storage_options(source: str) -> dict[str, Any]:
-    """fsspec options from the standard environment (AWS_ENDPOINT_URL for MinIO/moto)."""
+    """fsspec options from the standard environment: the endpoint of an S3-compatible server
+    (``AWS_ENDPOINT_URL_S3``, else ``AWS_ENDPOINT_URL``)."""
     if not source.startswith(("s3://", "s3a://")):
         return {}
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")

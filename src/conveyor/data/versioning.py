@@ -89,8 +89,9 @@ class DatasetVersioner:
 
         Args:
             project_dir: the project folder (DVC repo root; created by ``track`` if needed).
-            remote: DVC remote URL: a local folder or ``s3://bucket/prefix`` (endpoint from
-                ``AWS_ENDPOINT_URL`` for MinIO); default ``<project>/.conveyor/dvc-remote``.
+            remote: DVC remote URL: a local folder or ``s3://bucket/prefix`` (an
+                S3-compatible server's endpoint from ``AWS_ENDPOINT_URL``); default
+                ``<project>/.conveyor/dvc-remote``.
         """
         self.project_dir = project_dir.resolve()
         self.remote = remote or str(self.project_dir / DEFAULT_REMOTE_DIR)
@@ -197,6 +198,12 @@ class DatasetVersioner:
                     f"dvc {action}: the remote {self.remote} did not answer ({exc}); "
                     "retry when it is reachable"
                 ) from exc
+            if "://" in self.remote and _access_denied(exc):  # not a local folder's mode
+                raise VersioningError(
+                    f"dvc {action}: the remote {self.remote} refused access ({exc}); check the"
+                    " credentials (for s3://: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) and"
+                    " that they may read and write there"
+                ) from exc
             if isinstance(exc, DvcException | OSError):
                 raise VersioningError(f"dvc {action} failed in {self.project_dir}: {exc}") from exc
             raise
@@ -272,6 +279,18 @@ def _read_dvc_file(dvc_file: Path) -> tuple[str, int]:
         return str(out["md5"]), int(out["size"])
     except (OSError, yaml.YAMLError, KeyError, IndexError, TypeError) as exc:
         raise VersioningError(f"cannot read the md5 from {dvc_file}: {exc}") from exc
+
+
+def _access_denied(exc: BaseException) -> bool:
+    """Whether the remote refused the credentials (a PermissionError anywhere in the chain)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, PermissionError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _git_root(folder: Path) -> Path | None:

@@ -9,7 +9,7 @@ Layout inside the archive::
                            the layout, and the sha256 and size of every other member
 
 Archives are read and written through fsspec, so a local path and ``s3://bucket/key``
-share one code path (S3 endpoint from ``AWS_ENDPOINT_URL`` for MinIO-like servers).
+share one code path (the endpoint of an S3-compatible server from ``AWS_ENDPOINT_URL``).
 """
 
 from __future__ import annotations

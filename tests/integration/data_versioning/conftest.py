@@ -1,14 +1,13 @@
-"""Project folders and an S3 server (moto's real server) for the DVC integration tests."""
+"""Project folders and a real S3 server (SeaweedFS) for the DVC integration tests."""
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.s3_server import S3Server
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -35,31 +34,9 @@ def git_project(tmp_path: Path) -> Path:
     return project
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
-def s3_bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A bucket on moto's S3 server on loopback; yields its s3:// URL prefix."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    for key, value in {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="conveyor-data")
-    try:
-        yield "s3://conveyor-data/dvc"
-    finally:
-        server.stop()
+def s3_bucket(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket on the SeaweedFS S3 server, the AWS_* variables pointing at it;
+    returns the s3:// URL of a DVC remote in it."""
+    s3_server.point_env(monkeypatch)
+    return f"s3://{s3_server.create_bucket()}/dvc"

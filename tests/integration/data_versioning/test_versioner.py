@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from tests.s3_server import S3Server
 
 from conveyor.data.versioning import DatasetVersioner, DataVersion
 from conveyor.errors import RemoteUnavailableError, VersioningError
@@ -100,15 +101,14 @@ def test_data_version_round_trips() -> None:
     assert DataVersion.from_dict(json.loads(json.dumps(version.to_dict()))) == version
 
 
-def test_s3_remote_push_and_pull(tmp_path: Path, s3_bucket: str) -> None:
-    import boto3
-
+def test_s3_remote_push_and_pull(tmp_path: Path, s3_bucket: str, s3_server: S3Server) -> None:
     data = write_dataset(tmp_path, CONTENT_A)
     versioner = DatasetVersioner(tmp_path, remote=s3_bucket)
     version = versioner.track(data)
     assert version.remote == s3_bucket
+    bucket = s3_bucket.removeprefix("s3://").split("/")[0]
     key = f"dvc/files/md5/{version.md5[:2]}/{version.md5[2:]}"
-    body = boto3.client("s3").get_object(Bucket="conveyor-data", Key=key)["Body"].read()
+    body = s3_server.client().get_object(Bucket=bucket, Key=key)["Body"].read()
     assert body == CONTENT_A
     data.unlink()
     shutil.rmtree(tmp_path / ".dvc" / "cache")
@@ -154,3 +154,28 @@ def test_an_unreachable_s3_remote_is_a_retryable_error(
     assert err.value.exit_code == 75  # Airflow retries it
     assert isinstance(err.value, VersioningError)
     assert versioner.versions() == []  # nothing recorded
+
+
+def test_a_wrong_secret_on_push_names_the_remote_and_the_credentials(
+    tmp_path: Path, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    versioner = DatasetVersioner(tmp_path, remote=s3_bucket)
+    with pytest.raises(VersioningError, match="refused access") as err:
+        versioner.track(write_dataset(tmp_path, CONTENT_A))
+    assert s3_bucket in str(err.value)
+    assert "AWS_SECRET_ACCESS_KEY" in str(err.value)
+    assert err.value.exit_code == 1  # a retry cannot cure it
+    assert versioner.versions() == []
+
+
+def test_a_wrong_secret_on_pull_names_the_remote_and_the_credentials(
+    tmp_path: Path, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    versioner = DatasetVersioner(tmp_path, remote=s3_bucket)
+    version = versioner.track(write_dataset(tmp_path, CONTENT_A))
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    with pytest.raises(VersioningError, match="refused access") as err:
+        DatasetVersioner(tmp_path, remote=s3_bucket).pull(version.md5, dest=tmp_path / "b.csv")
+    assert "AWS_SECRET_ACCESS_KEY" in str(err.value)
+    assert not (tmp_path / "b.csv").exists()

@@ -1,9 +1,11 @@
-"""Reading tables from CSV, Parquet, gzip, S3 (moto server) and the errors users see."""
+"""Reading tables from CSV, Parquet and gzip files, and the errors users see.
+
+Reading from s3:// is tested against a real server in tests/integration/data_sources.
+"""
 
 from __future__ import annotations
 
 import gzip
-import io
 import os
 from pathlib import Path
 from typing import Any
@@ -221,41 +223,3 @@ def test_fingerprint_of_missing_file_fails_and_of_sql_is_none(tmp_path: Path) ->
         source_fingerprint(_config(tmp_path / "nope.parquet"))
     sql = DataConfig(source="postgresql://localhost/db", target="y", table="t")
     assert source_fingerprint(sql) is None
-
-
-def test_s3_csv_and_parquet_are_read(s3_bucket: Any) -> None:
-    csv_url = s3_bucket.put("raw/customers.csv", CSV.encode())
-    buffer = io.BytesIO()
-    _frame().to_parquet(buffer, index=False)
-    parquet_url = s3_bucket.put("raw/customers.parquet", buffer.getvalue())
-
-    from_csv = read_table(_config(csv_url))
-    from_parquet = read_table(_config(parquet_url, max_rows=3))
-
-    assert from_csv["plan"].tolist() == ["basic", "premium", "basic"]
-    assert from_parquet["id"].tolist() == [1, 2, 3]
-
-
-def test_s3_gzip_csv_is_decompressed(s3_bucket: Any) -> None:
-    url = s3_bucket.put("raw/customers.csv.gz", gzip.compress(CSV.encode()))
-
-    assert read_table(_config(url))["id"].tolist() == [1, 2, 3]
-
-
-def test_s3_fingerprint_changes_when_the_object_changes(s3_bucket: Any) -> None:
-    url = s3_bucket.put("raw/customers.csv", CSV.encode())
-    first = source_fingerprint(_config(url))
-
-    assert first == source_fingerprint(_config(url))
-    s3_bucket.put("raw/customers.csv", (CSV + "4,50,basic,2021-05-01\n").encode())
-    assert source_fingerprint(_config(url)) != first
-    assert len(read_table(_config(url))) == 4
-
-
-def test_missing_s3_object_names_the_url(s3_bucket: Any) -> None:
-    url = f"s3://{s3_bucket.name}/raw/nope.csv"
-
-    with pytest.raises(DataError, match=r"^data source not found: s3://.*/raw/nope\.csv$"):
-        read_table(_config(url))
-    with pytest.raises(DataError, match="data source not found"):
-        source_fingerprint(_config(url))
