@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import subprocess
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from benchmarks.markers import write_between
+from benchmarks.provenance import run_meta
 from benchmarks.run import BIN, ROOT, timed
 
 RESULTS = ROOT / "benchmarks" / "results-backup.json"
@@ -178,19 +175,6 @@ def render(result: dict[str, Any]) -> str:
     )
 
 
-def _meta() -> dict[str, str]:
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
-    ).stdout.strip()
-    return {
-        "date": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "commit": commit or "unknown",
-        "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"{platform.platform()}",
-        "load_average_start": f"{os.getloadavg()[0]:.1f}",
-    }
-
-
 def main() -> None:
     """Measure, print, and record the results (and the table in docs/operations.md)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -203,7 +187,7 @@ def main() -> None:
     if args.render_only:
         write_between(DOC, START, END, render(json.loads(RESULTS.read_text(encoding="utf-8"))))
         return
-    meta = _meta()
+    meta = run_meta()
     started = time.perf_counter()
     result = measure(args.rows, args.versions, args.rounds)
     result["summary"] = summarize(result)

@@ -23,18 +23,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from benchmarks.markers import write_between
+from benchmarks.provenance import run_meta
 from benchmarks.run import BIN, ROOT, timed
 
 RESULTS = ROOT / "benchmarks" / "results-batch.json"
@@ -261,19 +259,6 @@ def write_doc(body: str, summary: str) -> None:
     )
 
 
-def _meta() -> dict[str, str]:
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
-    ).stdout.strip()
-    return {
-        "date": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "commit": commit or "unknown",
-        "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"{platform.platform()}",
-        "load_average_start": f"{os.getloadavg()[0]:.1f}",
-    }
-
-
 def main() -> None:
     """Measure, print, and record the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -287,7 +272,7 @@ def main() -> None:
         saved = json.loads(RESULTS.read_text(encoding="utf-8"))
         write_doc(render(saved), render_summary(saved))
         return
-    meta = _meta()
+    meta = run_meta()
     started = time.perf_counter()
     result = measure(args.rows, args.big_rows, args.rounds)
     result["summary"] = summarize(result)
