@@ -18,14 +18,16 @@ export AIRFLOW__CORE__DAGS_FOLDER ?= $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__USAGE_DATA_COLLECTION__ENABLED := False
 export SCARF_ANALYTICS := false
+# Podman's settings for these machines (runc, cgroupfs, lower ulimits): deploy/podman/.
+export CONTAINERS_CONF := $(CURDIR)/deploy/podman/containers.conf
 
-.PHONY: setup system-deps bench-deps demo test test-fast lint bench clean airflow airflow-up sbom audit
+.PHONY: setup system-deps bench-deps demo test test-fast lint bench clean airflow airflow-up sbom audit images
 
 # The project's Python environment, pinned by requirements.lock (torch is the CPU build).
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -qq --upgrade pip
-	$(BIN)/python -m pip install -qq -c requirements.lock -e '.[dev,torch]'
+	$(BIN)/python -m pip install -qq -c requirements.lock -e '.[pipeline,server,dev,torch]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -75,7 +77,7 @@ audit: sbom
 	$(AUDIT_VENV)/bin/pip-audit --progress-spinner off --disable-pip --no-deps -r airflow/requirements.lock
 
 # Debian packages the integration tests need (PostgreSQL server binaries, Prometheus with
-# promtool, Alertmanager with amtool). Installed,
+# promtool, Alertmanager with amtool, podman/buildah/mmdebstrap for the images). Installed,
 # never started: the tests start their own throwaway servers.
 system-deps:
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
@@ -83,6 +85,12 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; \
 	fi
 	@bash deploy/install-prometheus.sh
+	@bash deploy/docker/install-tools.sh
+
+# Conveyor's images, built offline from a wheelhouse of requirements.lock, tagged with the
+# package version (BASE_IMAGE=<image> builds on it instead of a local Debian base).
+images: setup system-deps
+	bash deploy/docker/build-images.sh $(BIN)/python serve
 
 # The load generator of the serving benchmark.
 bench-deps:
@@ -115,4 +123,4 @@ bench: setup bench-deps
 	$(BIN)/python -m benchmarks.backup_restore
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_VENV) $(AUDIT_VENV) build/sbom $(AIRFLOW_HOME) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(AIRFLOW_VENV) $(AUDIT_VENV) build/sbom build/wheelhouse build/wheelhouse.lock $(AIRFLOW_HOME) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

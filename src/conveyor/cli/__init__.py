@@ -73,6 +73,29 @@ def _fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
+# Top-level modules of the optional extras: the serving image and a plain
+# `pip install conveyor-mlops` hold only what `conveyor serve` needs.
+_EXTRA_MODULES = {
+    "pipeline": (
+        "great_expectations", "dvc", "dvc_s3", "pyarrow", "s3fs", "fsspec", "sqlalchemy",
+        "psycopg", "matplotlib", "skl2onnx", "onnxmltools", "alembic", "flask",
+    ),
+    "torch": ("torch",),
+}  # fmt: skip
+
+
+def _missing_extra(exc: ModuleNotFoundError) -> str | None:
+    """What to install when the missing module comes with one of Conveyor's extras."""
+    top = (exc.name or "").partition(".")[0]
+    extra = next((extra for extra, tops in _EXTRA_MODULES.items() if top in tops), None)
+    if extra is None:
+        return None
+    return (
+        f"this command needs {exc.name}, which comes with Conveyor's '{extra}' extra: "
+        f"pip install 'conveyor-mlops[{extra}]' (this installation serves models only)"
+    )
+
+
 def _guarded(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Call ``fn`` mapping Conveyor errors to one clear line and an exit code."""
     from conveyor.errors import ConveyorError
@@ -88,6 +111,8 @@ def _guarded(fn: Any, *args: Any, **kwargs: Any) -> Any:
     except Exception as exc:
         if os.environ.get("CONVEYOR_DEBUG"):
             raise
+        if isinstance(exc, ModuleNotFoundError) and (hint := _missing_extra(exc)):
+            _fail(hint, 2)
         _fail(f"unexpected {type(exc).__name__}: {exc} (set CONVEYOR_DEBUG=1 for a traceback)", 1)
 
 
@@ -377,7 +402,9 @@ def serve(
     model_uri: Annotated[
         str | None,
         typer.Option(
-            help="models:/<name>@<alias> or models:/<name>/<version>.", show_default=False
+            help="models:/<name>@<alias> or models:/<name>/<version>.",
+            envvar="CONVEYOR_SERVE_MODEL_URI",
+            show_default=False,
         ),
     ] = None,
     tracking_uri: TrackingOpt = None,

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Builds Conveyor's images with podman, offline, each tagged with the package version.
+#   deploy/docker/build-images.sh PYTHON [IMAGE...]   (IMAGE: serve)
+# BASE_IMAGE: "local" (default) builds a Debian base here (build-base.sh), and a build
+# stage base with binutils; any other value is passed to the Dockerfiles, e.g. the official
+# slim Python image by digest (BUILD_IMAGE, if set, is their build stage's base).
+set -euo pipefail
+python="${1:-python3}"; shift || true
+images=("$@"); [ "${#images[@]}" -gt 0 ] || images=(serve)
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+: "${CONTAINERS_CONF:=$root/deploy/podman/containers.conf}"
+export CONTAINERS_CONF
+cd "$root"
+
+version="$("$python" -c 'import re,sys; print(re.search(r"__version__ = \"(.+?)\"", open("src/conveyor/__init__.py").read()).group(1))')"
+revision="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
+source_url="$(git config --get remote.origin.url 2>/dev/null || echo "file://$root")"
+created="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+base="${BASE_IMAGE:-local}"
+build_base="${BUILD_IMAGE:-$base}"
+if [ "$base" = local ]; then
+    base=localhost/conveyor-python:3.11-bookworm
+    build_base=localhost/conveyor-python:3.11-bookworm-build
+    deploy/docker/build-base.sh "$base"
+    deploy/docker/build-base.sh "$build_base" binutils
+fi
+deploy/docker/wheelhouse.sh "$python" 2>&1 | grep -v 'is ignored' || true
+[ -n "$(ls build/wheelhouse/conveyor_mlops-*.whl 2>/dev/null)" ] || { echo "wheelhouse failed" >&2; exit 1; }
+
+for image in "${images[@]}"; do
+    echo "building conveyor-$image:$version (base $base)"
+    podman build --quiet --format docker --network=none --file "deploy/docker/$image.Dockerfile" \
+        --build-arg "BASE_IMAGE=$base" --build-arg "BUILD_IMAGE=$build_base" \
+        --build-arg "VERSION=$version" \
+        --build-arg "REVISION=$revision" --build-arg "SOURCE=$source_url" \
+        --build-arg "CREATED=$created" \
+        --tag "conveyor-$image:$version" . >/dev/null
+    podman image inspect --format "conveyor-$image:$version {{.Size}} bytes" "conveyor-$image:$version"
+done
