@@ -115,12 +115,13 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: setup bench-deps
+bench: setup bench-deps system-deps
 	$(BIN)/python -m benchmarks.run
 	$(BIN)/python -m benchmarks.serving
 	$(BIN)/python -m benchmarks.serving.overhead
 	$(BIN)/python -m benchmarks.batch_scoring
 	$(BIN)/python -m benchmarks.backup_restore
+	$(BIN)/python -m benchmarks.images
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_VENV) $(AUDIT_VENV) build/sbom build/wheelhouse build/wheelhouse.lock $(AIRFLOW_HOME) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,296 @@
+"""The serving image: its size, and container start to ``/readyz`` following an alias.
+
+Builds ``conveyor-serve`` from this checkout on the local Debian base (``make images``),
+reads its size and the largest packages inside, then, for ``--rounds`` interleaved rounds,
+times from ``podman run`` to the first 200 on ``/readyz`` for the container (read-only
+root, host network) and for the same ``conveyor serve`` started as a process on the host
+(the baseline: what the container adds). Both follow ``models:/bench-image@champion`` on
+one real ``mlflow server`` (SQLite backend, proxied artifacts), with the same settings.
+
+Usage: python -m benchmarks.images [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.markers import write_between
+from benchmarks.provenance import run_meta
+from benchmarks.run import BIN, ROOT
+
+RESULTS = ROOT / "benchmarks" / "results-images.json"
+DOCS = (ROOT / "docs" / "deployment.md", ROOT / "docs" / "benchmarks.md")
+SECTION = "## Serving image"
+START, END = "<!-- images:start -->", "<!-- images:end -->"
+NAME = "bench-image"
+KEY = "bench-image-signing-key-32-chars-long"
+CONF = ROOT / "deploy" / "podman" / "containers.conf"
+ENV = {
+    **{k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "CONVEYOR_"))},
+    "CONTAINERS_CONF": str(CONF),
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def podman(*args: str) -> str:
+    return subprocess.run(
+        ["podman", *args], env=ENV, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def build() -> tuple[str, float]:
+    """``deploy/docker/build-images.sh`` for the serving image: its tag and build seconds."""
+    started = time.perf_counter()
+    subprocess.run(
+        ["bash", "deploy/docker/build-images.sh", str(BIN / "python"), "serve"],
+        cwd=ROOT,
+        env=ENV,
+        check=True,
+    )
+    from conveyor import __version__
+
+    return f"localhost/conveyor-serve:{__version__}", time.perf_counter() - started
+
+
+def largest_packages(tag: str, count: int = 8) -> list[tuple[str, float]]:
+    """The biggest entries of the image's site-packages, MB."""
+    site = "/opt/conveyor/venv/lib/python3.11/site-packages"
+    script = f"du -sk {site}/* | sort -n | tail -{count}"
+    listing = podman("run", "--rm", "--entrypoint", "sh", tag, "-c", script)
+    rows = [line.split("\t") for line in listing.strip().splitlines()]
+    return [(Path(path).name, round(int(kb) / 1024, 1)) for kb, path in reversed(rows)]
+
+
+def start_server(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``mlflow server`` on SQLite with proxied artifacts, until healthy."""
+    port = free_port()
+    argv = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--workers", "1", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}"]
+    argv += ["--artifacts-destination", str(folder / "artifacts")]
+    env = {**ENV, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with (folder / "server.log").open("wb") as log:
+        process = subprocess.Popen(argv, env=env, stdout=log, stderr=log, cwd=folder)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(f"{url}/health", lambda: process.poll() is None, 120)
+    return process, url
+
+
+def register(url: str) -> None:
+    """A small LightGBM pipeline, logged, registered, signed and promoted to champion."""
+    import lightgbm
+    import numpy as np
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from conveyor.registry.store import ModelRegistry
+
+    os.environ["CONVEYOR_SIGNING_KEY"] = KEY
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(
+        {"age": rng.normal(40, 12, 400), "plan": rng.choice(["basic", "plus", "pro"], 400)}
+    )
+    table["churned"] = np.where(table["age"] > 45, "yes", "no")
+    pre = ColumnTransformer(
+        [("num", "passthrough", ["age"]), ("cat", OneHotEncoder(handle_unknown="ignore"), ["plan"])]
+    )
+    pipeline = Pipeline([("pre", pre), ("model", lightgbm.LGBMClassifier(verbose=-1))])
+    pipeline.fit(table[["age", "plan"]], table["churned"])
+    registry = ModelRegistry(url)
+    run_id = registry.log_training_run(
+        experiment=NAME,
+        run_name="bench",
+        params={"model": "lightgbm"},
+        metrics={"roc_auc": 0.9},
+        artifacts=[],
+        pipeline=pipeline,
+        input_example=table[["age", "plan"]].head(5),
+        dataset=table,
+        dataset_name=NAME,
+        dataset_source="synthetic",
+        dataset_digest="bench",
+        target="churned",
+        tags={},
+    )
+    version = registry.register(name=NAME, run_id=run_id, key="bench", tags={})
+    registry.promote(NAME, version.version)
+
+
+def wait_ready(url: str, alive: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if not alive():
+            raise RuntimeError(f"{url}: the server exited before it was ready")
+        time.sleep(0.05)
+    raise RuntimeError(f"{url}: not ready within {timeout} s")
+
+
+SERVE_ARGS = ["--poll-interval", "0", "--drain-seconds", "0"]
+
+
+def start_container(tag: str, tracking: str) -> float:
+    """Seconds from ``podman run`` to the first 200 on ``/readyz``."""
+    port = free_port()
+    name = f"bench-serve-{port}"
+    started = time.perf_counter()
+    podman(
+        "run", "--detach", "--read-only", "--network", "host", "--name", name,
+        "--env", f"CONVEYOR_SERVE_MODEL_URI=models:/{NAME}@champion",
+        "--env", f"MLFLOW_TRACKING_URI={tracking}", "--env", f"CONVEYOR_SIGNING_KEY={KEY}",
+        tag, "serve", "--host", "127.0.0.1", "--port", str(port), *SERVE_ARGS,
+    )  # fmt: skip
+
+    def alive() -> bool:
+        return podman("inspect", "--format", "{{.State.Status}}", name).strip() == "running"
+
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/readyz", alive, 120)
+        return time.perf_counter() - started
+    finally:
+        podman("rm", "--force", "--time", "5", name)
+
+
+def start_process(tracking: str) -> float:
+    """Seconds from starting ``conveyor serve`` on the host to the first 200 on ``/readyz``."""
+    port = free_port()
+    env = {**ENV, "MLFLOW_TRACKING_URI": tracking, "CONVEYOR_SIGNING_KEY": KEY}
+    argv = [str(BIN / "conveyor"), "serve", "--model-uri", f"models:/{NAME}@champion"]
+    argv += ["--port", str(port), *SERVE_ARGS]
+    started = time.perf_counter()
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/readyz", lambda: process.poll() is None, 120)
+        return time.perf_counter() - started
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+
+
+def stats(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def measure(rounds: int) -> dict[str, Any]:
+    tag, build_s = build()
+    size = int(podman("image", "inspect", "--format", "{{.Size}}", tag))
+    base = "localhost/conveyor-python:3.11-bookworm"
+    base_size = int(podman("image", "inspect", "--format", "{{.Size}}", base))
+    result: dict[str, Any] = {
+        "image": tag,
+        "base": base,
+        "image_mb": round(size / 1e6, 1),
+        "base_mb": round(base_size / 1e6, 1),
+        "build_s": round(build_s, 1),
+        "largest_packages_mb": largest_packages(tag),
+        "rounds": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-images-") as tmp:
+        server, url = start_server(Path(tmp))
+        try:
+            register(url)
+            for index in range(rounds):
+                print(f"round {index + 1}/{rounds}", file=sys.stderr)
+                container_s = start_container(tag, url)
+                process_s = start_process(url)
+                result["rounds"].append({"container_s": container_s, "process_s": process_s})
+        finally:
+            server.terminate()
+            server.communicate(timeout=30)
+    result["summary"] = {
+        key: stats([r[key] for r in result["rounds"]]) for key in ("container_s", "process_s")
+    }
+    return result
+
+
+def render(result: dict[str, Any]) -> str:
+    """The Markdown between the markers in the docs."""
+    meta, s = result["meta"], result["summary"]
+
+    def spread(key: str) -> str:
+        v = s[key]
+        return f"{v['median']:.1f} ({v['min']:.1f}-{v['max']:.1f})"
+
+    packages = ", ".join(f"{name} {mb:.0f}" for name, mb in result["largest_packages_mb"])
+    return "\n".join(
+        [
+            f"Measured in `benchmarks/results-images.json` ({meta['date'][:10]}, "
+            f"{meta['machine'].split(',')[0]}, commit {meta['commit'][:10]}, "
+            f"{len(result['rounds'])} interleaved rounds, median (min-max)); "
+            "`python -m benchmarks.images` reproduces it.",
+            "",
+            "| measure | value |",
+            "|---|---|",
+            f"| `conveyor-serve` image (local Debian base), MB | {result['image_mb']:.0f} |",
+            f"| of which the base, MB | {result['base_mb']:.0f} |",
+            f"| container start to `/readyz`, following the alias on an MLflow server, s | "
+            f"{spread('container_s')} |",
+            f"| the same `conveyor serve` as a host process (baseline), s | "
+            f"{spread('process_s')} |",
+            "",
+            f"Largest packages inside, MB: {packages}.",
+            "",
+            f"Goals: image 500 MB or less ({verdict(result['image_mb'] <= 500)}); start to "
+            f"`/readyz` following an alias 10 s or less in every round "
+            f"({verdict(s['container_s']['max'] <= 10)}). The peer of the size goal, "
+            "`mlflow models build-docker` on the same base, is not measured: its Dockerfile "
+            "installs from PyPI inside the build, and these builds run with `--network=none`.",
+        ]
+    )
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "not met"
+
+
+def publish(result: dict[str, Any]) -> None:
+    """The table in docs/deployment.md and docs/benchmarks.md."""
+    for doc in DOCS:
+        write_between(doc, START, END, render(result), section=SECTION)
+
+
+def main() -> None:
+    """Measure, print, and record the results (and the tables in the docs)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--render-only", action="store_true")
+    args = parser.parse_args()
+    if args.render_only:
+        publish(json.loads(RESULTS.read_text(encoding="utf-8")))
+        return
+    meta = run_meta()
+    started = time.perf_counter()
+    result = measure(args.rounds)
+    result["meta"] = {**meta, "seconds": round(time.perf_counter() - started)}
+    print(json.dumps(result["summary"], indent=2))
+    if not args.no_write:
+        RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        publish(result)
+
+
+if __name__ == "__main__":
+    main()
