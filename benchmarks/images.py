@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import httpx
 from benchmarks.markers import write_between
 from benchmarks.provenance import run_meta
 from benchmarks.run import BIN, ROOT
+from benchmarks.serving.targets import base_env, free_port
 
 RESULTS = ROOT / "benchmarks" / "results-images.json"
 DOCS = (ROOT / "docs" / "deployment.md", ROOT / "docs" / "benchmarks.md")
@@ -38,16 +38,7 @@ START, END = "<!-- images:start -->", "<!-- images:end -->"
 NAME = "bench-image"
 KEY = "bench-image-signing-key-32-chars-long"
 CONF = ROOT / "deploy" / "podman" / "containers.conf"
-ENV = {
-    **{k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "CONVEYOR_"))},
-    "CONTAINERS_CONF": str(CONF),
-}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+ENV = {**base_env(), "CONTAINERS_CONF": str(CONF)}
 
 
 def podman(*args: str) -> str:

@@ -24,8 +24,14 @@ if [ "$base" = local ]; then
     deploy/docker/build-base.sh "$base"
     deploy/docker/build-base.sh "$build_base" binutils
 fi
-deploy/docker/wheelhouse.sh "$python" 2>&1 | grep -v 'is ignored' || true
-[ -n "$(ls build/wheelhouse/conveyor_mlops-*.whl 2>/dev/null)" ] || { echo "wheelhouse failed" >&2; exit 1; }
+mkdir -p build
+# pip's notes about find-links folders this machine lacks are dropped; a failure shows all.
+if ! deploy/docker/wheelhouse.sh "$python" 2>build/wheelhouse.log; then
+    cat build/wheelhouse.log >&2
+    echo "building the wheelhouse failed" >&2
+    exit 1
+fi
+grep -v 'is ignored' build/wheelhouse.log >&2 || true
 
 for image in "${images[@]}"; do
     echo "building conveyor-$image:$version (base $base)"

@@ -50,7 +50,6 @@ ENV PATH=/opt/conveyor/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
     HOME=/var/lib/conveyor \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    MPLCONFIGDIR=/tmp \
     MLFLOW_DISABLE_TELEMETRY=true \
     DO_NOT_TRACK=1
 USER 10001:10001
