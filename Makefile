@@ -90,7 +90,7 @@ system-deps:
 # Conveyor's images, built offline from a wheelhouse of requirements.lock, tagged with the
 # package version (BASE_IMAGE=<image> builds on it instead of a local Debian base).
 images: setup system-deps
-	bash deploy/docker/build-images.sh $(BIN)/python serve
+	bash deploy/docker/build-images.sh $(BIN)/python
 
 # The load generator of the serving benchmark.
 bench-deps:

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Builds Conveyor's images with podman, offline, each tagged with the package version.
-#   deploy/docker/build-images.sh PYTHON [IMAGE...]   (IMAGE: serve)
+#   deploy/docker/build-images.sh PYTHON [IMAGE...]   (IMAGE: serve, pipeline, mlflow; all by default)
 # BASE_IMAGE: "local" (default) builds a Debian base here (build-base.sh), and a build
 # stage base with binutils; any other value is passed to the Dockerfiles, e.g. the official
 # slim Python image by digest (BUILD_IMAGE, if set, is their build stage's base).
 set -euo pipefail
 python="${1:-python3}"; shift || true
-images=("$@"); [ "${#images[@]}" -gt 0 ] || images=(serve)
+images=("$@"); [ "${#images[@]}" -gt 0 ] || images=(serve pipeline mlflow)
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 : "${CONTAINERS_CONF:=$root/deploy/podman/containers.conf}"
 export CONTAINERS_CONF
@@ -35,11 +35,13 @@ grep -v 'is ignored' build/wheelhouse.log >&2 || true
 
 for image in "${images[@]}"; do
     echo "building conveyor-$image:$version (base $base)"
-    podman build --quiet --format docker --network=none --file "deploy/docker/$image.Dockerfile" \
+    podman build --quiet --format docker --network=none --file deploy/docker/Dockerfile \
+        --target "$image" \
         --build-arg "BASE_IMAGE=$base" --build-arg "BUILD_IMAGE=$build_base" \
-        --build-arg "VERSION=$version" \
-        --build-arg "REVISION=$revision" --build-arg "SOURCE=$source_url" \
-        --build-arg "CREATED=$created" \
+        --label "org.opencontainers.image.version=$version" \
+        --label "org.opencontainers.image.revision=$revision" \
+        --label "org.opencontainers.image.source=$source_url" \
+        --label "org.opencontainers.image.created=$created" \
         --tag "conveyor-$image:$version" . >/dev/null
     podman image inspect --format "conveyor-$image:$version {{.Size}} bytes" "conveyor-$image:$version"
 done

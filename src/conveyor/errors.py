@@ -36,6 +36,7 @@ __all__ = [
     "ConveyorError",
     "DataError",
     "DataValidationError",
+    "ImageBuildError",
     "ModelIntegrityError",
     "PipelineError",
     "ProjectBusyError",
@@ -109,6 +110,10 @@ class PipelineError(ConveyorError):
 
 class BackupError(ConveyorError):
     """A backup cannot be written, or a backup archive is not whole (tampered, truncated)."""
+
+
+class ImageBuildError(ConveyorError):
+    """A container image build failed (the engine's last lines say why)."""
 
 
 class ServiceUnavailableError(ConveyorError):

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from conveyor.cli.backup import backup, reproduce, restore
+from conveyor.cli.image import image_app
 from conveyor.cli.monitor import monitor_app
 from conveyor.cli.options import RuntimeOpt
 from conveyor.cli.predict import predict
@@ -48,7 +49,29 @@ app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
 app.add_typer(runs_app, name="runs")
 app.add_typer(monitor_app, name="monitor")
+app.add_typer(image_app, name="image")
 app.command("predict")(predict)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from conveyor import __version__
+
+        typer.echo(f"conveyor {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Conveyor: from a raw table to a validated, versioned, registered and gated model."""
+
 
 ConfigOpt = Annotated[
     Path, typer.Option("--config", "-c", help="Pipeline config (YAML).", show_default=True)
@@ -402,14 +425,19 @@ def serve(
     model_uri: Annotated[
         str | None,
         typer.Option(
-            help="models:/<name>@<alias> or models:/<name>/<version>.",
+            help="models:/<name>@<alias>, models:/<name>/<version> or bundle:/<path>.",
             envvar="CONVEYOR_SERVE_MODEL_URI",
             show_default=False,
         ),
     ] = None,
     tracking_uri: TrackingOpt = None,
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8080,
+    host: Annotated[
+        str, typer.Option(help="Interface to listen on.", envvar="CONVEYOR_SERVE_HOST")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int,
+        typer.Option(help="Port to listen on.", min=1, max=65535, envvar="CONVEYOR_SERVE_PORT"),
+    ] = 8080,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
     max_body_bytes: Annotated[int, typer.Option(help="Request body limit.", min=1)] = 8388608,
     max_batch_rows: Annotated[int, typer.Option(help="Rows per request limit.", min=1)] = 10000,
@@ -532,6 +560,7 @@ def _serve_workers(settings: Any, *, host: str, port: int, workers: int, access_
     # Without polling every worker loads the same version: the alias is resolved once,
     # here. With polling each worker follows the alias on its own.
     following = settings.poll_interval > 0 and follows_alias(settings.model_uri)
+    fixed = settings.model_uri.startswith("bundle:")  # a bundle holds one version
     # the tokens reach the workers through their own variables, never as masked text
     fields = settings.model_dump(
         mode="json", exclude={"admin_token", "feedback_token", "model_uri"}
@@ -542,7 +571,7 @@ def _serve_workers(settings: Any, *, host: str, port: int, workers: int, access_
             for name, v in fields.items()
         }
     )
-    os.environ["CONVEYOR_SERVE_MODEL_URI"] = settings.model_uri if following else info.uri
+    os.environ["CONVEYOR_SERVE_MODEL_URI"] = settings.model_uri if following or fixed else info.uri
     _console().print(
         f"serving {info.name} v{info.version} on http://{host}:{port} ({workers} workers)"
     )

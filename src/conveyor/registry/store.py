@@ -669,6 +669,12 @@ class ModelRegistry:
             )
         return self.get_version(name, version)
 
+    def load_reference_profile(self, info: ModelVersionInfo) -> dict[str, Any]:
+        """The version's reference profile (``registry.profiles.load_reference_profile``)."""
+        from conveyor.registry.profiles import load_reference_profile
+
+        return load_reference_profile(self, info)
+
     def load_onnx(self, info: ModelVersionInfo) -> bytes | None:
         """The parity-verified ONNX model of a version's run, from this registry only.
 

@@ -57,6 +57,7 @@ __all__ = [
     "download_artifacts",
     "ensure_experiment",
     "first_line",
+    "load_local_sklearn_model",
     "flatten_params",
     "fluent_store",
     "iso_time",
@@ -554,19 +555,33 @@ def load_sklearn_model(
         RegistryError: refused by ``verify``, not a scikit-learn model, saved with plain
             pickle, or trusting a type not on the list.
     """
+    with tempfile.TemporaryDirectory(prefix="conveyor-model-") as tmp:
+        local = download_artifacts(uri, model_uri, Path(tmp))
+        with fluent_store(uri):
+            return load_local_sklearn_model(
+                local, model_uri, verify=verify, trusted_types=trusted_types
+            )
+
+
+def load_local_sklearn_model(
+    local: Path,
+    model_uri: str,
+    *,
+    verify: Callable[[Path], None],
+    trusted_types: frozenset[str] = frozenset(),
+) -> Any:
+    """Load a scikit-learn model from a local MLflow model folder, after ``verify`` and
+    the flavor checks of :func:`load_sklearn_model` (``model_uri`` names it in errors)."""
     import mlflow
     from mlflow.models import Model
 
-    with tempfile.TemporaryDirectory(prefix="conveyor-model-") as tmp:
-        local = download_artifacts(uri, model_uri, Path(tmp))
-        verify(local)
-        _check_flavor(model_uri, Model.load(str(local)).flavors.get("sklearn"), trusted_types)
-        saved_path = list(sys.path)
-        try:
-            with fluent_store(uri):
-                return mlflow.sklearn.load_model(str(local))
-        finally:  # MLflow prepends the model's code folder, which is about to be deleted
-            sys.path[:] = saved_path
+    verify(local)
+    _check_flavor(model_uri, Model.load(str(local)).flavors.get("sklearn"), trusted_types)
+    saved_path = list(sys.path)
+    try:
+        return mlflow.sklearn.load_model(str(local))
+    finally:  # MLflow prepends the model's code folder, which may be deleted after
+        sys.path[:] = saved_path
 
 
 def _check_flavor(

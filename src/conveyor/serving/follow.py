@@ -35,7 +35,8 @@ from conveyor.serving.routing import CHALLENGER, PRIMARY
 from conveyor.serving.slot import load_version, open_registry, resolve_version
 
 if TYPE_CHECKING:
-    from conveyor.registry.store import ModelRegistry, ModelVersionInfo
+    from conveyor.registry.source import ModelSource
+    from conveyor.registry.store import ModelVersionInfo
     from conveyor.serving.settings import ServingSettings
     from conveyor.serving.slot import ModelSlot
     from conveyor.serving.state import ServingState
@@ -177,7 +178,7 @@ def share_routing(settings: ServingSettings, routing: RoutingConfig | None) -> N
     open_registry(settings).set_model_tag(model_name(settings.model_uri), ROUTING_TAG, value)
 
 
-def _resolve(settings: ServingSettings, uri: str) -> tuple[ModelRegistry, ModelVersionInfo]:
+def _resolve(settings: ServingSettings, uri: str) -> tuple[ModelSource, ModelVersionInfo]:
     registry = open_registry(settings)
     return registry, resolve_version(registry, uri)
 

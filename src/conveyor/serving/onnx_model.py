@@ -19,7 +19,8 @@ from conveyor.registry.onnx_export import OnnxScorer
 from conveyor.serving.slot import Prediction
 
 if TYPE_CHECKING:
-    from conveyor.registry.store import ModelRegistry, ModelVersionInfo
+    from conveyor.registry.source import ModelSource
+    from conveyor.registry.store import ModelVersionInfo
     from conveyor.serving.inputs import InputSchema
 
 __all__ = ["OnnxModel", "load_onnx_model"]
@@ -126,7 +127,7 @@ def _check_inputs(scorer: OnnxScorer, schema: InputSchema) -> None:
 
 
 def load_onnx_model(
-    registry: ModelRegistry, info: ModelVersionInfo, schema: InputSchema, classes: tuple[Any, ...]
+    registry: ModelSource, info: ModelVersionInfo, schema: InputSchema, classes: tuple[Any, ...]
 ) -> OnnxModel | None:
     """The ONNX fast path of a registered version, if it has a parity-verified ONNX model.
 

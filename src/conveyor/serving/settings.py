@@ -56,7 +56,8 @@ class ServingSettings(BaseSettings):
 
     Attributes:
         model_uri: ``models:/<name>@<alias>`` or ``models:/<name>/<version>``; models are
-            only ever loaded from the configured registry.
+            only ever loaded from the configured registry, or from a bundle exported from
+            it (``bundle:/<path>``, what a baked image holds).
         tracking_uri: the MLflow tracking/registry URI holding the model.
         max_body_bytes: larger prediction request bodies are refused with 413.
         max_batch_rows: larger batches are refused with 422, as soon as parsing counts
@@ -101,7 +102,9 @@ class ServingSettings(BaseSettings):
         env_prefix="CONVEYOR_SERVE_", extra="ignore", frozen=True, populate_by_name=True
     )
 
-    model_uri: str = Field(description="models:/<name>@<alias> or models:/<name>/<version>.")
+    model_uri: str = Field(
+        description="models:/<name>@<alias>, models:/<name>/<version> or bundle:/<path>."
+    )
     tracking_uri: str = Field(description="MLflow tracking and registry URI.")
     max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, gt=0, description="Body limit (bytes).")
     max_batch_rows: int = Field(DEFAULT_MAX_BATCH_ROWS, gt=0, description="Rows per request.")
@@ -156,11 +159,15 @@ class ServingSettings(BaseSettings):
     @field_validator("model_uri")
     @classmethod
     def _registry_uri(cls, value: str) -> str:
+        if value.startswith("bundle:"):  # an exported version (a baked image)
+            if not value.removeprefix("bundle:").startswith("/"):
+                raise ValueError(f"{value!r}: a bundle URI names an absolute path, bundle:/...")
+            return value
         ref = value.removeprefix("models:/")
         if not value.startswith("models:/") or not ref or ref.startswith(("/", "@")):
             raise ValueError(
-                f"{value!r} is not a registry model URI; use models:/<name>@<alias> or "
-                "models:/<name>/<version>"
+                f"{value!r} is not a registry model URI; use models:/<name>@<alias>, "
+                "models:/<name>/<version> or bundle:/<path>"
             )
         return value
 

@@ -1,7 +1,8 @@
 """ModelSlot: one loaded, warmed model version with its input schema, and how it is loaded.
 
 Models come only from the configured MLflow registry (``ModelRegistry.load_pipeline``,
-which re-checks the skops allowlist); nothing a request sends is ever deserialised. The
+which re-checks the skops allowlist), or from a bundle exported from it (``bundle:/path``,
+what a baked image holds); nothing a request sends is ever deserialised. The
 alias in the model URI is resolved to a version first and that exact version is loaded,
 so the name and version the slot reports are the ones that answer.
 
@@ -20,7 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import RegistryError
-from conveyor.registry.store import ModelRegistry, ModelVersionInfo
+from conveyor.registry.bundle import ModelBundle, is_bundle_uri
+from conveyor.registry.source import ModelSource, open_source
+from conveyor.registry.store import ModelVersionInfo
 from conveyor.serving.inputs import Batch, ColumnKind, InputColumn, InputSchema, frame_of
 
 if TYPE_CHECKING:
@@ -259,12 +262,15 @@ def _first_category(pipeline: Any, column: str) -> Any | None:
     return None
 
 
-def resolve_version(registry: ModelRegistry, model_uri: str) -> ModelVersionInfo:
-    """The registered version a ``models:/name@alias`` or ``models:/name/version`` URI means.
+def resolve_version(registry: ModelSource, model_uri: str) -> ModelVersionInfo:
+    """The registered version a ``models:/name@alias`` or ``models:/name/version`` URI
+    means (a ``bundle:/path`` URI: the bundled version).
 
     Raises:
         RegistryError: unknown model, alias or version (the message lists what exists).
     """
+    if is_bundle_uri(model_uri):
+        return ModelBundle.from_uri(model_uri).info
     ref = model_uri.removeprefix("models:/")
     if "@" in ref:
         name, alias = ref.split("@", 1)
@@ -291,17 +297,19 @@ def _check_store(tracking_uri: str) -> None:
             raise RegistryError(f"no MLflow store at {db} (tracking URI {tracking_uri})")
 
 
-def open_registry(settings: ServingSettings) -> ModelRegistry:
-    """The configured registry.
+def open_registry(settings: ServingSettings) -> ModelSource:
+    """The configured registry (or the bundle a ``bundle:/path`` model URI names).
 
     Raises:
-        RegistryError: a SQLite tracking URI names a file that does not exist.
+        RegistryError: a SQLite tracking URI names a file that does not exist, or there is
+            no readable bundle at the path.
     """
-    _check_store(settings.tracking_uri)
-    return ModelRegistry(settings.tracking_uri)
+    if not is_bundle_uri(settings.model_uri):
+        _check_store(settings.tracking_uri)
+    return open_source(settings.tracking_uri, settings.model_uri)
 
 
-def resolve_model(settings: ServingSettings) -> tuple[ModelRegistry, ModelVersionInfo]:
+def resolve_model(settings: ServingSettings) -> tuple[ModelSource, ModelVersionInfo]:
     """Open the configured registry and resolve the configured model URI to a version.
 
     Args:
@@ -318,7 +326,7 @@ def resolve_model(settings: ServingSettings) -> tuple[ModelRegistry, ModelVersio
 
 
 def load_version(
-    registry: ModelRegistry, info: ModelVersionInfo, *, runtime: Runtime = "auto"
+    registry: ModelSource, info: ModelVersionInfo, *, runtime: Runtime = "auto"
 ) -> ModelSlot:
     """Load and warm one exact registered version (blocking: call it off the event loop).
 
@@ -395,15 +403,14 @@ def _one_thread(pipeline: Any) -> Any:
     return pipeline
 
 
-def _reference_profile(registry: ModelRegistry, info: ModelVersionInfo) -> Any | None:
+def _reference_profile(registry: ModelSource, info: ModelVersionInfo) -> Any | None:
     """The version's training profile, or None (drift is then not watched) when it has
     none or it cannot be read."""
     from conveyor.errors import DataError
     from conveyor.monitoring.profile import ReferenceProfile
-    from conveyor.registry.profiles import load_reference_profile
 
     try:
-        return ReferenceProfile.from_dict(load_reference_profile(registry, info))
+        return ReferenceProfile.from_dict(registry.load_reference_profile(info))
     except (RegistryError, DataError) as exc:
         logger.info("drift of version %s is not watched: %s", info.version, exc)
         return None

@@ -14,7 +14,7 @@ HADOLINT = str(Path(sys.executable).with_name("hadolint"))
 
 
 def test_there_are_dockerfiles() -> None:
-    assert [path.name for path in DOCKERFILES if path.name == "serve.Dockerfile"]
+    assert [path.name for path in DOCKERFILES if path.name == "Dockerfile"]
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)

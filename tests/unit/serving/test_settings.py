@@ -95,3 +95,18 @@ def test_feedback_beyond_loopback_without_a_token_refuses_to_start(host: str) ->
 )
 def test_loopback_a_token_or_no_monitoring_may_start(host: str, options: dict[str, object]) -> None:
     ServingSettings(model_uri=URI, tracking_uri=DB, **options).check_binding(host)  # type: ignore[arg-type]
+
+
+def test_a_bundle_uri_with_an_absolute_path_is_accepted() -> None:
+    settings = ServingSettings(model_uri="bundle:/opt/conveyor/model", tracking_uri="x")
+    assert settings.model_uri == "bundle:/opt/conveyor/model"
+
+
+def test_a_bundle_uri_with_a_relative_path_is_refused() -> None:
+    with pytest.raises(ValidationError, match="absolute path"):
+        ServingSettings(model_uri="bundle:model", tracking_uri="x")
+
+
+def test_a_uri_of_another_scheme_is_refused_naming_the_forms() -> None:
+    with pytest.raises(ValidationError, match="bundle:/<path>"):
+        ServingSettings(model_uri="runs:/abc/model", tracking_uri="x")
