@@ -552,6 +552,7 @@ def serve(
 
 
 def _serve_workers(settings: Any, *, host: str, port: int, workers: int, access_log: bool) -> None:
+    from conveyor.registry.source import is_bundle_uri
     from conveyor.serving.follow import follows_alias
     from conveyor.serving.shutdown import run_workers
     from conveyor.serving.slot import resolve_model
@@ -560,7 +561,7 @@ def _serve_workers(settings: Any, *, host: str, port: int, workers: int, access_
     # Without polling every worker loads the same version: the alias is resolved once,
     # here. With polling each worker follows the alias on its own.
     following = settings.poll_interval > 0 and follows_alias(settings.model_uri)
-    fixed = settings.model_uri.startswith("bundle:")  # a bundle holds one version
+    fixed = is_bundle_uri(settings.model_uri)  # a bundle holds one version
     # the tokens reach the workers through their own variables, never as masked text
     fields = settings.model_dump(
         mode="json", exclude={"admin_token", "feedback_token", "model_uri"}

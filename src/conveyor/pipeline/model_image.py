@@ -10,8 +10,8 @@ and no alias polling: what `mlflow models build-docker` does, for Conveyor's ser
 
 from __future__ import annotations
 
+import json
 import logging
-import os
 import shutil
 import subprocess
 import tempfile
@@ -138,8 +138,6 @@ def build_model_image(
         ConfigError: no container engine.
         ImageBuildError: the build failed (the engine's last output lines say why).
     """
-    import json
-
     from conveyor.registry.bundle import RECORD, export_bundle
 
     binary = container_engine(engine)
@@ -165,7 +163,6 @@ def build_model_image(
             text=True,
             timeout=BUILD_TIMEOUT_S,
             check=False,
-            env=os.environ.copy(),
         )
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-8:])

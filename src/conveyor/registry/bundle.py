@@ -29,33 +29,30 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import RegistryError
 from conveyor.redaction import redact
-from conveyor.registry.signing import KEY_ENV, ModelClaims, check_digest, tree_digest
+from conveyor.registry.signing import KEY_ENV, ModelClaims
+from conveyor.registry.source import BUNDLE_SCHEME
 from conveyor.registry.store import ModelVersionInfo
-from conveyor.registry.tracking import (
-    TRUSTED_TYPES_TAG,
-    download_artifacts,
-    load_local_sklearn_model,
+from conveyor.registry.tracking import download_artifacts, load_local_sklearn_model
+from conveyor.registry.verified import (
+    check_model_files,
+    check_onnx,
+    signed_source,
+    trusted_types,
+    verified_claims,
 )
-from conveyor.registry.verified import check_onnx, verified_claims
 
 if TYPE_CHECKING:
     from conveyor.registry.store import ModelRegistry
 
-__all__ = ["BUNDLE_SCHEME", "FORMAT", "ModelBundle", "export_bundle", "is_bundle_uri"]
+__all__ = ["FORMAT", "ModelBundle", "export_bundle"]
 
 logger = logging.getLogger(__name__)
 
-BUNDLE_SCHEME = "bundle:"
 FORMAT = 1
 RECORD = "version.json"
 MODEL_DIR = "model"
 ONNX_FILE = "onnx/model.onnx"
 PROFILE_FILE = "profile.json"
-
-
-def is_bundle_uri(model_uri: str) -> bool:
-    """Whether a model URI names an exported bundle (``bundle:/path``)."""
-    return model_uri.startswith(BUNDLE_SCHEME)
 
 
 def _what(info: ModelVersionInfo) -> str:
@@ -85,12 +82,10 @@ def export_bundle(registry: ModelRegistry, info: ModelVersionInfo, folder: Path)
     folder.mkdir(parents=True)
     with tempfile.TemporaryDirectory(prefix="conveyor-bundle-") as tmp:
         try:
-            local = download_artifacts(registry.tracking_uri, info.source or info.uri, Path(tmp))
+            local = download_artifacts(registry.tracking_uri, signed_source(info), Path(tmp))
         except Exception as exc:
             raise RegistryError(f"{_what(info)}: downloading its model files: {exc}") from exc
-        if not (local / "MLmodel").is_file():
-            raise RegistryError(f"{_what(info)}: its model files are missing from the store")
-        check_digest(claims.model_digest, tree_digest(local), what=_what(info), part="model files")
+        check_model_files(claims, info, local)
         shutil.copytree(local, folder / MODEL_DIR)
     onnx = registry.load_onnx(info)  # checked against the signed digest
     if onnx is not None:
@@ -170,16 +165,16 @@ class ModelBundle:
         )
         return ModelClaims.from_tags(self.info.tags, what=_what(self.info))
 
-    def _check(self, info: ModelVersionInfo) -> None:
-        if (info.name, info.version) != (self.info.name, self.info.version):
+    def _check(self, name: str, version: str) -> None:
+        if (name, str(version)) != (self.info.name, self.info.version):
             raise RegistryError(
                 f"this bundle holds model {self.info.name!r} version {self.info.version} "
-                f"only, not {info.name!r} version {info.version}"
+                f"only, not {name!r} version {version}"
             )
 
     def get_version(self, name: str, version: str) -> ModelVersionInfo:
         """The bundled version, if that is the one asked for."""
-        self._check(ModelVersionInfo(name=name, version=str(version), run_id=""))
+        self._check(name, version)
         return self.info
 
     def get_alias(self, name: str, alias: str) -> ModelVersionInfo | None:
@@ -188,7 +183,7 @@ class ModelBundle:
 
     def list_versions(self, name: str) -> list[ModelVersionInfo]:
         """The one bundled version."""
-        self._check(ModelVersionInfo(name=name, version=self.info.version, run_id=""))
+        self._check(name, self.info.version)
         return [self.info]
 
     def load_pipeline(self, model_uri: str) -> Any:
@@ -199,19 +194,16 @@ class ModelBundle:
             RegistryError: not a scikit-learn model Conveyor loads.
         """
         claims = self._claims()
-        what = _what(self.info)
-
-        def verify(folder: Path) -> None:
-            check_digest(claims.model_digest, tree_digest(folder), what=what, part="model files")
-
-        extra = frozenset(t for t in self.info.tags.get(TRUSTED_TYPES_TAG, "").split(",") if t)
         return load_local_sklearn_model(
-            self.folder / MODEL_DIR, model_uri, verify=verify, trusted_types=extra
+            self.folder / MODEL_DIR,
+            model_uri,
+            verify=lambda folder: check_model_files(claims, self.info, folder),
+            trusted_types=trusted_types(self.info),
         )
 
     def load_onnx(self, info: ModelVersionInfo) -> bytes | None:
         """The bundled ONNX graph (checked against the signed digest), or None."""
-        self._check(info)
+        self._check(info.name, info.version)
         path = self.folder / ONNX_FILE
         if not path.is_file():
             return None
@@ -223,7 +215,7 @@ class ModelBundle:
         Raises:
             RegistryError: the version was exported without one.
         """
-        self._check(info)
+        self._check(info.name, info.version)
         path = self.folder / PROFILE_FILE
         if not path.is_file():
             raise RegistryError(f"{_what(info)}: the bundle holds no reference profile")

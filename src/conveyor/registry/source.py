@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from conveyor.registry.store import ModelVersionInfo
 
-__all__ = ["ModelSource", "open_source"]
+__all__ = ["BUNDLE_SCHEME", "ModelSource", "is_bundle_uri", "open_source"]
+
+BUNDLE_SCHEME = "bundle:"
+
+
+def is_bundle_uri(model_uri: str) -> bool:
+    """Whether a model URI names an exported bundle (``bundle:/path``)."""
+    return model_uri.startswith(BUNDLE_SCHEME)
 
 
 class ModelSource(Protocol):
@@ -44,7 +51,7 @@ def open_source(tracking_uri: str, model_uri: str) -> ModelSource:
     Raises:
         RegistryError: no readable bundle at that path.
     """
-    from conveyor.registry.bundle import ModelBundle, is_bundle_uri
+    from conveyor.registry.bundle import ModelBundle
     from conveyor.registry.store import ModelRegistry
 
     if is_bundle_uri(model_uri):

@@ -33,7 +33,15 @@ if TYPE_CHECKING:
 
     from conveyor.registry.store import ModelVersionInfo
 
-__all__ = ["check_onnx", "load_verified_pipeline", "signature_tags", "verified_claims"]
+__all__ = [
+    "check_model_files",
+    "check_onnx",
+    "load_verified_pipeline",
+    "signature_tags",
+    "signed_source",
+    "trusted_types",
+    "verified_claims",
+]
 
 
 def signature_tags(tracking_uri: str, run: Run, model_uri: str) -> dict[str, str]:
@@ -81,6 +89,29 @@ def verified_claims(tracking_uri: str, info: ModelVersionInfo) -> ModelClaims:
     return claims
 
 
+def check_model_files(claims: ModelClaims, info: ModelVersionInfo, folder: Path) -> None:
+    """Check a downloaded model folder against the version's signed digest.
+
+    Raises:
+        RegistryError: the folder holds no model (gone, not changed: an outage to fix).
+        ModelIntegrityError: its files differ from the signed ones.
+    """
+    if not (folder / "MLmodel").is_file():
+        raise RegistryError(f"{_what(info)}: its model files are missing from the store")
+    check_digest(claims.model_digest, tree_digest(folder), what=_what(info), part="model files")
+
+
+def trusted_types(info: ModelVersionInfo) -> frozenset[str]:
+    """The exact types the version's skops allowlist adds (its trusted-types tag)."""
+    return frozenset(t for t in info.tags.get(TRUSTED_TYPES_TAG, "").split(",") if t)
+
+
+def signed_source(info: ModelVersionInfo) -> str:
+    """What was signed: the version's source (a ``models:/<name>/<n>`` download also gets a
+    registered_model_meta file that MLflow writes on the way)."""
+    return info.source or info.uri
+
+
 def load_verified_pipeline(tracking_uri: str, info: ModelVersionInfo) -> Any:
     """Download a version's model, check its files against the signature, then load it.
 
@@ -89,18 +120,12 @@ def load_verified_pipeline(tracking_uri: str, info: ModelVersionInfo) -> Any:
         RegistryError: its files are gone, or it is not a model Conveyor loads.
     """
     claims = verified_claims(tracking_uri, info)
-
-    def verify(folder: Path) -> None:
-        if not (folder / "MLmodel").is_file():  # gone, not changed: an outage to fix
-            raise RegistryError(f"{_what(info)}: its model files are missing from the store")
-        actual = tree_digest(folder)
-        check_digest(claims.model_digest, actual, what=_what(info), part="model files")
-
-    extra = frozenset(t for t in info.tags.get(TRUSTED_TYPES_TAG, "").split(",") if t)
-    # The version's source is what was signed (a models:/<name>/<n> download also gets a
-    # registered_model_meta file that MLflow writes on the way).
-    source = info.source or info.uri
-    return load_sklearn_model(tracking_uri, source, verify=verify, trusted_types=extra)
+    return load_sklearn_model(
+        tracking_uri,
+        signed_source(info),
+        verify=lambda folder: check_model_files(claims, info, folder),
+        trusted_types=trusted_types(info),
+    )
 
 
 def check_onnx(claims: ModelClaims, info: ModelVersionInfo, data: bytes) -> bytes:

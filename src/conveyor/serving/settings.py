@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from conveyor.config import RoutingConfig
 from conveyor.errors import ConfigError
 from conveyor.http_guard import MIN_TOKEN_CHARS, require_token_beyond_loopback
+from conveyor.registry.source import BUNDLE_SCHEME, is_bundle_uri
 
 __all__ = [
     "ADMIN_TOKEN_ENV",
@@ -159,8 +160,8 @@ class ServingSettings(BaseSettings):
     @field_validator("model_uri")
     @classmethod
     def _registry_uri(cls, value: str) -> str:
-        if value.startswith("bundle:"):  # an exported version (a baked image)
-            if not value.removeprefix("bundle:").startswith("/"):
+        if is_bundle_uri(value):  # an exported version (a baked image)
+            if not value.removeprefix(BUNDLE_SCHEME).startswith("/"):
                 raise ValueError(f"{value!r}: a bundle URI names an absolute path, bundle:/...")
             return value
         ref = value.removeprefix("models:/")

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import RegistryError
-from conveyor.registry.bundle import ModelBundle, is_bundle_uri
-from conveyor.registry.source import ModelSource, open_source
+from conveyor.registry.bundle import ModelBundle
+from conveyor.registry.source import ModelSource, is_bundle_uri, open_source
 from conveyor.registry.store import ModelVersionInfo
 from conveyor.serving.inputs import Batch, ColumnKind, InputColumn, InputSchema, frame_of
 

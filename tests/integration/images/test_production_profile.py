@@ -72,11 +72,16 @@ def stores(postgres: PostgresServer, s3_server: S3Server) -> Stores:
 
 
 @pytest.fixture(scope="module")
+def backend(stores: Stores) -> str:
+    """The tracking server's database (a SQLAlchemy URL naming the psycopg driver)."""
+    return create_database(stores.postgres, f"mlflow_{secrets.token_hex(4)}")
+
+
+@pytest.fixture(scope="module")
 def tracking(
-    mlflow_image: str, stores: Stores, tmp_path_factory: pytest.TempPathFactory
+    mlflow_image: str, stores: Stores, backend: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Container]:
     """``conveyor-mlflow``: PostgreSQL backend, artifacts proxied to S3, basic auth on."""
-    backend = create_database(stores.postgres, f"mlflow_{secrets.token_hex(4)}")
     users = create_database(stores.postgres, f"mlflow_auth_{secrets.token_hex(4)}")
     config = tmp_path_factory.mktemp("mlflow-auth") / "basic_auth.ini"
     config.write_text(
@@ -185,18 +190,10 @@ def test_pipeline_run_in_its_image_succeeds(trained: Trained) -> None:
     assert trained.run.returncode == 0, trained.run.stdout[-3000:] + trained.run.stderr[-3000:]
 
 
-def test_champion_is_registered_in_postgres(stores: Stores, trained: Trained) -> None:
+def test_champion_is_registered_in_postgres(backend: str, trained: Trained) -> None:
     import psycopg
 
-    backend = next(
-        name
-        for (name,) in psycopg.connect(stores.postgres.url(), autocommit=True).execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'mlflow\\_%' "
-            "AND datname NOT LIKE 'mlflow\\_auth\\_%'"
-        )
-    )
-    url = stores.postgres.url().rsplit("/", 1)[0] + f"/{backend}"
-    with psycopg.connect(url) as connection:
+    with psycopg.connect(backend.replace("postgresql+psycopg://", "postgresql://")) as connection:
         aliases = connection.execute(
             "SELECT alias FROM registered_model_aliases WHERE name = %s", (MODEL,)
         ).fetchall()
