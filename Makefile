@@ -21,7 +21,7 @@ export SCARF_ANALYTICS := false
 # Podman's settings for these machines (runc, cgroupfs, lower ulimits): deploy/podman/.
 export CONTAINERS_CONF := $(CURDIR)/deploy/podman/containers.conf
 
-.PHONY: setup system-deps bench-deps demo test test-fast lint bench clean airflow airflow-up sbom audit images
+.PHONY: setup system-deps bench-deps demo test test-fast lint bench clean airflow airflow-up sbom audit images stack-up stack-down
 
 # The project's Python environment, pinned by requirements.lock (torch is the CPU build).
 $(STAMP): pyproject.toml requirements.lock
@@ -92,6 +92,20 @@ system-deps:
 images: setup system-deps
 	bash deploy/docker/build-images.sh $(BIN)/python
 
+# The whole stack on this machine (deploy/compose): secrets in deploy/compose/.env (written
+# with fresh random values when absent), third-party services from local Debian-built images
+# unless STACK_LOCAL=0 (then the official images are pulled), a demo table trained once.
+STACK_LOCAL ?= 1
+STACK_FLAGS := $(if $(filter 1,$(STACK_LOCAL)),--local,)
+stack-up: images
+	$(if $(filter 1,$(STACK_LOCAL)),bash deploy/compose/local/build.sh $(BIN)/python)
+	$(BIN)/python deploy/compose/stack.py up $(STACK_FLAGS)
+	$(BIN)/python deploy/compose/stack.py seed $(STACK_FLAGS)
+
+# Stops and removes the stack's containers; its data volumes stay (STACK_VOLUMES=1 drops them).
+stack-down: setup
+	$(BIN)/python deploy/compose/stack.py down $(STACK_FLAGS) $(if $(filter 1,$(STACK_VOLUMES)),--volumes,)
+
 # The load generator of the serving benchmark.
 bench-deps:
 	@command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; \
@@ -110,9 +124,10 @@ test-fast: setup
 	$(BIN)/pytest -n 2 -q tests/unit
 
 lint: setup
-	$(BIN)/ruff check src tests benchmarks dags
-	$(BIN)/ruff format --check src tests benchmarks dags
+	$(BIN)/ruff check src tests benchmarks dags deploy
+	$(BIN)/ruff format --check src tests benchmarks dags deploy
 	$(BIN)/mypy
+	$(BIN)/mypy --strict deploy/compose/stack.py
 	$(BIN)/lint-imports
 
 bench: setup bench-deps system-deps

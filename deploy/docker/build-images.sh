@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds Conveyor's images with podman, offline, each tagged with the package version.
-#   deploy/docker/build-images.sh PYTHON [IMAGE...]   (IMAGE: serve, pipeline, mlflow; all by default)
+#   deploy/docker/build-images.sh PYTHON [IMAGE...]   (IMAGE: serve, pipeline, mlflow, airflow;
+#                                                      all by default)
 # BASE_IMAGE: "local" (default) builds a Debian base here (build-base.sh), and a build
 # stage base with binutils; any other value is passed to the Dockerfiles, e.g. the official
 # slim Python image by digest (BUILD_IMAGE, if set, is their build stage's base).
 set -euo pipefail
 python="${1:-python3}"; shift || true
-images=("$@"); [ "${#images[@]}" -gt 0 ] || images=(serve pipeline mlflow)
+images=("$@"); [ "${#images[@]}" -gt 0 ] || images=(serve pipeline mlflow airflow)
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 : "${CONTAINERS_CONF:=$root/deploy/podman/containers.conf}"
 export CONTAINERS_CONF
@@ -24,7 +25,7 @@ if [ "$base" = local ]; then
     deploy/docker/build-base.sh "$base"
     deploy/docker/build-base.sh "$build_base" binutils
 fi
-mkdir -p build
+mkdir -p build build/wheelhouse-airflow
 # pip's notes about find-links folders this machine lacks are dropped; a failure shows all.
 if ! deploy/docker/wheelhouse.sh "$python" 2>build/wheelhouse.log; then
     cat build/wheelhouse.log >&2
@@ -32,6 +33,15 @@ if ! deploy/docker/wheelhouse.sh "$python" 2>build/wheelhouse.log; then
     exit 1
 fi
 grep -v 'is ignored' build/wheelhouse.log >&2 || true
+# The airflow image's own environment: wheels of every pin in airflow/requirements.lock.
+if [[ " ${images[*]} " == *" airflow "* ]]; then
+    if ! "$python" -m pip wheel -qq --no-deps -r airflow/requirements.lock \
+            -w build/wheelhouse-airflow 2>build/wheelhouse-airflow.log; then
+        cat build/wheelhouse-airflow.log >&2
+        echo "building the Airflow wheelhouse failed" >&2
+        exit 1
+    fi
+fi
 
 for image in "${images[@]}"; do
     echo "building conveyor-$image:$version (base $base)"

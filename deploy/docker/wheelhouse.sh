@@ -11,5 +11,8 @@ mkdir -p "$out"
 grep -v '^torch==' "$root/requirements.lock" > "$root/build/wheelhouse.lock"
 "$python" -m pip wheel -qq --no-deps -r "$root/build/wheelhouse.lock" -w "$out"
 rm -f "$out"/conveyor_mlops-*.whl
-"$python" -m pip wheel -qq --no-deps "$root" -w "$out"
+# Zip timestamps from the last commit: the same sources give the same wheel, so the image
+# layers that install it stay cached between builds.
+SOURCE_DATE_EPOCH="$(git -C "$root" log -1 --format=%ct 2>/dev/null || echo 315532800)" \
+    "$python" -m pip wheel -qq --no-deps "$root" -w "$out"
 echo "wheelhouse: $(ls "$out" | wc -l) wheels in build/wheelhouse"

@@ -47,7 +47,7 @@ def version() -> str:
     return __version__
 
 
-IMAGES = ("serve", "pipeline", "mlflow")
+IMAGES = ("serve", "pipeline", "mlflow", "airflow")
 BUILT = ROOT / "build" / "images.session"
 
 

@@ -12,8 +12,14 @@ VOLUMES = {
     "serve": {"/var/lib/conveyor", "/tmp"},
     "pipeline": {"/var/lib/conveyor", "/tmp", "/project"},
     "mlflow": {"/var/lib/conveyor", "/tmp"},
+    "airflow": {"/var/lib/conveyor", "/tmp", "/project", "/var/log/airflow"},
 }
-HEALTH_PROBES = {"serve": "/readyz", "pipeline": "--version", "mlflow": "/health"}
+HEALTH_PROBES = {
+    "serve": "/readyz",
+    "pipeline": "--version",
+    "mlflow": "/health",
+    "airflow": "/api/v2/monitor/health",
+}
 
 
 @pytest.mark.parametrize("image", IMAGES)
