@@ -139,4 +139,4 @@ bench: setup bench-deps system-deps
 	$(BIN)/python -m benchmarks.images
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_VENV) $(AUDIT_VENV) build/sbom build/wheelhouse build/wheelhouse.lock build/wheelhouse.log build/images.lock build/images.session $(AIRFLOW_HOME) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(AIRFLOW_VENV) $(AUDIT_VENV) build/sbom build/wheelhouse build/wheelhouse-airflow build/wheelhouse.lock build/wheelhouse.log build/wheelhouse-airflow.log build/images.lock build/images.session $(AIRFLOW_HOME) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import base64
 import shutil
-import time
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -262,9 +262,7 @@ def test_airflow_in_the_stack_parsed_every_conveyor_dag(parsed_dags: set[str]) -
     assert parsed_dags == CONVEYOR_DAGS
 
 
-def test_airflow_in_the_stack_reports_no_import_errors(
-    stack: Stack, parsed_dags: set[str]
-) -> None:
+def test_airflow_in_the_stack_reports_no_import_errors(stack: Stack, parsed_dags: set[str]) -> None:
     errors = stack.airflow("GET", "/api/v2/importErrors").json()
     assert errors["total_entries"] == 0, errors
 
