@@ -234,7 +234,7 @@ def seed(stack: Stack, rows: int) -> None:
     import boto3  # type: ignore[import-untyped]
     import httpx
 
-    env = {**read_env(stack.env_file)}
+    env = read_env(stack.env_file)
     s3 = boto3.client(
         "s3",
         endpoint_url=f"http://127.0.0.1:{env.get('CONVEYOR_S3_PORT', '8333')}",

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import stat
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from tests.source_files import load_module
 
 STACK_PY = Path(__file__).resolve().parents[2] / "deploy" / "compose" / "stack.py"
 
 
 @pytest.fixture(scope="module")
 def stack() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("compose_stack", STACK_PY)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["compose_stack"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_module(STACK_PY, "compose_stack")
 
 
 SERVICES = {

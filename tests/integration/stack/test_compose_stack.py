@@ -1,11 +1,12 @@
 """The compose stack (deploy/compose) brought up with podman-compose and driven end to end.
 
 ``stack.py up --local`` starts PostgreSQL, SeaweedFS S3, the MLflow server (PostgreSQL,
-S3, basic auth), two serving replicas behind HAProxy, Prometheus, Alertmanager and the
-retraining webhook from this checkout's images (third-party services from the local
-Debian-built image). ``stack.py seed`` puts a table in the bucket and runs the pipeline
-container on it; then the replicas must serve the champion through the proxy, and
-Prometheus must scrape both.
+S3, basic auth), two serving replicas behind HAProxy, Prometheus, Alertmanager, the
+retraining webhook and Airflow from this checkout's images (third-party services from the
+local Debian-built image). ``stack.py seed`` puts a table in the bucket and runs the
+pipeline container on it; then the replicas must serve the champion through the proxy,
+Prometheus must scrape both, a training DAG run in Airflow must register the next version,
+and a tracking-server outage must fail a run with 75 while the replicas keep serving.
 """
 
 from __future__ import annotations

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from tests.source_files import load_module
 
 SETTINGS = Path(__file__).resolve().parents[3] / "dags" / "conveyor_dags" / "settings.py"
 
 
 @pytest.fixture(scope="module")
 def settings() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("conveyor_dags_settings", SETTINGS)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(SETTINGS, "conveyor_dags_settings")
 
 
 @pytest.mark.parametrize(
