@@ -55,3 +55,6 @@ for image in "${images[@]}"; do
         --tag "conveyor-$image:$version" . >/dev/null
     podman image inspect --format "conveyor-$image:$version {{.Size}} bytes" "conveyor-$image:$version"
 done
+# Each commit supersedes the previous images and their build layers; drop this project's
+# dangling ones so repeated builds do not fill the disk (other images are left alone).
+podman image prune --force --filter label=org.opencontainers.image.vendor=Conveyor >/dev/null

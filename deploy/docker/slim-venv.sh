@@ -5,8 +5,10 @@
 #   1. `pip check` (the pinned set is consistent), then pip/setuptools/wheel go;
 #   2. the distributions in SLIM_DROP go (space-separated; packages that a dependency
 #      declares but the image's command never imports);
-#   3. test suites, bytecode, C sources and headers, type stubs go;
-#   4. debug symbols are stripped from extension modules, if `strip` is on the PATH
+#   3. the paths in SLIM_PRUNE go (space-separated, relative to site-packages: parts of a
+#      distribution that the image's command never imports, e.g. a library's tooling);
+#   4. test suites, bytecode, C sources and headers, type stubs go;
+#   5. debug symbols are stripped from extension modules, if `strip` is on the PATH
 #      (libraries vendored under *.libs are left alone: their headers were rewritten by
 #      auditwheel and strip can break them).
 #   slim-venv.sh VENV MODULE...
@@ -17,6 +19,10 @@ venv="$1"; shift
 [ -z "${SLIM_DROP:-}" ] || "$venv/bin/python" -m pip uninstall --quiet --yes ${SLIM_DROP}
 "$venv/bin/python" -m pip uninstall --quiet --yes pip setuptools wheel 2>/dev/null || true
 site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+for path in ${SLIM_PRUNE:-}; do
+    [ -e "$site/$path" ] || { echo "slim-venv: SLIM_PRUNE: $site/$path does not exist" >&2; exit 1; }
+    rm -rf "${site:?}/$path"
+done
 find "$site" -depth -type d \( -name tests -o -name __pycache__ \) -exec rm -rf {} +
 find "$site" -type f \( -name '*.pyi' -o -name '*.pxd' -o -name '*.pyx' -o -name '*.c' \
     -o -name '*.cpp' -o -name '*.h' -o -name '*.hpp' \) -delete
