@@ -451,16 +451,26 @@ def serve(
     poll_interval: Annotated[
         float,
         typer.Option(
-            help="Seconds between checks of the model alias; 0 turns following off.", min=0
+            help="Seconds between checks of the model alias; 0 turns following off.",
+            min=0,
+            envvar="CONVEYOR_SERVE_POLL_INTERVAL",
         ),
     ] = 30.0,
     drain_seconds: Annotated[
         float,
-        typer.Option(help="After SIGTERM: seconds of serving with /readyz at 503.", min=0),
+        typer.Option(
+            help="After SIGTERM: seconds of serving with /readyz at 503.",
+            min=0,
+            envvar="CONVEYOR_SERVE_DRAIN_SECONDS",
+        ),
     ] = 5.0,
     graceful_timeout: Annotated[
         int,
-        typer.Option(help="After the drain: seconds in-flight requests get to finish.", min=0),
+        typer.Option(
+            help="After the drain: seconds in-flight requests get to finish.",
+            min=0,
+            envvar="CONVEYOR_SERVE_GRACEFUL_TIMEOUT",
+        ),
     ] = 20,
     runtime: RuntimeOpt = "auto",
     batch_max_rows: Annotated[
