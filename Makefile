@@ -21,7 +21,7 @@ export SCARF_ANALYTICS := false
 # Podman's settings for these machines (runc, cgroupfs, lower ulimits): deploy/podman/.
 export CONTAINERS_CONF := $(CURDIR)/deploy/podman/containers.conf
 
-.PHONY: setup system-deps bench-deps demo test test-fast lint bench clean airflow airflow-up sbom audit images stack-up stack-down
+.PHONY: setup system-deps bench-deps demo test test-fast lint bench clean airflow airflow-up sbom audit images stack-up stack-down k8s-rules
 
 # The project's Python environment, pinned by requirements.lock (torch is the CPU build).
 $(STAMP): pyproject.toml requirements.lock
@@ -87,6 +87,11 @@ system-deps:
 	@bash deploy/install-prometheus.sh
 	@bash deploy/docker/install-tools.sh
 
+# The Prometheus Operator's PrometheusRule in deploy/k8s/base, rendered from the rule files
+# in deploy/prometheus/rules (a test fails when it is stale).
+k8s-rules: setup
+	$(BIN)/python deploy/k8s/render_rules.py
+
 # Conveyor's images, built offline from a wheelhouse of requirements.lock, tagged with the
 # package version (BASE_IMAGE=<image> builds on it instead of a local Debian base).
 images: setup system-deps
@@ -127,7 +132,7 @@ lint: setup
 	$(BIN)/ruff check src tests benchmarks dags deploy
 	$(BIN)/ruff format --check src tests benchmarks dags deploy
 	$(BIN)/mypy
-	$(BIN)/mypy --strict deploy/compose/stack.py
+	$(BIN)/mypy --strict deploy/compose/stack.py deploy/k8s/render_rules.py
 	$(BIN)/lint-imports
 
 bench: setup bench-deps system-deps

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.integration.data_sources.conftest import postgres
+from tests.integration.faults.conftest import CONVEYOR, clean_env
 
 __all__ = ["postgres"]
 
@@ -74,6 +75,15 @@ def build_all() -> None:
         )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         BUILT.write_text(session)
+
+
+def image_build(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``conveyor image build ARGS`` in ``cwd``, with a clean environment."""
+    env = {**clean_env(), "CONTAINERS_CONF": str(CONTAINERS_CONF)}
+    return subprocess.run(
+        [CONVEYOR, "image", "build", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
 
 
 def inspect(tag: str) -> dict[str, Any]:

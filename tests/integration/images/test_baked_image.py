@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tests.integration.faults.conftest import CONVEYOR, clean_env
 from tests.integration.images.conftest import (
     READY_TIMEOUT_S,
     healthcheck,
+    image_build,
     inspect,
     logs,
     podman,
@@ -29,14 +29,6 @@ pytestmark = pytest.mark.integration
 
 MODEL = "bake-test"
 TAG = "localhost/conveyor-baked-test:1"
-
-
-def image_build(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**clean_env(), "CONTAINERS_CONF": podman_env()["CONTAINERS_CONF"]}
-    return subprocess.run(
-        [CONVEYOR, "image", "build", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
