@@ -165,26 +165,32 @@ def wait_ready(url: str, alive: Callable[[], bool], timeout: float) -> None:
 SERVE_ARGS = ["--poll-interval", "0", "--drain-seconds", "0"]
 
 
-def start_container(tag: str, tracking: str) -> float:
-    """Seconds from ``podman run`` to the first 200 on ``/readyz``."""
-    port = free_port()
-    name = f"bench-serve-{port}"
+def time_container(name: str, url: str, *run_args: str) -> float:
+    """Seconds from ``podman run --detach --name NAME RUN_ARGS`` to the first 200 on
+    ``url``; the container is removed afterwards."""
     started = time.perf_counter()
-    podman(
-        "run", "--detach", "--read-only", "--network", "host", "--name", name,
-        "--env", f"CONVEYOR_SERVE_MODEL_URI=models:/{NAME}@champion",
-        "--env", f"MLFLOW_TRACKING_URI={tracking}", "--env", f"CONVEYOR_SIGNING_KEY={KEY}",
-        tag, "serve", "--host", "127.0.0.1", "--port", str(port), *SERVE_ARGS,
-    )  # fmt: skip
+    podman("run", "--detach", "--name", name, *run_args)
 
     def alive() -> bool:
         return podman("inspect", "--format", "{{.State.Status}}", name).strip() == "running"
 
     try:
-        wait_ready(f"http://127.0.0.1:{port}/readyz", alive, 120)
+        wait_ready(url, alive, 120)
         return time.perf_counter() - started
     finally:
         podman("rm", "--force", "--time", "5", name)
+
+
+def start_container(tag: str, tracking: str) -> float:
+    """The serving image following the alias (read-only root, host network): seconds."""
+    port = free_port()
+    return time_container(
+        f"bench-serve-{port}", f"http://127.0.0.1:{port}/readyz",
+        "--read-only", "--network", "host",
+        "--env", f"CONVEYOR_SERVE_MODEL_URI=models:/{NAME}@champion",
+        "--env", f"MLFLOW_TRACKING_URI={tracking}", "--env", f"CONVEYOR_SIGNING_KEY={KEY}",
+        tag, "serve", "--host", "127.0.0.1", "--port", str(port), *SERVE_ARGS,
+    )  # fmt: skip
 
 
 def start_process(tracking: str) -> float:
@@ -204,23 +210,13 @@ def start_process(tracking: str) -> float:
 
 
 def start_published(tag: str, path: str) -> float:
-    """Seconds from ``podman run`` of a model-holding image, port 8080 published, to the
-    first 200 on ``path``."""
+    """A model-holding image, port 8080 published: seconds to the first 200 on ``path``."""
     port = free_port()
-    name = f"bench-baked-{port}"
     token = f"CONVEYOR_FEEDBACK_TOKEN={'f' * 32}"  # the baked server listens on 0.0.0.0
-    started = time.perf_counter()
-    podman("run", "--detach", "--name", name, "--publish", f"127.0.0.1:{port}:8080",
-           "--env", token, tag)  # fmt: skip
-
-    def alive() -> bool:
-        return podman("inspect", "--format", "{{.State.Status}}", name).strip() == "running"
-
-    try:
-        wait_ready(f"http://127.0.0.1:{port}{path}", alive, 120)
-        return time.perf_counter() - started
-    finally:
-        podman("rm", "--force", "--time", "5", name)
+    return time_container(
+        f"bench-baked-{port}", f"http://127.0.0.1:{port}{path}",
+        "--publish", f"127.0.0.1:{port}:8080", "--env", token, tag,
+    )  # fmt: skip
 
 
 def bake(tracking: str, serve_tag: str, folder: Path) -> float:

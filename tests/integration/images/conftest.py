@@ -20,6 +20,9 @@ import httpx
 import pytest
 from tests.integration.data_sources.conftest import postgres
 from tests.integration.faults.conftest import CONVEYOR, clean_env
+from tests.integration.serving.conftest import make_table, register_conveyor_model
+
+from conveyor.registry.store import ModelRegistry
 
 __all__ = ["postgres"]
 
@@ -75,6 +78,21 @@ def build_all() -> None:
         )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         BUILT.write_text(session)
+
+
+def signed_store(folder: Path, model: str, seed: int) -> tuple[str, Any]:
+    """An embedded store in ``folder`` whose champion ``model`` (ONNX export and profile)
+    is signed by the store's key file (``folder/signing.key``): its URI and pipeline."""
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        for name in ("CONVEYOR_SIGNING_KEY", "MLFLOW_TRACKING_URI"):
+            patch.delenv(name, raising=False)
+        pipeline, _ = register_conveyor_model(
+            ModelRegistry(uri), make_table(n=300, seed=seed), name=model, key="k1",
+            onnx=True, profile=True,
+        )  # fmt: skip
+    return uri, pipeline
 
 
 def image_build(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -20,10 +20,9 @@ from tests.integration.images.conftest import (
     logs,
     podman,
     podman_env,
+    signed_store,
 )
-from tests.integration.serving.conftest import FEATURES, make_table, register_conveyor_model
-
-from conveyor.registry.store import ModelRegistry
+from tests.integration.serving.conftest import FEATURES, make_table
 
 pytestmark = pytest.mark.integration
 
@@ -35,15 +34,7 @@ TAG = "localhost/conveyor-baked-test:1"
 def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Any, Path]:
     """A local store with the champion (ONNX export and profile) signed by its key file."""
     folder = tmp_path_factory.mktemp("bake-store")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)
-        for name in ("CONVEYOR_SIGNING_KEY", "MLFLOW_TRACKING_URI"):
-            patch.delenv(name, raising=False)
-        pipeline, _ = register_conveyor_model(
-            ModelRegistry(uri), make_table(n=300, seed=71), name=MODEL, key="k1",
-            onnx=True, profile=True,
-        )  # fmt: skip
+    uri, pipeline = signed_store(folder, MODEL, seed=71)
     return uri, pipeline, folder
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -24,11 +23,16 @@ import httpx
 import pytest
 import yaml
 from tests.integration.faults.conftest import free_port
-from tests.integration.images.conftest import image_build, images, podman
+from tests.integration.images.conftest import (
+    Container,
+    image_build,
+    images,
+    podman,
+    signed_store,
+    wait_answering,
+)
 from tests.integration.k8s.conftest import find
-from tests.integration.serving.conftest import FEATURES, make_table, register_conveyor_model
-
-from conveyor.registry.store import ModelRegistry
+from tests.integration.serving.conftest import FEATURES, make_table
 
 __all__ = ["images"]
 
@@ -36,7 +40,6 @@ pytestmark = pytest.mark.integration
 
 MODEL = "kube-play-test"
 TAG = "localhost/conveyor-kube-play-test:1"
-READY_TIMEOUT_S = 180.0
 REGISTRY_ENV = {
     "CONVEYOR_SERVE_MODEL_URI",
     "MLFLOW_TRACKING_URI",
@@ -79,15 +82,7 @@ def baked(images: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> I
     """A registered champion baked into an image on the serving image: its pipeline and
     the store's signing key (the pod verifies the baked version with it)."""
     folder = tmp_path_factory.mktemp("kube-play-store")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)
-        for name in ("CONVEYOR_SIGNING_KEY", "MLFLOW_TRACKING_URI"):
-            patch.delenv(name, raising=False)
-        pipeline, _ = register_conveyor_model(
-            ModelRegistry(uri), make_table(n=300, seed=81), name=MODEL, key="k1",
-            onnx=True, profile=True,
-        )  # fmt: skip
+    uri, pipeline = signed_store(folder, MODEL, seed=81)
     built = image_build(
         f"{MODEL}@champion", "--tag", TAG, "--tracking-uri", uri,
         "--base-image", images["serve"], cwd=folder,
@@ -132,17 +127,7 @@ def played(
     try:
         container = pod_container(f"{name}-pod-0")
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(1.0)
-        else:
-            log = podman("logs", container)
-            pytest.fail(f"not ready in {READY_TIMEOUT_S} s:\n{(log.stdout + log.stderr)[-3000:]}")
+        wait_answering(Container(container, url), "/readyz")
         yield container, url
     finally:
         stack.close()
