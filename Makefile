@@ -132,7 +132,7 @@ lint: setup
 	$(BIN)/ruff check src tests benchmarks dags deploy
 	$(BIN)/ruff format --check src tests benchmarks dags deploy
 	$(BIN)/mypy
-	$(BIN)/mypy --strict deploy/compose/stack.py deploy/k8s/render_rules.py
+	$(BIN)/mypy --strict deploy/compose/stack.py deploy/k8s/render_rules.py deploy/k8s/deploy.py deploy/rollout/rollout.py
 	$(BIN)/lint-imports
 
 bench: setup bench-deps system-deps

@@ -1,0 +1,118 @@
+"""Steady prediction traffic that records every request: when, how long, and how it ended.
+
+Each client is a thread with one keep-alive connection that sends a request every
+``1 / rate`` seconds (paced, not as fast as it can: the rollout is measured at a load the
+machine carries, so latency reflects the rollout rather than a saturated CPU). A request
+that got no answer, or any status but 200, counts as failed; the connection is then
+opened again. Used by the rollout tests and by ``benchmarks/rollout.py``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Sample", "Traffic", "percentile"]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One request: start (monotonic seconds), latency, status (None: no answer)."""
+
+    started: float
+    latency: float
+    status: int | None
+    version: str | None
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status != 200
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100), nearest rank; an empty list is an error, not zero."""
+    if not values:
+        raise ValueError("no samples")
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
+    return ordered[rank]
+
+
+class Traffic:
+    """``clients`` threads, each sending ``rate`` requests per second to ``host:port``."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        rows: list[dict[str, Any]],
+        *,
+        clients: int = 4,
+        rate: float = 25.0,
+        path: str = "/invocations",
+    ) -> None:
+        self.host, self.port, self.path = host, port, path
+        self.body = json.dumps({"dataframe_records": rows}).encode("utf-8")
+        self.clients, self.interval = clients, 1.0 / rate
+        self.samples: list[Sample] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> Traffic:
+        for index in range(self.clients):
+            thread = threading.Thread(target=self._client, args=(index,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=70)
+
+    def between(self, start: float, end: float) -> list[Sample]:
+        """The requests that started in [start, end)."""
+        with self._lock:
+            return [s for s in self.samples if start <= s.started < end]
+
+    def _connect(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(self.host, self.port, timeout=60)
+
+    def _client(self, index: int) -> None:
+        connection = self._connect()
+        headers = {"Content-Type": "application/json"}
+        # clients start spread over one interval, so the load is even from the first second
+        next_at = time.monotonic() + self.interval * index / self.clients
+        while not self._stop.is_set():
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            next_at = max(next_at + self.interval, time.monotonic())
+            started = time.monotonic()
+            try:
+                connection.request("POST", self.path, body=self.body, headers=headers)
+                answer = connection.getresponse()
+                answer.read()
+                sample = Sample(
+                    started,
+                    time.monotonic() - started,
+                    answer.status,
+                    answer.getheader("X-Model-Version"),
+                )
+                if answer.getheader("Connection", "").lower() == "close":
+                    connection.close()
+                    connection = self._connect()
+            except (OSError, http.client.HTTPException) as exc:
+                sample = Sample(started, time.monotonic() - started, None, None, repr(exc))
+                connection.close()
+                connection = self._connect()
+            with self._lock:
+                self.samples.append(sample)
+        connection.close()
