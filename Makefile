@@ -142,6 +142,7 @@ bench: setup bench-deps system-deps
 	$(BIN)/python -m benchmarks.batch_scoring
 	$(BIN)/python -m benchmarks.backup_restore
 	$(BIN)/python -m benchmarks.images
+	$(BIN)/python -m benchmarks.rollout
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_VENV) $(AUDIT_VENV) build/sbom build/wheelhouse build/wheelhouse-airflow build/wheelhouse.lock build/wheelhouse.log build/wheelhouse-airflow.log build/images.lock build/images.session $(AIRFLOW_HOME) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

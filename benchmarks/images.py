@@ -24,9 +24,7 @@ Usage: python -m benchmarks.images [--rounds 3]
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,9 +37,8 @@ from typing import Any
 import httpx
 from tests.s3_server import S3Server, running_s3_server
 
-from benchmarks.markers import write_between
+from benchmarks import publish
 from benchmarks.mlflow_peer import build_peer
-from benchmarks.provenance import run_meta
 from benchmarks.run import BIN, ROOT
 from benchmarks.serving.targets import base_env, free_port
 
@@ -233,10 +230,6 @@ def size_mb(tag: str) -> float:
     return round(int(podman("image", "inspect", "--format", "{{.Size}}", tag)) / 1e6, 1)
 
 
-def stats(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
-
 MEASURES = ("container_s", "process_s", "baked_s", "peer_s")
 
 
@@ -287,7 +280,7 @@ def measure(rounds: int) -> dict[str, Any]:
                     "peer_s": start_published(PEER, "/ping"),
                 }
             )
-    result["summary"] = {key: stats([r[key] for r in result["rounds"]]) for key in MEASURES}
+    result["summary"] = {key: publish.stats([r[key] for r in result["rounds"]]) for key in MEASURES}
     return result
 
 
@@ -326,43 +319,22 @@ def render(result: dict[str, Any]) -> str:
             "",
             f"Largest packages in the serving image, MB: {packages}.",
             "",
-            f"Goals: serving image 500 MB or less ({verdict(result['image_mb'] <= 500)}); "
+            f"Goals: serving image 500 MB or less ({publish.verdict(result['image_mb'] <= 500)}); "
             f"start to ready with the model baked in 5 s or less in every round "
-            f"({verdict(s['baked_s']['max'] <= 5)}); following an alias from the tracking "
+            f"({publish.verdict(s['baked_s']['max'] <= 5)}); following an alias from the tracking "
             f"server and S3, 10 s or less in every round "
-            f"({verdict(s['container_s']['max'] <= 10)}).",
+            f"({publish.verdict(s['container_s']['max'] <= 10)}).",
         ]
     )
 
 
-def verdict(met: bool) -> str:
-    return "met" if met else "not met"
-
-
-def publish(result: dict[str, Any]) -> None:
-    """The table in docs/deployment.md and docs/benchmarks.md."""
-    for doc in DOCS:
-        write_between(doc, START, END, render(result), section=SECTION)
-
-
 def main() -> None:
     """Measure, print, and record the results (and the tables in the docs)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--no-write", action="store_true")
-    parser.add_argument("--render-only", action="store_true")
-    args = parser.parse_args()
-    if args.render_only:
-        publish(json.loads(RESULTS.read_text(encoding="utf-8")))
-        return
-    meta = run_meta()
-    started = time.perf_counter()
-    result = measure(args.rounds)
-    result["meta"] = {**meta, "seconds": round(time.perf_counter() - started)}
-    print(json.dumps(result["summary"], indent=2))
-    if not args.no_write:
-        RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        publish(result)
+    publish.main(
+        argparse.ArgumentParser(description=__doc__.splitlines()[0]),
+        lambda args: measure(args.rounds),
+        publish.Publication(RESULTS, DOCS, START, END, SECTION, render),
+    )
 
 
 if __name__ == "__main__":

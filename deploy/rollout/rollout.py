@@ -230,6 +230,7 @@ def start_proxy(folder: Path, port: int) -> int:
         "CONVEYOR_PROXY_SOCKET": str(folder / "haproxy.sock"),
     }
     log = folder / "haproxy.log"
+    (folder / "haproxy.sock").unlink(missing_ok=True)  # a stale one from an earlier run
     with log.open("ab") as out:
         process = subprocess.Popen(
             ["haproxy", "-db", "-f", str(CONFIG)],
@@ -385,11 +386,14 @@ def up(args: argparse.Namespace) -> None:
     fresh = [start_replica(folder, deployment, args.model_uri) for _ in range(args.replicas)]
     deployment.replicas.extend(fresh)
     deployment.save(folder)
-    for replica in fresh:
-        wait_ready(replica, args.ready_timeout)
-        proxy.add(replica)
-        proxy.wait_up(replica.name, timeout=30.0)
-        say(f"{replica.name} is ready and in rotation")
+    try:
+        for replica in fresh:
+            wait_ready(replica, args.ready_timeout)
+            proxy.add(replica)
+            proxy.wait_up(replica.name, timeout=30.0)
+            say(f"{replica.name} is ready and in rotation")
+    except RolloutError as exc:
+        raise RolloutError(f"{exc}\n`down --dir {folder}` stops what did start") from exc
 
 
 def rollout(args: argparse.Namespace) -> None:
@@ -461,8 +465,11 @@ def status(args: argparse.Namespace) -> None:
 
 def down(args: argparse.Namespace) -> None:
     deployment = Deployment.load(args.dir)
+    for replica in deployment.replicas:  # all drain at once
+        if alive(replica.pid):
+            os.kill(replica.pid, signal.SIGTERM)
     for replica in deployment.replicas:
-        stop_replica(replica)
+        wait_exit(replica)
     if alive(deployment.proxy_pid):
         os.kill(deployment.proxy_pid, signal.SIGTERM)
     (args.dir / "state.json").unlink()

@@ -104,7 +104,7 @@ def make_store(folder: Path) -> tuple[str, dict[str, str]]:
                 registry, make_table(n=600, seed=seed), name=MODEL, key=which,
                 n_estimators=trees, onnx=True, profile=True,
             )  # fmt: skip
-    source = MlflowClient(uri).get_model_version(MODEL, versions["bad"]).source
+    source = str(MlflowClient(uri).get_model_version(MODEL, versions["bad"]).source)
     corrupt(folder, source.removeprefix("models:/"))
     return uri, versions
 

@@ -11,8 +11,10 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+from tests.integration.faults.conftest import free_port
 from tests.integration.rollout.conftest import (
     MODEL,
     ROOT,
@@ -173,3 +175,17 @@ def test_follow_names_the_replicas_behind_when_time_runs_out(fleet: Fleet, kille
                            "--version", fleet.versions["good"], "--timeout", "1")  # fmt: skip
     assert result.returncode == 1
     assert f"{url} answered {fleet.versions['next']}" in result.stderr
+
+
+def test_up_with_a_version_that_never_loads_fails_and_down_cleans_up(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    other = Fleet(tmp_path / "other", free_port(), fleet.tracking_uri, fleet.versions)
+    result = other.run(
+        "up", "--model-uri", other.uri("bad"), "--replicas", "1", "--port", str(other.port),
+        "--", "--tracking-uri", other.tracking_uri,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "refusing to load it" in result.stderr
+    assert f"`down --dir {other.folder}` stops what did start" in result.stderr
+    assert other.run("down").returncode == 0
