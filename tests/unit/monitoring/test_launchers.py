@@ -19,7 +19,7 @@ import pytest
 from conveyor.errors import ConfigError, PipelineError, ServiceUnavailableError
 from conveyor.monitoring.launchers import AirflowLauncher, LocalLauncher
 from conveyor.monitoring.trigger import RetrainTrigger, TriggerStateFile
-from conveyor.monitoring.watch import fetch_prometheus_alerts, watch
+from conveyor.monitoring.watch import alerts_from_prometheus, fetch_prometheus_alerts, watch
 
 Reply = tuple[int, dict[str, Any]]
 
@@ -262,17 +262,17 @@ class CountingLauncher:
         return run
 
 
-def test_watch_feeds_firing_alerts_only(server: FakeServer, tmp_path: Path) -> None:
-    server.routes[("GET", "/api/v1/alerts")] = lambda r: (200, PROMETHEUS_ALERTS)
-    [alert] = fetch_prometheus_alerts(server.url)
-    assert alert.name == "FeatureDrift" and alert.starts_at == "2026-11-26T08:00:00Z"
-    launcher = CountingLauncher()
-    trigger = RetrainTrigger(launcher, TriggerStateFile(tmp_path / "s.json"), cooldown=0)
-    outcomes = watch(trigger, server.url, interval=0.01, ticks=3)
-    assert [o.decision.result for o in outcomes] == ["started", "deduplicated", "deduplicated"]
-    assert len(launcher.launched) == 1
+def test_only_firing_alerts_are_read_from_the_answer() -> None:
+    [alert] = alerts_from_prometheus(PROMETHEUS_ALERTS)
+    assert (alert.name, alert.starts_at) == ("FeatureDrift", "2026-11-26T08:00:00Z")
 
 
+def test_an_error_answer_is_an_unavailable_prometheus() -> None:
+    with pytest.raises(ServiceUnavailableError, match="bad_data"):
+        alerts_from_prometheus({"status": "error", "error": "bad_data"})
+
+
+# The poll loop against a real Prometheus: tests/integration/monitoring/test_watch_prometheus.py.
 def test_watch_survives_an_unreachable_prometheus(tmp_path: Path) -> None:
     trigger = RetrainTrigger(CountingLauncher(), TriggerStateFile(tmp_path / "s.json"))
     assert watch(trigger, "http://127.0.0.1:9", interval=0.01, ticks=2) == []

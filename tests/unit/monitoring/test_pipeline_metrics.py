@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import logging
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -171,47 +168,7 @@ def test_unwritable_textfile_is_a_warning(tmp_path: Path, caplog: pytest.LogCapt
 
 
 # -- Pushgateway --------------------------------------------------------------
-class Recorder(http.server.BaseHTTPRequestHandler):
-    """Answers like a Pushgateway and remembers what it got."""
-
-    received: list[tuple[str, str, str]]
-
-    def do_PUT(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
-        self.received.append(("PUT", self.path, body))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        return
-
-
-@pytest.fixture
-def pushgateway() -> Iterator[tuple[str, list[tuple[str, str, str]]]]:
-    received: list[tuple[str, str, str]] = []
-    handler = type("Handler", (Recorder,), {"received": received})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", received
-    server.shutdown()
-    server.server_close()
-
-
-def test_push_replaces_the_pipeline_group(
-    tmp_path: Path, pushgateway: tuple[str, list[tuple[str, str, str]]]
-) -> None:
-    url, received = pushgateway
-    env = {"CONVEYOR_PUSHGATEWAY_URL": url, "CONVEYOR_METRICS_TEXTFILE": "off"}
-    section = publish_pipeline_metrics(succeeded_record(), state_dir=tmp_path, env=env)
-    assert section is not None
-    assert section["push"] == {"url": url, "ok": True}
-    assert section["textfile"] is None
-    [(method, path, body)] = received
-    assert (method, path) == ("PUT", "/metrics/job/conveyor_pipeline/pipeline/churn-demo")
-    assert 'conveyor_pipeline_last_run_success{pipeline="churn-demo"} 1.0' in body
-
-
+# A push that lands: tests/integration/monitoring/test_pushgateway.py (a real Pushgateway).
 def test_push_failure_is_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     env = {"CONVEYOR_PUSHGATEWAY_URL": "http://user:secret@127.0.0.1:9"}  # nothing listens
     with caplog.at_level(logging.WARNING):
