@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +18,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from prometheus_client.samples import Sample
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
@@ -260,11 +261,11 @@ class Load:
     """Threads sending one prediction after another until stopped (at most ``max_seconds``)."""
 
     def __init__(
-        self, url: str, payload: dict[str, Any], *, threads: int = 4, max_seconds: float = 12.0
+        self, url: str, payload: dict[str, Any], *, threads: int = 4, max_seconds: float = 60.0
     ) -> None:
         self.url, self.payload, self.max_seconds = url, payload, max_seconds
         self.answers: list[Answer] = []
-        self._lock = threading.Lock()
+        self._answered = threading.Condition()
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._send, daemon=True) for _ in range(threads)]
 
@@ -285,6 +286,17 @@ class Load:
     def failures(self) -> list[str]:
         return [a.failure for a in self.answers if a.failure is not None]
 
+    def wait_until(self, check: Callable[[list[Answer]], bool], timeout: float = 60.0) -> None:
+        """Block until ``check`` holds for the answers so far."""
+        with self._answered:
+            if not self._answered.wait_for(lambda: check(self.answers), timeout=timeout):
+                count, failures = len(self.answers), self.failures[:3]
+                raise AssertionError(f"not met in {timeout} s by {count} answers ({failures=})")
+
+    def wait_for(self, count: int, *, started_after: float = float("-inf")) -> None:
+        """Block until ``count`` answers sent after ``started_after`` are in."""
+        self.wait_until(lambda answers: sum(a.started > started_after for a in answers) >= count)
+
     def _send(self) -> None:
         deadline = time.monotonic() + self.max_seconds
         with httpx.Client(base_url=self.url, timeout=10.0) as client:
@@ -298,8 +310,9 @@ class Load:
                     failure = None if response.status_code == 200 else response.text[:300]
                     version = response.headers.get("x-model-version", "")
                     answer = Answer(started, time.monotonic(), version, failure)
-                with self._lock:
+                with self._answered:
                     self.answers.append(answer)
+                    self._answered.notify_all()
 
 
 def rows_payload(n: int, seed: int = 5) -> dict[str, Any]:
@@ -307,13 +320,24 @@ def rows_payload(n: int, seed: int = 5) -> dict[str, Any]:
     return {"dataframe_split": {"columns": FEATURES, "data": rows.values.tolist()}}
 
 
-def metric_value(url: str, name: str, **labels: str) -> float:
-    """The value of one sample on ``/metrics`` (0.0 when absent)."""
+def metric_samples(url: str, name: str, **labels: str) -> list[Sample]:
+    """The samples named ``name`` on ``/metrics`` whose labels include ``labels``."""
     from prometheus_client.parser import text_string_to_metric_families
 
     text = httpx.get(f"{url}/metrics", timeout=5.0).text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    return 0.0
+    return [
+        sample
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    ]
+
+
+def metric_value(url: str, name: str, *, default: float | None = None, **labels: str) -> float:
+    """The value of the one sample on ``/metrics`` named ``name`` whose labels include
+    ``labels``; ``default`` when there is none and a default is given."""
+    found = metric_samples(url, name, **labels)
+    if not found and default is not None:
+        return default
+    assert len(found) == 1, f"{len(found)} samples of {name} with labels {labels}: {found}"
+    return float(found[0].value)

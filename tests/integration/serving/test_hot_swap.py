@@ -16,6 +16,7 @@ from tests.integration.serving.conftest import (
     Served,
     launch,
     make_table,
+    metric_samples,
     metric_value,
     register_model,
     rows_payload,
@@ -54,6 +55,15 @@ def champion(registry: ModelRegistry) -> str:
     return info.version
 
 
+def serving_version(url: str) -> str:
+    """The version the server answers with (the champion when it last loaded)."""
+    return str(httpx.get(f"{url}/readyz", timeout=5.0).json()["version"])
+
+
+def reload(url: str) -> httpx.Response:
+    return httpx.post(f"{url}/admin/reload", headers=AUTH, timeout=60.0)
+
+
 @pytest.fixture(scope="module")
 def admin_server(
     swap_store: tuple[ModelRegistry, Path], tmp_path_factory: pytest.TempPathFactory
@@ -73,16 +83,17 @@ def test_reload_swaps_under_load_with_no_failed_request(
     record_property: Callable[[str, object], None],
 ) -> None:
     registry, folder = swap_store
-    before = champion(registry)
+    before = serving_version(admin_server)
+    successes = metric_value(admin_server, "conveyor_model_swaps_total", result="success")
+    new = add_version(registry, folder, seed=31)
     with Load(admin_server, rows_payload(5)) as load:
-        time.sleep(1.0)
-        new = add_version(registry, folder, seed=31)  # registered while serving under load
+        load.wait_for(20)
         registry.promote(SWAP_MODEL, new)
-        reload = httpx.post(f"{admin_server}/admin/reload", headers=AUTH, timeout=60.0)
+        reloaded = reload(admin_server)
         swapped_at = time.monotonic()
-        time.sleep(1.0)
-    assert reload.status_code == 200, reload.text
-    assert reload.json() == {
+        load.wait_for(20, started_after=swapped_at)
+    assert reloaded.status_code == 200, reloaded.text
+    assert reloaded.json() == {
         "previous_version": before,
         "current_version": new,
         "target_version": new,
@@ -94,9 +105,10 @@ def test_reload_swaps_under_load_with_no_failed_request(
     assert {a.version for a in load.answers} == {before, new}
     after = [a.version for a in load.answers if a.started > swapped_at]
     assert after and set(after) == {new}
-    assert metric_value(admin_server, "conveyor_model_swaps_total", result="success") == 1.0
+    swaps = metric_value(admin_server, "conveyor_model_swaps_total", result="success")
+    assert swaps == successes + 1
     assert metric_value(admin_server, "conveyor_model_info", version=new) == 1.0
-    assert metric_value(admin_server, "conveyor_model_info", version=before) == 0.0
+    assert metric_samples(admin_server, "conveyor_model_info", version=before) == []
     record_property("requests_during_reload_test", len(load.answers))
 
 
@@ -114,20 +126,20 @@ def test_a_version_that_fails_to_load_is_not_swapped_in(
     admin_server: str, swap_store: tuple[ModelRegistry, Path]
 ) -> None:
     registry, folder = swap_store
-    good = champion(registry)
+    good = serving_version(admin_server)
     failures_before = metric_value(admin_server, "conveyor_model_swaps_total", result="failure")
     broken = add_version(registry, folder, seed=41)
     _delete_model_files(registry, broken)
     registry.promote(SWAP_MODEL, broken)
     try:
         with Load(admin_server, rows_payload(5), threads=2) as load:
-            time.sleep(0.3)
-            reload = httpx.post(f"{admin_server}/admin/reload", headers=AUTH, timeout=60.0)
-            time.sleep(0.3)
+            load.wait_for(10)
+            reloaded = reload(admin_server)
+            load.wait_for(10, started_after=time.monotonic())
     finally:
         registry.promote(SWAP_MODEL, good)  # later servers start on a loadable champion
-    assert reload.status_code == 502
-    body = reload.json()
+    assert reloaded.status_code == 502
+    body = reloaded.json()
     assert body["swapped"] is False
     assert (body["previous_version"], body["current_version"]) == (good, good)
     assert body["target_version"] == broken
@@ -158,16 +170,16 @@ def test_an_alias_moved_to_an_unsigned_version_is_refused_and_the_old_one_keeps_
     admin_server: str, swap_store: tuple[ModelRegistry, Path]
 ) -> None:
     registry, _ = swap_store
-    good = champion(registry)
+    good = serving_version(admin_server)
     refused_before = metric_value(admin_server, "conveyor_model_swaps_total", result="refused")
     unsigned = _unsigned_version(registry, good)
     registry.client.set_registered_model_alias(SWAP_MODEL, "champion", unsigned)  # not promote
     try:
-        reload = httpx.post(f"{admin_server}/admin/reload", headers=AUTH, timeout=60.0)
+        reloaded = reload(admin_server)
     finally:
         registry.promote(SWAP_MODEL, good)
-    assert reload.status_code == 502
-    assert "is not signed" in reload.json()["error"]
+    assert reloaded.status_code == 502
+    assert "is not signed" in reloaded.json()["error"]
     answer = httpx.post(f"{admin_server}/invocations", json=rows_payload(3), timeout=10.0)
     assert answer.headers["x-model-version"] == good
     refused = metric_value(admin_server, "conveyor_model_swaps_total", result="refused")
@@ -181,24 +193,23 @@ def test_polling_follows_the_alias_under_load(
 ) -> None:
     registry, folder = swap_store
     before = champion(registry)
+    new = add_version(registry, folder, seed=51)
     options = ("--poll-interval", "1", "--drain-seconds", "0")
     with launch(registry.tracking_uri, SWAP_URI, tmp_path, *options) as (_, url, _):
         with Load(url, rows_payload(5)) as load:
-            new = add_version(registry, folder, seed=51)
+            load.wait_for(20)
             registry.promote(SWAP_MODEL, new)
             promoted_at = time.monotonic()
-            deadline = promoted_at + 10.0
-            while time.monotonic() < deadline and not any(
-                a.version == new for a in list(load.answers)
-            ):
-                time.sleep(0.1)
-            time.sleep(0.5)
+            load.wait_until(lambda answers: any(a.version == new for a in answers), timeout=30)
+            new_seen_at = time.monotonic()
+            load.wait_for(20, started_after=new_seen_at)
         assert metric_value(url, "conveyor_model_swaps_total", result="success") == 1.0
     assert load.failures == []
     assert {a.version for a in load.answers} == {before, new}
     first_new = min(a.ended for a in load.answers if a.version == new)
-    assert first_new - promoted_at < 5.0  # one poll interval plus loading and warming
-    assert load.answers[-1].version == new
+    # one poll interval plus loading and warming, on a machine busy with other tests
+    assert first_new - promoted_at < 20.0
+    assert {a.version for a in load.answers if a.started > new_seen_at} == {new}
     record_property("requests_during_poll_test", len(load.answers))
     record_property("promote_to_first_new_answer_s", round(first_new - promoted_at, 2))
 
@@ -231,11 +242,17 @@ def test_admin_reload_with_the_token_reports_an_unchanged_alias(
     admin_server: str, swap_store: tuple[ModelRegistry, Path]
 ) -> None:
     registry, _ = swap_store
-    serving = httpx.get(f"{admin_server}/readyz", timeout=5.0).json()["version"]
-    response = httpx.post(f"{admin_server}/admin/reload", headers=AUTH, timeout=60.0)
-    assert response.status_code == 200
+    synced = reload(admin_server)  # earlier tests may have moved the alias since it loaded
+    assert synced.status_code == 200, synced.text
     current = champion(registry)
-    body = response.json()
-    assert body["current_version"] == body["target_version"] == current
-    assert body["previous_version"] == serving
-    assert body["swapped"] is (serving != current)
+    assert serving_version(admin_server) == current
+    response = reload(admin_server)
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "previous_version": current,
+        "current_version": current,
+        "target_version": current,
+        "swapped": False,
+        "error": None,
+        "challenger": None,
+    }

@@ -105,22 +105,30 @@ def test_shadow_never_leaks_into_answers_and_is_recorded(
 ) -> None:
     first, second = versions
     assert set_routing(server, mode="shadow").status_code == 200
-    before = metric_value(server, "conveyor_routed_requests_total", variant="shadow")
+    copies_before = shadow_copies(server)
+    scored_before = shadow_rows(server, second, "same", "different")
     seen = routes(server, 60)
     assert set(seen) == {("primary", first)}
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        copies = metric_value(server, "conveyor_routed_requests_total", variant="shadow")
-        rows = sum(
-            metric_value(server, "conveyor_shadow_rows_total", version=second, outcome=o)
-            for o in ("same", "different", "error")
-        )
-        if copies - before == 60 and rows >= 60:
+        if shadow_rows(server, second, "same", "different", "error") - scored_before >= 60:
             break
         time.sleep(0.2)
-    assert copies - before == 60
-    assert metric_value(server, "conveyor_shadow_rows_total", version=second, outcome="error") == 0
-    assert rows >= 60
+    assert shadow_copies(server) - copies_before == 60
+    assert shadow_rows(server, second, "same", "different") - scored_before == 60  # one row each
+    assert shadow_rows(server, second, "error") == 0
+
+
+def shadow_copies(url: str) -> float:
+    return metric_value(url, "conveyor_routed_requests_total", variant="shadow", default=0.0)
+
+
+def shadow_rows(url: str, version: str, *outcomes: str) -> float:
+    """Rows the shadow model scored with these outcomes (each counted from its first row)."""
+    return sum(
+        metric_value(url, "conveyor_shadow_rows_total", version=version, outcome=o, default=0.0)
+        for o in outcomes
+    )
 
 
 def test_a_routing_whose_model_cannot_serve_is_refused_and_changes_nothing(server: str) -> None:
@@ -155,8 +163,10 @@ def test_an_operators_routing_reaches_every_worker(
     with launch(registry.tracking_uri, uri, tmp_path, *options, env=env) as (_, url, _):
         changed = set_routing(url, mode="split", weight=1.0)
         assert changed.status_code == 200 and changed.json()["shared"] is True
-        time.sleep(3.0)  # every worker polls the registry within a second
-        assert set(routes(url, 40, new_connections=True)) == {("challenger", second)}
+        deadline = time.monotonic() + 30  # every worker polls the registry every second
+        while (seen := set(routes(url, 40, new_connections=True))) != {("challenger", second)}:
+            assert time.monotonic() < deadline, f"answers still routed to {seen}"
+            time.sleep(0.5)
         assert httpx.delete(f"{url}/admin/routing", headers=AUTH, timeout=60).status_code == 200
 
 

@@ -105,9 +105,9 @@ def state() -> ServingState:
     return serving
 
 
-def sample(serving: ServingState, metric: str, **labels: str) -> float:
-    value = serving.metrics.registry.get_sample_value(metric, labels)
-    return 0.0 if value is None else value
+def sample(serving: ServingState, metric: str, **labels: str) -> float | None:
+    """The sample with exactly these labels; None when it does not exist."""
+    return serving.metrics.registry.get_sample_value(metric, labels)
 
 
 def test_check_swaps_in_the_new_version(registry: FakeRegistry) -> None:
@@ -119,8 +119,9 @@ def test_check_swaps_in_the_new_version(registry: FakeRegistry) -> None:
     assert serving.slot is not None and serving.slot.version == "2"
     assert old is not None and old.version == "1"  # a request holding it still has version 1
     assert sample(serving, "conveyor_model_swaps_total", result="success") == 1.0
-    info = {"name": "m", "version": "2", "run_id": "r", "runtime": "pyfunc"}
-    assert sample(serving, "conveyor_model_info", **info) == 1.0
+    info = {"name": "m", "run_id": "r", "runtime": "pyfunc"}
+    assert sample(serving, "conveyor_model_info", version="2", **info) == 1.0
+    assert sample(serving, "conveyor_model_info", version="1", **info) is None
 
 
 def test_check_keeps_the_old_version_when_the_new_one_fails(registry: FakeRegistry) -> None:

@@ -24,12 +24,15 @@ def test_split_sends_the_weight_share_to_the_challenger() -> None:
 def test_sticky_callers_keep_their_route_and_stay_when_the_weight_grows() -> None:
     small = RoutingConfig(mode="split", weight=0.1)
     large = RoutingConfig(mode="split", weight=0.5)
+    challengers = 0
     for i in range(500):
         key = f"user-{i}"
         first = choose_route(small, key=key, has_challenger=True)
         assert all(choose_route(small, key=key, has_challenger=True) == first for _ in range(3))
         if first.answer == CHALLENGER:
+            challengers += 1
             assert choose_route(large, key=key, has_challenger=True).answer == CHALLENGER
+    assert challengers > 0  # the weight-growth check above ran
 
 
 def test_shadow_answers_from_the_primary_and_copies_to_the_challenger() -> None:
