@@ -6,13 +6,13 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import yaml
 from tests.integration.monitoring.prometheus_stack import run_tool, stop, tool, wait_http
 from tests.integration.serving.conftest import free_port
+from tests.unit.monitoring.test_launchers import CountingLauncher
 
 from conveyor.monitoring.trigger import RetrainTrigger, TriggerStateFile
 from conveyor.monitoring.watch import fetch_prometheus_alerts, watch
@@ -35,22 +35,6 @@ RULES = {
     ]
 }  # fmt: skip
 FIRING_TIMEOUT_S = 60.0
-
-
-class CountingLauncher:
-    """Records the runs it is asked to start (what starts them is tested elsewhere)."""
-
-    name = "count"
-
-    def __init__(self) -> None:
-        self.launched: list[list[str]] = []
-
-    def launch(self, *, reason: str, incidents: Any) -> dict[str, Any]:
-        self.launched.append(list(incidents))
-        return {"id": f"run-{len(self.launched)}", "state": "succeeded"}
-
-    def status(self, run: dict[str, Any]) -> dict[str, Any]:
-        return run
 
 
 @pytest.fixture(scope="module")
