@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -18,6 +20,32 @@ Cli = Callable[..., subprocess.CompletedProcess[str]]
 pytestmark = pytest.mark.e2e
 
 CONVEYOR = str(Path(sys.executable).with_name("conveyor"))
+
+
+def store_query(project: Path, sql: str) -> list[tuple[object, ...]]:
+    """Rows of a query on the project's embedded MLflow store ([] before it has tables)."""
+    store = project / ".conveyor" / "mlflow.db"
+    if not store.is_file():
+        return []
+    # Read-write: after a SIGKILL, SQLite rolls back the writer's unfinished transaction.
+    with contextlib.closing(sqlite3.connect(f"file:{store}?mode=rw", uri=True, timeout=30)) as db:
+        try:
+            return db.execute(sql).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):  # the store is not initialised yet
+                return []
+            raise
+
+
+def wait_for_mlflow_run(project: Path, timeout: float = 300) -> None:
+    """Block until the register step created its MLflow run: it is logging into it now
+    (params, artifacts, the model, the profile, the report), the version comes after."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if store_query(project, "SELECT run_uuid FROM runs"):
+            return
+        time.sleep(0.05)
+    raise AssertionError("the register step never created its MLflow run")
 
 
 def wait_for_step(project: Path, step: str, timeout: float = 120) -> None:
@@ -35,11 +63,18 @@ def wait_for_step(project: Path, step: str, timeout: float = 120) -> None:
     raise AssertionError(f"step {step} never started")
 
 
+# SIGINT: the CLI maps KeyboardInterrupt to exit 130 (cli._guarded) and the MLflow run ends
+# KILLED (registry.tracking); SIGKILL: no handler runs, the run stays RUNNING.
 @pytest.mark.parametrize(
-    ("sig", "status"), [(signal.SIGINT, "interrupted"), (signal.SIGKILL, "running")]
+    ("sig", "code", "status", "mlflow_status"),
+    [
+        (signal.SIGINT, 130, "interrupted", "KILLED"),
+        (signal.SIGKILL, -signal.SIGKILL, "running", "RUNNING"),
+    ],
+    ids=["SIGINT", "SIGKILL"],
 )
 def test_stop_during_register_then_resume(
-    cli: Cli, tmp_path: Path, sig: signal.Signals, status: str
+    cli: Cli, tmp_path: Path, sig: signal.Signals, code: int, status: str, mlflow_status: str
 ) -> None:
     project = tmp_path / "demo"
     assert cli("demo", "--dir", str(project), "--rows", "1500").returncode == 0
@@ -53,12 +88,15 @@ def test_stop_during_register_then_resume(
         text=True,
     )
     wait_for_step(project, "register")
-    time.sleep(1.0)  # well inside MLflow's logging work
+    wait_for_mlflow_run(project)  # inside MLflow's logging work, before any version
     proc.send_signal(sig)
-    proc.communicate(timeout=120)
-    assert proc.returncode != 0
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
     records = [json.loads(r.read_text()) for r in project.glob(".conveyor/runs/*/record.json")]
     assert [r["status"] for r in records] == [status]
+    # Stopped inside MLflow's logging: its run was never finished, and no version exists.
+    assert store_query(project, "SELECT status FROM runs") == [(mlflow_status,)]
+    assert store_query(project, "SELECT version FROM model_versions") == []
 
     resumed = cli("run", "-c", config)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
@@ -67,4 +105,5 @@ def test_stop_during_register_then_resume(
     assert resumed.stdout.count("cached") >= 6
     assert "churn-demo v1 -> champion" in resumed.stdout
     lineage_v2 = cli("lineage", "churn-demo", "2", "-c", config)
-    assert lineage_v2.returncode != 0, "the interrupted run left a second version behind"
+    assert lineage_v2.returncode == 1, "the interrupted run left a second version behind"
+    assert "has no version '2'" in lineage_v2.stderr

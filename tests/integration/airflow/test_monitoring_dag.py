@@ -23,14 +23,29 @@ def _check(airflow: Airflow, config: Path, data: Path, date: str) -> str:
     return done.stdout
 
 
+def _json_listing(output: str) -> list[dict[str, Any]]:
+    """The JSON list an ``airflow ... -o json`` command printed last (after any log lines)."""
+    listing = next(ln for ln in reversed(output.splitlines()) if ln.startswith("["))
+    rows: list[dict[str, Any]] = json.loads(listing)
+    return rows
+
+
+def _register_dags(airflow: Airflow) -> None:
+    """Serialize dags/ into this session's DB: the training DAG must be known before counting
+    its runs, else an empty count proves nothing."""
+    serialized = airflow("dags", "reserialize", timeout=300)
+    assert serialized.returncode == 0, serialized.stdout[-3000:]
+    listed = airflow("dags", "list", "-o", "json")
+    assert listed.returncode == 0, listed.stdout[-3000:]
+    assert "conveyor_training" in {d["dag_id"] for d in _json_listing(listed.stdout)}
+
+
 def _training_runs(airflow: Airflow) -> list[dict[str, Any]]:
+    """The runs of conveyor_training; fails when the DAG is unknown to this DB."""
     done = airflow("dags", "list-runs", "conveyor_training", "-o", "json")
-    if "does not exist in 'dag' table" in done.stdout:  # not parsed into this DB yet: no runs
-        return []
     assert done.returncode == 0, done.stdout[-3000:]
-    listing = next(ln for ln in reversed(done.stdout.splitlines()) if ln.startswith("["))
-    runs: list[dict[str, Any]] = json.loads(listing)
-    return runs
+    assert "does not exist" not in done.stdout, done.stdout[-3000:]
+    return _json_listing(done.stdout)
 
 
 def test_drift_triggers_training_and_clean_data_does_not(
@@ -50,6 +65,7 @@ def test_drift_triggers_training_and_clean_data_does_not(
         assert made.returncode == 0, made.stderr
         batches[name] = tmp_path / name / "data" / "churn.csv"
 
+    _register_dags(airflow)
     before = {r["run_id"] for r in _training_runs(airflow)}  # other tests may share the DB
 
     clean = _check(airflow, config, batches["clean"], "2026-02-01")

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from tests.integration.faults.conftest import conveyor, lean_project, start, wait_for
+from tests.integration.faults.conftest import Started, conveyor, lean_project, start, wait_for
 
 from conveyor.pipeline.lock import read_holder
 from conveyor.registry.store import ModelRegistry
@@ -25,19 +30,41 @@ def _alias(registry: ModelRegistry, alias: str) -> str | None:
     return found.version if found else None
 
 
+@contextmanager
+def paused(process: subprocess.Popen[bytes]) -> Iterator[None]:
+    """SIGSTOP ``process`` for the block: it keeps its lock and does no work until SIGCONT."""
+    os.kill(process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+
+
+def wait_until_waiting(started: Started, holder: Started) -> None:
+    """Until ``started`` said on stderr that it waits for ``holder``'s lock."""
+    wait_for(
+        lambda: (
+            f"(pid {holder.process.pid}) to finish" in started.err.read_text(errors="replace")
+            or started.process.poll() is not None
+        ),
+        what="the second command to wait for the lock",
+    )
+
+
 def test_two_runs_at_once_take_turns_and_register_one_version(tmp_path: Path) -> None:
     project = tmp_path / "demo"
     config = str(lean_project(project))
-    runs = [start("run", "-c", config, cwd=tmp_path, name=f"run{i}") for i in (1, 2)]
-    results = [run.finish() for run in runs]
+    lock = project / ".conveyor" / "run.lock"
+    run1 = start("run", "-c", config, cwd=tmp_path, name="run1")
+    wait_for(lambda: read_holder(lock).pid == run1.process.pid, what="run1 to take the lock")
+    with paused(run1.process):  # run1 holds the lock until run2 is seen waiting for it
+        run2 = start("run", "-c", config, cwd=tmp_path, name="run2")
+        wait_until_waiting(run2, run1)
+    (code1, _, err1), (code2, _, err2) = run1.finish(), run2.finish()
 
-    assert [code for code, _, _ in results] == [0, 0], results
-    waited = [
-        (run, err) for run, (_, _, err) in zip(runs, results, strict=True) if "waiting" in err
-    ]
-    assert len(waited) == 1, f"exactly one run waits for the other: {results}"
-    other = next(run for run in runs if run is not waited[0][0])
-    assert re.search(rf"waiting for run \S+ \(pid {other.process.pid}\) to finish", waited[0][1])
+    assert (code1, code2) == (0, 0), (err1, err2)
+    assert "project lock" not in err1  # run1 never waited
+    assert re.search(rf"waiting for run \S+ \(pid {run1.process.pid}\) to finish", err2), err2
     registry = _registry(project)
     assert [v.version for v in registry.list_versions(NAME)] == ["1"]
     assert (_alias(registry, "champion"), _alias(registry, "previous")) == ("1", None)
@@ -52,7 +79,9 @@ def test_a_promote_during_a_run_waits_and_no_previous_is_lost(tmp_path: Path) ->
     run = start("run", "-c", config, cwd=tmp_path, name="run")
     lock = project / ".conveyor" / "run.lock"
     wait_for(lambda: read_holder(lock).pid == run.process.pid, what="the run to take the lock")
-    promote = start("promote", NAME, "1", "-c", config, cwd=tmp_path, name="promote")
+    with paused(run.process):  # the run holds the lock until the promote is seen waiting
+        promote = start("promote", NAME, "1", "-c", config, cwd=tmp_path, name="promote")
+        wait_until_waiting(promote, run)
     run_code, run_out, _ = run.finish()
     promote_code, _, promote_err = promote.finish()
 

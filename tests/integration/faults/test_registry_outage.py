@@ -1,12 +1,15 @@
 """A tracking server that is down or dies mid-run: exit 75, nothing half registered, retry works.
 
 A real ``mlflow server`` (SQLite backend, proxied artifacts) and real ``conveyor run``
-processes; the server is SIGKILLed once the run record says the register step started.
+processes; the server is SIGKILLed once the register step created its MLflow run (it is
+logging into it; the version comes after).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import time
 from pathlib import Path
 
@@ -23,7 +26,7 @@ from tests.integration.faults.conftest import (
 )
 
 from conveyor.errors import RegistryUnavailableError
-from conveyor.registry.store import KEY_TAG, ModelRegistry
+from conveyor.registry.store import KEY_TAG, ModelRegistry, ModelVersionInfo
 from conveyor.settings import Settings, get_settings
 
 pytestmark = pytest.mark.integration
@@ -83,25 +86,45 @@ def test_a_server_killed_during_registration_leaves_nothing_half_registered(
 
     run = start("run", "-c", config, cwd=tmp_path, name="run", env=env)
     wait_for(lambda: step_status(project, "register") == "running", what="the register step")
+    # The kill lands while the run is being logged: its MLflow run exists, no version yet
+    # (the version is created after the model, the profile and the report are logged).
+    wait_for(lambda: _server_rows(mlflow_server, "runs") > 0, what="the MLflow run")
     mlflow_server.kill()
     code, out, err = run.finish()
     assert code == 75, out + err
     assert "did not answer" in err
     assert step_status(project, "register") == "failed"
+    left = (_server_rows(mlflow_server, "runs"), _server_rows(mlflow_server, "model_versions"))
+    assert left == (1, 0), "the kill left a version behind, or no half-logged run"
 
     mlflow_server.start()
     registry = ModelRegistry(mlflow_server.url)
-    for version in _versions(registry):  # whatever the kill left: a whole version or none
-        assert KEY_TAG in version.tags, f"v{version.version} was registered without its tags"
+    assert _versions(registry) == []
     again = conveyor("run", "-c", config, cwd=tmp_path, env=env)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert [v.version for v in _versions(registry)] == ["1"]
+    (version,) = _versions(registry)
+    assert (version.version, KEY_TAG in version.tags) == ("1", True)  # a whole version
     champion = registry.get_alias(NAME, "champion")
     assert champion is not None
     assert champion.version == "1"
 
 
-def _versions(registry: ModelRegistry) -> list[object]:
+def _server_rows(server: MlflowServer, table: str) -> int:
+    """The rows of a table of the tracking server's SQLite store (0 before it exists)."""
+    store = server.folder / "mlflow.db"
+    if not store.is_file():
+        return 0
+    # Read-write: after a SIGKILL, SQLite rolls back the writer's unfinished transaction.
+    with contextlib.closing(sqlite3.connect(f"file:{store}?mode=rw", uri=True, timeout=30)) as db:
+        try:
+            return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):  # the store is not initialised yet
+                return 0
+            raise
+
+
+def _versions(registry: ModelRegistry) -> list[ModelVersionInfo]:
     models = {m["name"] for m in registry.list_models()}
     return list(registry.list_versions(NAME)) if NAME in models else []
 

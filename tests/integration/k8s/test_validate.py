@@ -46,8 +46,10 @@ def test_an_unknown_field_fails_strict_validation(rendered: Objects, tmp_path: P
     manifest = tmp_path / "bad.yaml"
     manifest.write_text(yaml.safe_dump(serve), encoding="utf-8")
     result = kubernetes_validate(manifest)
-    assert result.returncode != 0
-    assert "readinessProbes" in result.stdout + result.stderr
+    # kubernetes-validate: 1 when a resource does not validate (2: it could not validate).
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "did not validate" in result.stdout
+    assert "readinessProbes" in result.stdout
 
 
 @pytest.fixture(scope="session")

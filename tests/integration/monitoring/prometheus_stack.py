@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,9 @@ RULE_TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
 ALERTMANAGER_CONFIG = DEPLOY / "alertmanager" / "alertmanager.yml"
 DASHBOARDS = sorted((DEPLOY / "grafana" / "dashboards").glob("*.json"))
 DATASOURCES = DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
-START_TIMEOUT_S = 30.0
+START_TIMEOUT_S = 60.0
+EVALUATION_INTERVAL_S = 1  # scrapes and rule evaluations, in prometheus()
+WAIT_TIMEOUT_S = 60.0  # generous: a loaded 2-core machine running two pytest workers
 INSTALL_HINT = (
     "install the Debian packages prometheus and prometheus-alertmanager"
     " (deploy/install-prometheus.sh)"
@@ -109,7 +112,7 @@ class Prometheus:
         result: list[dict[str, Any]] = body["data"]["result"]
         return result
 
-    def wait_for(self, expr: str, timeout: float = 20.0) -> list[dict[str, Any]]:
+    def wait_for(self, expr: str, timeout: float = WAIT_TIMEOUT_S) -> list[dict[str, Any]]:
         """Poll until ``expr`` returns series; fail after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -118,6 +121,39 @@ class Prometheus:
             time.sleep(0.25)
         pytest.fail(f"{expr} returned no series within {timeout} s")
 
+    def last_evaluation(self, group: str) -> datetime:
+        """When the rule group ``group`` was last evaluated (the epoch before its first)."""
+        answer = httpx.get(f"{self.url}/api/v1/rules", timeout=10.0).json()
+        (found,) = [g for g in answer["data"]["groups"] if g["name"] == group]
+        return parse_rfc3339(found["lastEvaluation"])
+
+    def wait_for_evaluation(
+        self, group: str, after: datetime, timeout: float = WAIT_TIMEOUT_S
+    ) -> datetime:
+        """Poll until the rule group ``group`` was evaluated on the data of a moment later
+        than ``after``; return when that evaluation started.
+
+        ``lastEvaluation`` is when an evaluation started; it evaluates at the interval's tick
+        before that, less than one interval earlier: a start more than one interval after
+        ``after`` means a tick after it.
+        """
+        since = after + timedelta(seconds=EVALUATION_INTERVAL_S)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if (evaluated := self.last_evaluation(group)) > since:
+                return evaluated
+            time.sleep(0.25)
+        pytest.fail(f"rule group {group} was not evaluated after {after} within {timeout} s")
+
+
+def parse_rfc3339(text: str) -> datetime:
+    """Prometheus's timestamps (nanoseconds, ``Z``) as an aware datetime (microseconds)."""
+    match = re.fullmatch(r"(.+?T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", text)
+    assert match, f"not an RFC 3339 timestamp: {text}"
+    whole, fraction, zone = match.groups()
+    micro = f".{(fraction or '0')[:6]:0<6}"
+    return datetime.fromisoformat(whole + micro + ("+00:00" if zone == "Z" else zone))
+
 
 @contextmanager
 def prometheus(folder: Path, targets: dict[str, list[str]]) -> Iterator[Prometheus]:
@@ -125,7 +161,10 @@ def prometheus(folder: Path, targets: dict[str, list[str]]) -> Iterator[Promethe
     deploy/prometheus/rules evaluated every second."""
     folder.mkdir(parents=True, exist_ok=True)
     config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "global": {
+            "scrape_interval": f"{EVALUATION_INTERVAL_S}s",
+            "evaluation_interval": f"{EVALUATION_INTERVAL_S}s",
+        },
         "rule_files": [str(path) for path in RULE_FILES],
         "scrape_configs": [
             {"job_name": job, "static_configs": [{"targets": hosts}]}
@@ -156,19 +195,27 @@ def prometheus(folder: Path, targets: dict[str, list[str]]) -> Iterator[Promethe
 
 @dataclass
 class WebhookSink:
-    """An HTTP server recording the JSON bodies POSTed to it."""
+    """An HTTP server recording the path, JSON body and Authorization header of every POST."""
 
     url: str
     received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     authorizations: list[str | None] = field(default_factory=list)
 
-    def wait(self, count: int, timeout: float = 20.0) -> list[tuple[str, dict[str, Any]]]:
-        """Wait until ``count`` bodies arrived; fail after ``timeout`` seconds."""
+    def on(self, path: str) -> list[tuple[dict[str, Any], str | None]]:
+        """The bodies POSTed to ``path`` so far, each with its Authorization header."""
+        calls = list(zip(self.received, self.authorizations, strict=False))
+        return [(body, auth) for (where, body), auth in calls if where == path]
+
+    def wait(
+        self, path: str, count: int, timeout: float = WAIT_TIMEOUT_S
+    ) -> list[tuple[dict[str, Any], str | None]]:
+        """Wait until ``count`` bodies arrived on ``path``; fail after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and len(self.received) < count:
+        while time.monotonic() < deadline and len(self.on(path)) < count:
             time.sleep(0.1)
-        assert len(self.received) >= count, f"{len(self.received)} webhook calls, {count} expected"
-        return self.received
+        arrived = self.on(path)
+        assert len(arrived) >= count, f"{len(arrived)} webhook calls on {path}, {count} expected"
+        return arrived
 
 
 @contextmanager
@@ -176,12 +223,14 @@ def webhook_sink() -> Iterator[WebhookSink]:
     """A local webhook receiver (path and JSON body of every POST), stopped at exit."""
     received: list[tuple[str, dict[str, Any]]] = []
     authorizations: list[str | None] = []
+    lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            authorizations.append(self.headers.get("Authorization"))
-            received.append((self.path, json.loads(body)))
+            with lock:  # both lists grow together: call i is received[i], authorizations[i]
+                authorizations.append(self.headers.get("Authorization"))
+                received.append((self.path, json.loads(body)))
             self.send_response(200)
             self.end_headers()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import httpx
 import pandas as pd
@@ -66,6 +67,9 @@ def test_clean_traffic_raises_no_drift_alert(watched: Watched) -> None:
     watched.prometheus.wait_for("conveyor_drift_window_rows >= 1000")
     watched.prometheus.wait_for("conveyor_feature_drifted")  # evaluated and scraped
     assert watched.prometheus.series("conveyor_feature_drifted == 1") == []
+    # The alert rules saw those samples: their group was evaluated after this moment.
+    seen = datetime.now(UTC)
+    watched.prometheus.wait_for_evaluation("conveyor-drift", after=seen)
     assert watched.prometheus.series(PENDING) == []
 
 
@@ -75,7 +79,7 @@ def test_drifted_traffic_makes_the_drift_alert_pending_for_that_feature_only(
     drifted = make_table(n=5000, seed=73)[FEATURES]
     drifted["age"] = drifted["age"] + 25.0
     send(watched.server, drifted)
-    pending = watched.prometheus.wait_for(PENDING, timeout=30.0)
+    pending = watched.prometheus.wait_for(PENDING)
     assert {s["metric"]["feature"] for s in pending} == {"age"}
     assert pending[0]["metric"]["retrain"] == "true"
     assert pending[0]["metric"]["model"] == DRIFT_MODEL

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from tests.integration.monitoring.prometheus_stack import run_tool
 
 pytestmark = pytest.mark.integration
 
@@ -188,13 +188,9 @@ def test_a_run_writes_pipeline_metrics_that_promtool_accepts(trained_demo: Path)
     project = trained_demo.parent
     textfile = project / ".conveyor" / "metrics" / "conveyor_pipeline.prom"
     text = textfile.read_text(encoding="utf-8")
-    promtool = shutil.which("promtool")
-    if promtool:
-        checked = subprocess.run(
-            [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
-        )
-        assert checked.returncode == 0, checked.stdout + checked.stderr
-    # parsed either way: the values must be those of the project's last run
+    checked = run_tool("promtool", "check", "metrics", stdin=text)  # fails if not installed
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    # the values must be those of the project's last run
     values = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(text)
