@@ -21,7 +21,7 @@ export SCARF_ANALYTICS := false
 # Podman's settings for these machines (runc, cgroupfs, lower ulimits): deploy/podman/.
 export CONTAINERS_CONF := $(CURDIR)/deploy/podman/containers.conf
 
-.PHONY: setup system-deps bench-deps demo test test-fast lint bench clean airflow airflow-up sbom audit images stack-up stack-down k8s-rules
+.PHONY: setup system-deps monitoring-deps bench-deps demo test test-fast lint bench clean airflow airflow-up sbom audit images stack-up stack-down k8s-rules soak
 
 # The project's Python environment, pinned by requirements.lock (torch is the CPU build).
 $(STAMP): pyproject.toml requirements.lock
@@ -116,9 +116,15 @@ bench-deps:
 	@command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
 
-# The whole loop on a fresh demo project: train, serve, traffic, drift, retrain, swap.
+# Prometheus and Alertmanager for the demo's loop (Debian packages, installed when missing
+# and possible; without them the demo posts the retraining alert itself and says so).
+monitoring-deps:
+	@bash deploy/install-prometheus.sh || echo "Prometheus and Alertmanager could not be installed: the demo will post the retraining alert itself"
+
+# The whole loop on a fresh demo project: train, serve, traffic, drift, Prometheus alert,
+# Alertmanager, retrain through the gates, swap.
 DEMO_DIR ?= demo
-demo: setup
+demo: setup monitoring-deps
 	rm -rf $(DEMO_DIR)
 	$(BIN)/conveyor demo --dir $(DEMO_DIR) --loop
 
@@ -143,6 +149,11 @@ bench: setup bench-deps system-deps
 	$(BIN)/python -m benchmarks.backup_restore
 	$(BIN)/python -m benchmarks.images
 	$(BIN)/python -m benchmarks.rollout
+
+# A soak (not in bench, not in CI): replicas behind HAProxy for --minutes (default 10) of
+# traffic, feedback, alias swaps, a killed replica and a registry outage; docs/benchmarks.md.
+soak: setup system-deps
+	$(BIN)/python -m benchmarks.soak
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_VENV) $(AUDIT_VENV) build/sbom build/wheelhouse build/wheelhouse-airflow build/wheelhouse.lock build/wheelhouse.log build/wheelhouse-airflow.log build/images.lock build/images.session $(AIRFLOW_HOME) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

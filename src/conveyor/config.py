@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from conveyor.errors import ConfigError
 
 __all__ = [
+    "AlertingConfig",
     "ConveyorConfig",
     "DataConfig",
     "ModelSpec",
@@ -259,6 +260,55 @@ class ServingConfig(_Strict):
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
 
 
+PROMETHEUS_DURATION = re.compile(r"(?=\d)(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?")
+"""A Prometheus duration: units from years down to milliseconds, largest first (``1h30m``)."""
+
+
+def _duration(value: str, where: str = "") -> str:
+    if not PROMETHEUS_DURATION.fullmatch(value):
+        raise ValueError(
+            f"{where}{value!r} is not a Prometheus duration (e.g. 30s, 5m, 1h30m: an integer"
+            " per unit, largest unit first)"
+        )
+    return value
+
+
+class AlertingConfig(_Strict):
+    """Timing of the monitoring loop: how often Prometheus scrapes and evaluates the rules,
+    how long an alert's condition must hold before it fires, how soon Alertmanager tells the
+    retraining trigger. The defaults are those of the shipped files in ``deploy/``;
+    ``conveyor monitor alerting`` renders those files with these values."""
+
+    scrape_interval: str = Field("15s", description="Prometheus scrape interval.")
+    evaluation_interval: str = Field("15s", description="Prometheus rule evaluation interval.")
+    pending: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Alert name -> how long its condition must hold before it fires (the rule's "
+            "`for:`, e.g. ConveyorFeatureDrift: 5m); alerts not named keep the shipped value."
+        ),
+    )
+    notify_wait: str = Field(
+        "1m",
+        description=(
+            "How long Alertmanager gathers retraining alerts before it notifies the trigger "
+            "(the retraining route's group_wait)."
+        ),
+    )
+
+    @field_validator("scrape_interval", "evaluation_interval", "notify_wait")
+    @classmethod
+    def _is_duration(cls, value: str) -> str:
+        return _duration(value)
+
+    @field_validator("pending")
+    @classmethod
+    def _durations(cls, pending: dict[str, str]) -> dict[str, str]:
+        for alert, duration in pending.items():
+            _duration(duration, f"{alert}: ")
+        return pending
+
+
 class ConveyorConfig(_Strict):
     """A Conveyor project: one dataset, one task, one registered model."""
 
@@ -274,6 +324,7 @@ class ConveyorConfig(_Strict):
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    alerting: AlertingConfig = Field(default_factory=AlertingConfig)
     tracking_uri: str | None = Field(
         None,
         description=(

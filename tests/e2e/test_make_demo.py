@@ -1,5 +1,7 @@
 """`make demo`, as the README tells a new user to run it, on a fresh folder: each stage it
-claims is checked, in its output and in what it left behind."""
+claims is checked, in its output and in what it left behind. The retraining alert goes
+through a real Prometheus and Alertmanager (installed here by `make system-deps`), never
+the demo's stand-in."""
 
 from __future__ import annotations
 
@@ -72,3 +74,22 @@ def test_the_retrained_version_is_the_champion(
 
 def test_the_swap_is_reported(demo: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     assert line(demo[0], "new champion v2").startswith("new champion v2 swapped in")
+
+
+def test_prometheus_fires_the_drift_alert(
+    demo: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    fired = line(demo[0], "Prometheus fired ")
+    assert "ConveyorFeatureDrift" in fired.removeprefix("Prometheus fired ").split(" (")[0]
+
+
+def test_alertmanager_starts_the_retraining_run(
+    demo: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    assert line(demo[0], "Alertmanager notified the retraining receiver: run started")
+
+
+def test_the_demo_does_not_stand_in_for_alertmanager(
+    demo: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    assert "stand-in" not in demo[0].stdout

@@ -314,3 +314,69 @@ def watch_alerts(
         if not outcomes:
             _fail(f"Prometheus at {prometheus_url} did not answer with alerts", 75)
         print(json.dumps(outcomes[0].to_dict(), indent=2))
+
+
+@monitor_app.command("alerting")
+def render_alerting(
+    *,
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="Pipeline config (YAML): its `alerting:` timing.")
+    ] = Path("conveyor.yaml"),
+    out: Annotated[Path, typer.Option(help="Folder to write the configuration into.")] = Path(
+        "alerting"
+    ),
+    serve: Annotated[
+        list[str] | None,
+        typer.Option(help="host:port of a `conveyor serve` to scrape (repeatable)."),
+    ] = None,
+    webhook_url: Annotated[
+        str, typer.Option(help="The retraining trigger's POST /alerts URL.")
+    ] = "http://127.0.0.1:9095/alerts",
+    alertmanager: Annotated[
+        str, typer.Option(help="host:port of the Alertmanager Prometheus alerts.")
+    ] = "127.0.0.1:9093",
+    pushgateway: Annotated[
+        str | None, typer.Option(help="host:port of a Pushgateway holding pipeline runs.")
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(help="File with the trigger's bearer token (Alertmanager sends it)."),
+    ] = None,
+    deploy: Annotated[
+        Path | None,
+        typer.Option(help="Folder with prometheus/rules and alertmanager/ (default: shipped)."),
+    ] = None,
+    check: Annotated[bool, typer.Option(help="Check the result with promtool and amtool.")] = True,
+) -> None:
+    """Render the shipped Prometheus rules and Alertmanager routing with the project's timing.
+
+    Writes OUT/prometheus.yml, OUT/rules/*.yml and OUT/alertmanager.yml: the shipped rules
+    with `alerting.pending` as their `for:`, scrape and evaluation intervals from
+    `alerting`, and the retraining route's group_wait from `alerting.notify_wait`.
+    """
+    from conveyor.cli import _console, _fail, _guarded, _project
+    from conveyor.monitoring.alerting import (
+        AlertingTargets,
+        check_alerting,
+        shipped_deploy_dir,
+        write_alerting,
+    )
+
+    source = deploy or shipped_deploy_dir()
+    if source is None:
+        _fail("no deploy/ folder with the shipped rules here; pass --deploy DIR", 2)
+    project = _guarded(_project, config)
+    targets = AlertingTargets(
+        serve=tuple(serve or ("127.0.0.1:8080",)),
+        webhook_url=webhook_url,
+        alertmanager=alertmanager,
+        pushgateway=pushgateway,
+        token_file=token_file.resolve() if token_file else None,
+    )
+    files = _guarded(write_alerting, out, project.config.alerting, targets, deploy=source)
+    if check:
+        _guarded(check_alerting, files)
+    _console().print(
+        f"[green]wrote[/] {files.prometheus}, {files.rules}/, {files.alertmanager}"
+        + (" (checked by promtool and amtool)" if check else "")
+    )

@@ -67,6 +67,8 @@ class PipelineMetrics:
         model_metric: held-out metrics of the trained model.
         registered_version: the model version registered (or found) by the run.
         promoted: 1 if the run's model is the champion now, else 0.
+        gate_passed: 1 if the run's model passed the promotion gate, 0 if it failed it
+            (the champion stays), None if the run did not reach the gate.
     """
 
     pipeline: str
@@ -79,6 +81,7 @@ class PipelineMetrics:
     model_metric: dict[str, float] = field(default_factory=dict)
     registered_version: int | None = None
     promoted: int = 0
+    gate_passed: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form (the run record's ``metrics.values``)."""
@@ -92,6 +95,7 @@ class PipelineMetrics:
             "model_metric": dict(self.model_metric),
             "registered_version": self.registered_version,
             "promoted": self.promoted,
+            "gate_passed": self.gate_passed,
         }
 
 
@@ -160,6 +164,7 @@ def pipeline_metrics(record: dict[str, Any]) -> PipelineMetrics:
         model_metric=_numbers((evaluate or {}).get("metrics")),
         registered_version=_version(_summary(record, "register")),
         promoted=int(bool(promote and promote.get("alias") == "champion")),
+        gate_passed=None if promote is None else int(bool(promote.get("passed"))),
     )
 
 
@@ -208,6 +213,11 @@ def render_registry(metrics: PipelineMetrics) -> CollectorRegistry:
     )
     gauge("promoted", "1 if the last run's model became (or is) the champion.").labels(name).set(
         metrics.promoted
+    )
+    _optional(
+        gauge("gate_passed", "1 if the last run's model passed the promotion gate, else 0."),
+        name,
+        metrics.gate_passed,
     )
     return registry
 

@@ -1,11 +1,16 @@
 """The demo's whole loop: serve the champion, send traffic, drift, retrain, swap.
 
 Every part is the real one, in its own process: ``conveyor serve`` (following the
-champion alias, watching drift), the retraining webhook receiver
-(``conveyor monitor serve-webhook``, which runs ``conveyor run`` through the normal
-validation and promotion gates), and a traffic generator that never pauses. The demo
-plays Alertmanager: once the server reports drift, it posts the alert that a Prometheus
-rule would fire (``FeatureDrift``, ``retrain="true"``) to the receiver.
+champion alias, watching drift), a Prometheus scraping it and evaluating the shipped
+rules (rendered with the project's ``alerting:`` timing), an Alertmanager routing
+``retrain="true"`` alerts to the retraining webhook receiver (``conveyor monitor
+serve-webhook``, which runs ``conveyor run`` on the newest data through the normal
+validation and promotion gates), and a traffic generator that never pauses.
+
+Where Prometheus and Alertmanager are not installed (or the shipped rules are not
+there, as in an installed package without ``deploy/``), the demo plays their part: once
+the server reports drift, it posts the alert a ``ConveyorFeatureDrift`` rule would fire
+to the receiver itself, and says so.
 """
 
 from __future__ import annotations
@@ -25,13 +30,17 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from conveyor.errors import PipelineError
+
+if TYPE_CHECKING:
+    from conveyor.config import AlertingConfig
+    from conveyor.monitoring.alert_stack import AlertStack
 
 __all__ = ["DEMO_DRIFT", "LoopResult", "run_demo_loop"]
 
@@ -42,6 +51,7 @@ DEMO_DRIFT = 0.3
 still inside the validation suite's tolerances, so retraining goes through."""
 READY_TIMEOUT_S = 120.0
 RETRAIN_TIMEOUT_S = 900.0
+ALERT_TIMEOUT_S = 180.0
 
 Say = Callable[[str], None]
 
@@ -147,7 +157,11 @@ class LoopResult:
         drifted_features: what the server's drift monitor flagged.
         answered: requests answered, by version.
         failures: failed requests (the demo's claim is that there are none).
-        trigger: the retraining receiver's answer to the alert.
+        trigger: the retraining receiver's answer to the alert (stand-in), or its health
+            answer once the run started (Alertmanager).
+        chain: who told the receiver: ``alertmanager`` (Prometheus rules firing through a
+            real Alertmanager) or ``stand-in`` (the demo posted the alert itself).
+        alerts: the retraining alerts Prometheus fired (empty with the stand-in).
     """
 
     before: str
@@ -156,6 +170,8 @@ class LoopResult:
     answered: dict[str, int]
     failures: list[str]
     trigger: dict[str, Any]
+    chain: Literal["alertmanager", "stand-in"] = "stand-in"
+    alerts: list[str] = field(default_factory=list)
 
 
 def _records(frame: Any, names: list[str]) -> list[dict[str, Any]]:
@@ -168,15 +184,20 @@ def _records(frame: Any, names: list[str]) -> list[dict[str, Any]]:
 
 
 def _alert(name: str, version: str, features: list[str]) -> dict[str, Any]:
-    """The Alertmanager webhook body a ``FeatureDrift`` rule would send."""
+    """The Alertmanager webhook body a ``ConveyorFeatureDrift`` rule would send."""
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    labels = {"alertname": "FeatureDrift", "model": name, "version": version, "retrain": "true"}
+    labels = {
+        "alertname": "ConveyorFeatureDrift",
+        "model": name,
+        "version": version,
+        "retrain": "true",
+    }
     return {
         "version": "4",
         "status": "firing",
         "receiver": "conveyor-retrain",
-        "groupKey": f'{{}}:{{alertname="FeatureDrift",model="{name}"}}',
-        "groupLabels": {"alertname": "FeatureDrift"},
+        "groupKey": f'{{}}:{{alertname="ConveyorFeatureDrift",model="{name}"}}',
+        "groupLabels": {"alertname": "ConveyorFeatureDrift"},
         "commonLabels": labels,
         "commonAnnotations": {"summary": f"features drifted: {', '.join(features)}"},
         "externalURL": "http://demo",
@@ -204,12 +225,13 @@ def run_demo_loop(config_path: Path, *, say: Say, seconds: float = 8.0) -> LoopR
 
     Returns:
         The versions before and after, the drifted features, the traffic's answers and
-        failures, and the receiver's decision.
+        failures, the receiver's decision, and who carried the alert.
 
     Raises:
-        PipelineError: a process did not come up, or drift / retraining / the swap did
-            not happen in time.
+        PipelineError: a process did not come up, or drift / the alert / retraining / the
+            swap did not happen in time.
     """
+    from conveyor.config import load_config
     from conveyor.data.synthetic import make_demo_dataset, write_demo_dataset
 
     conveyor = str(Path(sys.executable).with_name("conveyor"))
@@ -219,18 +241,22 @@ def run_demo_loop(config_path: Path, *, say: Say, seconds: float = 8.0) -> LoopR
     serve_port, hook_port = _free_port(), _free_port()
     token = secrets.token_urlsafe(24)
     env = {**os.environ, "CONVEYOR_ADMIN_TOKEN": token}
-    url = f"http://127.0.0.1:{serve_port}"
+    url, hook_url = f"http://127.0.0.1:{serve_port}", f"http://127.0.0.1:{hook_port}"
     serve = [conveyor, "serve", "-c", str(config_path), "--port", str(serve_port)]
     serve += ["--poll-interval", "2", "--drift-interval", "2", "--drain-seconds", "0"]
     hook = [conveyor, "monitor", "serve-webhook", "-c", str(config_path), "--port", str(hook_port)]
     hook += ["--launcher", "local", "--cooldown", "600"]
+    alerting = load_config(config_path).alerting
     with (
         _process(serve, logs / "serve.log", env),
         _process(hook, logs / "webhook.log", env),
+        _alert_chain(
+            logs, alerting, serve_port=serve_port, hook_url=hook_url, token=token, say=say
+        ) as chain,
     ):
         _wait(lambda: _request(f"{url}/readyz")[0] == 200, READY_TIMEOUT_S, "the server start")
         _wait(
-            lambda: _request(f"http://127.0.0.1:{hook_port}/healthz")[0] == 200,
+            lambda: _request(f"{hook_url}/healthz")[0] == 200,
             READY_TIMEOUT_S,
             "the retraining receiver start",
         )
@@ -245,13 +271,17 @@ def run_demo_loop(config_path: Path, *, say: Say, seconds: float = 8.0) -> LoopR
             time.sleep(seconds)
             say(f"clean traffic: {sum(traffic.answered.values())} requests, no drift expected")
             drifted = make_demo_dataset(4000, seed=102, drift=DEMO_DRIFT, messy=False)
+            _newest_data(project, write_demo_dataset)
             traffic.switch(_records(drifted, inputs))
-            say(f"injecting drift ({DEMO_DRIFT}): older customers, higher charges, a new region")
+            say(
+                f"injecting drift ({DEMO_DRIFT}): older customers, higher charges, a new region;"
+                " the newest data export has the same shift"
+            )
             features = _wait_for_drift(url)
             say(f"drift detected on {', '.join(features)} (conveyor_feature_drifted = 1)")
-            _newest_data(project, write_demo_dataset)
-            trigger = _send_alert(hook_port, token, _alert(name, before, features))
-            say("alert FeatureDrift sent to the receiver: retraining on the newest data ...")
+            trigger, fired = _carry_alert(
+                chain, hook_url, token=token, name=name, version=before, features=features, say=say
+            )
 
             def swapped() -> bool:
                 return str(_request(f"{url}/readyz")[2].get("version")) != before
@@ -264,8 +294,117 @@ def run_demo_loop(config_path: Path, *, say: Say, seconds: float = 8.0) -> LoopR
             traffic.stop()
     say(f"requests answered by version: {dict(traffic.answered)}; failed: {len(traffic.failures)}")
     return LoopResult(
-        before, after, features, dict(traffic.answered), list(traffic.failures), trigger
+        before,
+        after,
+        features,
+        dict(traffic.answered),
+        list(traffic.failures),
+        trigger,
+        "stand-in" if chain is None else "alertmanager",
+        fired,
     )
+
+
+def _alert_chain(
+    logs: Path, alerting: AlertingConfig, *, serve_port: int, hook_url: str, token: str, say: Say
+) -> Any:
+    """Prometheus and Alertmanager for the loop (a context yielding their ``AlertStack``),
+    or a context yielding ``None`` where they are not installed."""
+    from conveyor.monitoring.alert_stack import alerting_binaries, run_alert_stack
+    from conveyor.monitoring.alerting import (
+        AlertingTargets,
+        check_alerting,
+        shipped_deploy_dir,
+        write_alerting,
+    )
+
+    binaries, deploy = alerting_binaries(), shipped_deploy_dir()
+    if binaries is None or deploy is None:
+        missing = "Prometheus and Alertmanager" if binaries is None else "the shipped rules"
+        say(
+            f"{missing} not found (install: deploy/install-prometheus.sh): the demo will post"
+            " the retraining alert itself"
+        )
+        return nullcontext(None)
+    token_file = logs / "webhook-token"
+    token_file.write_text(token, encoding="utf-8")
+    token_file.chmod(0o600)
+    prometheus_port, alertmanager_port = _free_port(), _free_port()
+    targets = AlertingTargets(
+        serve=(f"127.0.0.1:{serve_port}",),
+        webhook_url=f"{hook_url}/alerts",
+        alertmanager=f"127.0.0.1:{alertmanager_port}",
+        token_file=token_file,
+    )
+    shutil.rmtree(logs / "alerting", ignore_errors=True)
+    files = write_alerting(logs / "alerting", alerting, targets, deploy=deploy)
+    check_alerting(files)
+    pending = alerting.pending.get("ConveyorFeatureDrift", "15m")
+    say(
+        f"Prometheus on http://127.0.0.1:{prometheus_port} (scrapes every"
+        f" {alerting.scrape_interval}, ConveyorFeatureDrift fires after {pending}), Alertmanager"
+        f' on http://127.0.0.1:{alertmanager_port} (retrain="true" -> {targets.webhook_url})'
+    )
+    return run_alert_stack(
+        files, binaries, prometheus_port=prometheus_port, alertmanager_port=alertmanager_port
+    )
+
+
+def _carry_alert(
+    chain: AlertStack | None,
+    hook_url: str,
+    *,
+    token: str,
+    name: str,
+    version: str,
+    features: list[str],
+    say: Say,
+) -> tuple[dict[str, Any], list[str]]:
+    """Get the drift to the retraining receiver: through Prometheus and Alertmanager, or
+    posted by the demo itself; the receiver's answer and the alerts Prometheus fired."""
+    if chain is None:
+        trigger = _send_alert(hook_url, token, _alert(name, version, features))
+        say(
+            "alert ConveyorFeatureDrift posted to the receiver by the demo itself"
+            " (stand-in for Alertmanager): retraining on the newest data ..."
+        )
+        return trigger, []
+    fired = _wait_for_alerts(chain, name, version)
+    say(f'Prometheus fired {", ".join(fired)} (retrain="true") to Alertmanager')
+    trigger = _wait_for_trigger(hook_url)
+    say(
+        "Alertmanager notified the retraining receiver: run started"
+        " (retraining on the newest data) ..."
+    )
+    return trigger, fired
+
+
+def _wait_for_alerts(chain: AlertStack, name: str, version: str) -> list[str]:
+    """Wait until Prometheus fires a retraining alert on the served version; their names."""
+    fired: list[str] = []
+
+    def firing() -> bool:
+        for alert in chain.firing():
+            labels = alert["labels"]
+            ours = labels.get("model") == name and labels.get("version") == version
+            if ours and labels.get("retrain") == "true":
+                fired.append(labels["alertname"])
+        return bool(fired)
+
+    _wait(firing, ALERT_TIMEOUT_S, "a retraining alert from Prometheus")
+    return sorted(set(fired))
+
+
+def _wait_for_trigger(hook_url: str) -> dict[str, Any]:
+    """Wait until Alertmanager's notification started a run; the receiver's health answer."""
+    answer: dict[str, Any] = {}
+
+    def started() -> bool:
+        answer.update(_request(f"{hook_url}/healthz")[2])
+        return bool(answer.get("last_run"))
+
+    _wait(started, ALERT_TIMEOUT_S, "Alertmanager's notification to start a run")
+    return answer
 
 
 def _wait_for_drift(url: str) -> list[str]:
@@ -284,10 +423,10 @@ def _wait_for_drift(url: str) -> list[str]:
     return features
 
 
-def _send_alert(port: int, token: str, alert: dict[str, Any]) -> dict[str, Any]:
+def _send_alert(hook_url: str, token: str, alert: dict[str, Any]) -> dict[str, Any]:
     """Post the alert to the retraining receiver; its decision (a run must start)."""
     status, _, answer = _request(
-        f"http://127.0.0.1:{port}/alerts", alert, headers={"Authorization": f"Bearer {token}"}
+        f"{hook_url}/alerts", alert, headers={"Authorization": f"Bearer {token}"}
     )
     if status != 200 or not answer.get("triggered"):
         raise PipelineError(f"demo: the retraining receiver did not start a run: {answer}")

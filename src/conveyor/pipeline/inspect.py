@@ -20,6 +20,17 @@ data:
 promotion:
   thresholds:
     roc_auc: 0.70
+# The monitoring loop's timing, short so that the demo's loop takes a minute. The shipped
+# rules wait 15 minutes of drift before they fire (`conveyor monitor alerting` renders
+# deploy/'s Prometheus and Alertmanager files with these values).
+alerting:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+  notify_wait: 1s
+  pending:
+    ConveyorFeatureDrift: 5s
+    ConveyorDatasetDrift: 5s
+    ConveyorOnlinePerformanceLow: 5s
 """
 
 

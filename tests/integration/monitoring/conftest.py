@@ -1,14 +1,18 @@
-"""A trained demo project (real `conveyor run`: MLflow sqlite store, DVC, GX) and a CLI runner."""
+"""A trained demo project (real `conveyor run`: MLflow sqlite store, DVC, GX), a CLI runner,
+and a real Pushgateway."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from tests.integration.monitoring.prometheus_stack import stop, tool, wait_http
+from tests.integration.serving.conftest import free_port
 
 CONVEYOR = str(Path(sys.executable).with_name("conveyor"))
 
@@ -52,3 +56,26 @@ def cli(workdir: Path) -> Cli:
         return _run(*args, cwd=workdir)
 
     return run
+
+
+@contextmanager
+def pushgateway_at(folder: Path) -> Iterator[str]:
+    """A real Pushgateway (Debian's prometheus-pushgateway) logging into ``folder``; its URL."""
+    address = f"127.0.0.1:{free_port()}"
+    log = folder / "pushgateway.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [tool("prometheus-pushgateway"), f"--web.listen-address={address}"],
+            stdout=sink, stderr=sink,
+        )  # fmt: skip
+    try:
+        wait_http(process, f"http://{address}/-/ready", log)
+        yield f"http://{address}"
+    finally:
+        stop(process)
+
+
+@pytest.fixture
+def pushgateway(tmp_path: Path) -> Iterator[str]:
+    with pushgateway_at(tmp_path) as url:
+        yield url

@@ -3,15 +3,12 @@ Prometheus scraping it."""
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from tests.integration.monitoring.prometheus_stack import prometheus, stop, tool, wait_http
-from tests.integration.serving.conftest import free_port
+from tests.integration.monitoring.prometheus_stack import prometheus
 from tests.unit.monitoring.test_pipeline_metrics import failed_validation_record, succeeded_record
 
 from conveyor.monitoring.pipeline_metrics import publish_pipeline_metrics
@@ -19,22 +16,6 @@ from conveyor.monitoring.pipeline_metrics import publish_pipeline_metrics
 pytestmark = pytest.mark.integration
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-@pytest.fixture
-def pushgateway(tmp_path: Path) -> Iterator[str]:
-    address = f"127.0.0.1:{free_port()}"
-    log = tmp_path / "pushgateway.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [tool("prometheus-pushgateway"), f"--web.listen-address={address}"],
-            stdout=sink, stderr=sink,
-        )  # fmt: skip
-    try:
-        wait_http(process, f"http://{address}/-/ready", log)
-        yield f"http://{address}"
-    finally:
-        stop(process)
 
 
 def pipeline_samples(url: str) -> Samples:

@@ -108,6 +108,20 @@ def test_a_gated_model_is_not_promoted() -> None:
     assert pipeline_metrics(record).promoted == 0
 
 
+def test_a_model_that_failed_the_gate_says_so() -> None:
+    record = succeeded_record()
+    record["steps"]["promote"]["summary"] = {"passed": False, "alias": "challenger"}
+    assert pipeline_metrics(record).gate_passed == 0
+
+
+def test_a_model_that_passed_the_gate_says_so() -> None:
+    assert pipeline_metrics(succeeded_record()).gate_passed == 1
+
+
+def test_a_run_that_stopped_before_the_gate_has_no_gate_result() -> None:
+    assert pipeline_metrics(failed_validation_record()).gate_passed is None
+
+
 def test_textfile_has_every_contract_gauge(tmp_path: Path) -> None:
     section = publish_pipeline_metrics(succeeded_record(), state_dir=tmp_path, env={})
     assert section is not None
@@ -124,6 +138,7 @@ def test_textfile_has_every_contract_gauge(tmp_path: Path) -> None:
     assert got[one("conveyor_pipeline_model_metric", metric="roc_auc")] == 0.85
     assert got[one("conveyor_pipeline_registered_version")] == 3.0
     assert got[one("conveyor_pipeline_promoted")] == 1.0
+    assert got[one("conveyor_pipeline_gate_passed")] == 1.0
     assert sorted(p.name for p in path.parent.iterdir()) == ["conveyor_pipeline.prom"]
 
 
@@ -136,6 +151,7 @@ def test_failed_run_rewrites_the_file_without_stale_gauges(tmp_path: Path) -> No
     assert got[one("conveyor_pipeline_promoted")] == 0.0
     assert not any(name == "conveyor_pipeline_model_metric" for name, _ in got)
     assert not any(name == "conveyor_pipeline_registered_version" for name, _ in got)
+    assert not any(name == "conveyor_pipeline_gate_passed" for name, _ in got)
 
 
 def test_unfinished_run_publishes_nothing(tmp_path: Path) -> None:
