@@ -30,7 +30,7 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -307,9 +307,9 @@ def run_demo_loop(config_path: Path, *, say: Say, seconds: float = 8.0) -> LoopR
 
 def _alert_chain(
     logs: Path, alerting: AlertingConfig, *, serve_port: int, hook_url: str, token: str, say: Say
-) -> Any:
+) -> AbstractContextManager[AlertStack | None]:
     """Prometheus and Alertmanager for the loop (a context yielding their ``AlertStack``),
-    or a context yielding ``None`` where they are not installed."""
+    or a context yielding ``None`` where they or the shipped rules are not there."""
     from conveyor.monitoring.alert_stack import alerting_binaries, run_alert_stack
     from conveyor.monitoring.alerting import (
         AlertingTargets,
