@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from conveyor.errors import ConfigError
 
-__all__ = ["STATE_DIR", "Settings", "get_settings", "quiet_dependencies"]
+__all__ = ["STATE_DIR", "Settings", "describe_errors", "get_settings", "quiet_dependencies"]
 
 STATE_DIR = ".conveyor"
 
@@ -54,6 +55,31 @@ class Settings(BaseSettings):
     registry_backoff: int = Field(
         1, ge=0, le=120, description="Backoff factor between retries: factor * 2**n seconds."
     )
+    metrics_textfile: str | None = Field(
+        None,
+        description=(
+            "Where `conveyor run` writes its pipeline metrics for node-exporter: a file, a"
+            " folder (ending in /), or off; default .conveyor/metrics/conveyor_pipeline.prom."
+        ),
+    )
+    pushgateway_url: str | None = Field(
+        None, description="Also push the pipeline metrics to this Pushgateway (http(s) URL)."
+    )
+    airflow_url: str | None = Field(
+        None, description="Airflow 3 API server of the retraining trigger's airflow launcher."
+    )
+    airflow_username: str | None = Field(None, description="User for Airflow's /auth/token.")
+    airflow_password: SecretStr | None = Field(None, description="Its password.")
+
+    @field_validator("pushgateway_url", "airflow_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected an http(s) URL with a host, e.g. http://pushgateway:9091")
+        return value.strip()
 
     def mlflow_http_environment(self) -> dict[str, str]:
         """MLflow's HTTP client variables for these settings (timeout, retries, backoff)."""
@@ -89,7 +115,30 @@ def get_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        raise ConfigError(f"invalid environment settings: {exc}") from exc
+        raise ConfigError(f"invalid environment settings: {describe_errors(exc)}") from exc
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """One line naming each bad variable and the problem (never the value: it may be secret).
+
+    Example:
+        >>> try:
+        ...     Settings(pushgateway_url="gateway:9091")
+        ... except ValidationError as exc:
+        ...     print(describe_errors(exc))
+        CONVEYOR_PUSHGATEWAY_URL: expected an http(s) URL with a host, e.g. http://pushgateway:9091
+    """
+    parts = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        alias = (
+            Settings.model_fields[field].validation_alias
+            if field in Settings.model_fields
+            else None
+        )
+        variable = alias if isinstance(alias, str) else f"CONVEYOR_{field.upper()}"
+        parts.append(f"{variable}: {error['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
 
 
 def quiet_dependencies() -> None:

@@ -207,7 +207,7 @@ def _trigger(
     if launcher == "local":
         chosen = LocalLauncher(config, runs_dir=project.runs_dir, log_dir=folder / "logs")
     elif launcher == "airflow":
-        chosen = AirflowLauncher.from_env(dag_config=dag_config or str(config.resolve()))
+        chosen = AirflowLauncher.from_settings(dag_config=dag_config or str(config.resolve()))
     else:
         raise ConfigError(f"--launcher {launcher!r}: expected local or airflow")
     state_file = TriggerStateFile(state or folder / "state.json")

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.errors import ConfigError, PipelineError, ServiceUnavailableError
+from conveyor.settings import Settings, get_settings
 
 __all__ = [
     "AIRFLOW_PASSWORD_ENV",
@@ -214,21 +215,27 @@ class AirflowLauncher:
         self._token: str | None = None
 
     @classmethod
-    def from_env(cls, *, dag_config: str, env: dict[str, str] | None = None) -> AirflowLauncher:
+    def from_settings(cls, *, dag_config: str, settings: Settings | None = None) -> AirflowLauncher:
         """Build from ``CONVEYOR_AIRFLOW_URL``, ``..._USERNAME``, ``..._PASSWORD``.
 
         Raises:
             ConfigError: a variable is missing.
         """
-        env = dict(os.environ) if env is None else env
-        names = (AIRFLOW_URL_ENV, AIRFLOW_USERNAME_ENV, AIRFLOW_PASSWORD_ENV)
-        missing = [n for n in names if not env.get(n)]
+        settings = settings or get_settings()
+        given = {
+            AIRFLOW_URL_ENV: settings.airflow_url,
+            AIRFLOW_USERNAME_ENV: settings.airflow_username,
+            AIRFLOW_PASSWORD_ENV: (
+                settings.airflow_password.get_secret_value() if settings.airflow_password else None
+            ),
+        }
+        missing = [name for name, value in given.items() if not value]
         if missing:
             raise ConfigError(f"--launcher airflow needs {', '.join(missing)} in the environment")
         return cls(
-            env[AIRFLOW_URL_ENV],
-            username=env[AIRFLOW_USERNAME_ENV],
-            password=env[AIRFLOW_PASSWORD_ENV],
+            str(given[AIRFLOW_URL_ENV]),
+            username=str(given[AIRFLOW_USERNAME_ENV]),
+            password=str(given[AIRFLOW_PASSWORD_ENV]),
             dag_config=dag_config,
         )
 

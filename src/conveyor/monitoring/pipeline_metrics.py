@@ -27,13 +27,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from conveyor.settings import Settings, get_settings
+
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
 __all__ = [
     "PUSH_JOB",
-    "TEXTFILE_ENV",
-    "PUSHGATEWAY_ENV",
     "PipelineMetrics",
     "pipeline_metrics",
     "publish_pipeline_metrics",
@@ -43,8 +43,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-TEXTFILE_ENV = "CONVEYOR_METRICS_TEXTFILE"
-PUSHGATEWAY_ENV = "CONVEYOR_PUSHGATEWAY_URL"
 PUSH_JOB = "conveyor_pipeline"
 PUSH_TIMEOUT_SECONDS = 5.0
 FINISHED = ("succeeded", "failed", "interrupted")
@@ -229,19 +227,19 @@ def _optional(gauge: Any, pipeline: str, value: float | None) -> None:
 
 
 def textfile_path(
-    state_dir: Path, pipeline: str, *, env: dict[str, str] | None = None
+    state_dir: Path, pipeline: str, *, settings: Settings | None = None
 ) -> Path | None:
     """Where the textfile goes: ``CONVEYOR_METRICS_TEXTFILE`` (file or folder) or the default.
 
     Args:
         state_dir: the project's ``.conveyor/`` folder.
         pipeline: the project's config name (names the file inside a folder).
-        env: environment to read (default: ``os.environ``).
+        settings: where to read it (default: the process's settings).
 
     Returns:
         The ``.prom`` path, or ``None`` when the textfile is turned off.
     """
-    value = (os.environ if env is None else env).get(TEXTFILE_ENV)
+    value = (settings or get_settings()).metrics_textfile
     if value is None:
         return state_dir / "metrics" / "conveyor_pipeline.prom"
     if value.strip().lower() in _DISABLED:
@@ -291,7 +289,7 @@ def _push(url: str, pipeline: str, registry: CollectorRegistry) -> dict[str, Any
 
 
 def publish_pipeline_metrics(
-    record: dict[str, Any], *, state_dir: Path, env: dict[str, str] | None = None
+    record: dict[str, Any], *, state_dir: Path, settings: Settings | None = None
 ) -> dict[str, Any] | None:
     """Publish a finished run's gauges (textfile and/or push); return the record's section.
 
@@ -300,7 +298,7 @@ def publish_pipeline_metrics(
     Args:
         record: the run record, finished (``succeeded``, ``failed`` or ``interrupted``).
         state_dir: the project's ``.conveyor/`` folder (default textfile location).
-        env: environment to read the settings from (default: ``os.environ``).
+        settings: where to write and push (default: the process's settings).
 
     Returns:
         ``{"values": ..., "textfile": ..., "push": ...}`` for the run record's ``metrics``
@@ -308,7 +306,7 @@ def publish_pipeline_metrics(
     """
     if record.get("status") not in FINISHED:
         return None
-    env = dict(os.environ) if env is None else env
+    settings = settings or get_settings()
     try:
         metrics = pipeline_metrics(record)
         registry = render_registry(metrics)
@@ -316,10 +314,9 @@ def publish_pipeline_metrics(
         log.warning("pipeline metrics: cannot summarise run %s: %s", record.get("run_id"), exc)
         return {"error": f"{type(exc).__name__}: {exc}"}
     section: dict[str, Any] = {"values": metrics.to_dict(), "textfile": None, "push": None}
-    path = textfile_path(state_dir, metrics.pipeline, env=env)
+    path = textfile_path(state_dir, metrics.pipeline, settings=settings)
     if path is not None:
         section["textfile"] = _write_textfile(path, registry)
-    url = env.get(PUSHGATEWAY_ENV, "").strip()
-    if url:
-        section["push"] = _push(url, metrics.pipeline, registry)
+    if settings.pushgateway_url:
+        section["push"] = _push(settings.pushgateway_url, metrics.pipeline, registry)
     return section

@@ -288,6 +288,8 @@ class PipelineRunner:
             return
         from conveyor.monitoring.pipeline_metrics import publish_pipeline_metrics
 
-        section = publish_pipeline_metrics(record, state_dir=self.project.state_dir)
+        section = publish_pipeline_metrics(
+            record, state_dir=self.project.state_dir, settings=self.project.settings
+        )
         if section is not None:
             record["metrics"] = section

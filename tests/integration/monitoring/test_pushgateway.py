@@ -12,6 +12,7 @@ from tests.integration.monitoring.prometheus_stack import prometheus
 from tests.unit.monitoring.test_pipeline_metrics import failed_validation_record, succeeded_record
 
 from conveyor.monitoring.pipeline_metrics import publish_pipeline_metrics
+from conveyor.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -35,8 +36,8 @@ def key(name: str, **labels: str) -> tuple[str, tuple[tuple[str, str], ...]]:
 
 
 def push(url: str, record: dict[str, object], state_dir: Path) -> dict[str, object]:
-    env = {"CONVEYOR_PUSHGATEWAY_URL": url, "CONVEYOR_METRICS_TEXTFILE": "off"}
-    section = publish_pipeline_metrics(record, state_dir=state_dir, env=env)
+    settings = Settings(pushgateway_url=url, metrics_textfile="off")
+    section = publish_pipeline_metrics(record, state_dir=state_dir, settings=settings)
     assert section is not None
     return section
 

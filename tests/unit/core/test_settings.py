@@ -1,4 +1,4 @@
-"""Runtime settings: tracking URI precedence, registry limits, the lock's wait."""
+"""Runtime settings: tracking URI precedence, registry limits, the lock's wait, service URLs."""
 
 from __future__ import annotations
 
@@ -56,3 +56,28 @@ def test_registry_limits_apply_unless_the_user_set_mlflows_own(
 def test_a_negative_lock_timeout_is_refused() -> None:
     with pytest.raises(ValidationError, match="run_lock_timeout"):
         Settings(run_lock_timeout=-1)
+
+
+@pytest.mark.parametrize("url", ["pushgateway:9091", "ftp://gw:21", "http://"])
+def test_a_pushgateway_url_that_is_not_http_is_refused(url: str) -> None:
+    with pytest.raises(ValidationError, match="expected an http"):
+        Settings(pushgateway_url=url)
+
+
+def test_a_bad_variable_is_named_at_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    from conveyor.errors import ConfigError
+
+    monkeypatch.setenv("CONVEYOR_AIRFLOW_URL", "airflow:8080")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(
+            ConfigError, match=r"^invalid environment settings: CONVEYOR_AIRFLOW_URL: "
+        ):
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+
+
+def test_the_airflow_password_is_kept_secret() -> None:
+    settings = Settings(airflow_password="hunter2-hunter2")
+    assert "hunter2" not in repr(settings)

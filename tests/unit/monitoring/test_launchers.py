@@ -20,6 +20,7 @@ from conveyor.errors import ConfigError, PipelineError, ServiceUnavailableError
 from conveyor.monitoring.launchers import AirflowLauncher, LocalLauncher
 from conveyor.monitoring.trigger import RetrainTrigger, TriggerStateFile
 from conveyor.monitoring.watch import alerts_from_prometheus, fetch_prometheus_alerts, watch
+from conveyor.settings import Settings
 
 Reply = tuple[int, dict[str, Any]]
 
@@ -183,9 +184,16 @@ def test_airflow_unreachable_is_transient() -> None:
         launcher.launch(reason="r", incidents=["i"])
 
 
-def test_airflow_from_env_names_missing_variables() -> None:
+def test_airflow_from_settings_names_missing_variables() -> None:
+    settings = Settings(airflow_url="http://af", airflow_username=None, airflow_password=None)
     with pytest.raises(ConfigError, match="CONVEYOR_AIRFLOW_USERNAME, CONVEYOR_AIRFLOW_PASSWORD"):
-        AirflowLauncher.from_env(dag_config="c", env={"CONVEYOR_AIRFLOW_URL": "http://af"})
+        AirflowLauncher.from_settings(dag_config="c", settings=settings)
+
+
+def test_airflow_from_settings_takes_the_three_variables() -> None:
+    settings = Settings(airflow_url="http://af:8080", airflow_username="u", airflow_password="p")
+    launcher = AirflowLauncher.from_settings(dag_config="c", settings=settings)
+    assert (launcher.url, launcher.username, launcher.password) == ("http://af:8080", "u", "p")
 
 
 # -- local launcher -------------------------------------------------------------

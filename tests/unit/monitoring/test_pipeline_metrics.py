@@ -23,6 +23,12 @@ from conveyor.pipeline.runner import PipelineRunner
 from conveyor.pipeline.steps import Step
 from conveyor.settings import Settings
 
+NOTHING_SET = Settings(metrics_textfile=None, pushgateway_url=None)
+
+
+def textfile(value: str) -> Settings:
+    return Settings(metrics_textfile=value, pushgateway_url=None)
+
 
 def _step(status: str, seconds: float, summary: dict[str, Any]) -> dict[str, Any]:
     return {"status": status, "seconds": seconds, "summary": summary}
@@ -123,7 +129,7 @@ def test_a_run_that_stopped_before_the_gate_has_no_gate_result() -> None:
 
 
 def test_textfile_has_every_contract_gauge(tmp_path: Path) -> None:
-    section = publish_pipeline_metrics(succeeded_record(), state_dir=tmp_path, env={})
+    section = publish_pipeline_metrics(succeeded_record(), state_dir=tmp_path, settings=NOTHING_SET)
     assert section is not None
     path = tmp_path / "metrics" / "conveyor_pipeline.prom"
     assert section["textfile"] == {"path": str(path), "ok": True}
@@ -143,8 +149,8 @@ def test_textfile_has_every_contract_gauge(tmp_path: Path) -> None:
 
 
 def test_failed_run_rewrites_the_file_without_stale_gauges(tmp_path: Path) -> None:
-    publish_pipeline_metrics(succeeded_record(), state_dir=tmp_path, env={})
-    publish_pipeline_metrics(failed_validation_record(), state_dir=tmp_path, env={})
+    publish_pipeline_metrics(succeeded_record(), state_dir=tmp_path, settings=NOTHING_SET)
+    publish_pipeline_metrics(failed_validation_record(), state_dir=tmp_path, settings=NOTHING_SET)
     got = samples(tmp_path / "metrics" / "conveyor_pipeline.prom")
     assert got[one("conveyor_pipeline_last_run_success")] == 0.0
     assert got[one("conveyor_pipeline_validation_passed")] == 0.0
@@ -156,28 +162,29 @@ def test_failed_run_rewrites_the_file_without_stale_gauges(tmp_path: Path) -> No
 
 def test_unfinished_run_publishes_nothing(tmp_path: Path) -> None:
     record = {**succeeded_record(), "status": "partial"}
-    assert publish_pipeline_metrics(record, state_dir=tmp_path, env={}) is None
+    assert publish_pipeline_metrics(record, state_dir=tmp_path, settings=NOTHING_SET) is None
     assert not (tmp_path / "metrics").exists()
 
 
 def test_textfile_location_from_the_environment(tmp_path: Path) -> None:
     default = tmp_path / "metrics" / "conveyor_pipeline.prom"
-    assert textfile_path(tmp_path, "churn-demo", env={}) == default
-    assert textfile_path(tmp_path, "x", env={"CONVEYOR_METRICS_TEXTFILE": "off"}) is None
+    assert textfile_path(tmp_path, "churn-demo", settings=NOTHING_SET) == default
+    assert textfile_path(tmp_path, "x", settings=textfile("off")) is None
     chosen = tmp_path / "node" / "conveyor.prom"
-    env = {"CONVEYOR_METRICS_TEXTFILE": str(chosen)}
-    assert textfile_path(tmp_path, "x", env=env) == chosen
-    folder = {"CONVEYOR_METRICS_TEXTFILE": f"{tmp_path}/collector/"}
+    assert textfile_path(tmp_path, "x", settings=textfile(str(chosen))) == chosen
+    folder = textfile(f"{tmp_path}/collector/")
     expected = tmp_path / "collector" / "conveyor_pipeline_churn_demo_v2.prom"
-    assert textfile_path(tmp_path, "churn demo/v2", env=folder) == expected
+    assert textfile_path(tmp_path, "churn demo/v2", settings=folder) == expected
 
 
 def test_unwritable_textfile_is_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    env = {"CONVEYOR_METRICS_TEXTFILE": str(blocker / "sub" / "conveyor.prom")}
+    settings = textfile(str(blocker / "sub" / "conveyor.prom"))
     with caplog.at_level(logging.WARNING):
-        section = publish_pipeline_metrics(succeeded_record(), state_dir=tmp_path, env=env)
+        section = publish_pipeline_metrics(
+            succeeded_record(), state_dir=tmp_path, settings=settings
+        )
     assert section is not None
     assert section["textfile"]["ok"] is False
     assert "cannot write textfile" in caplog.text
@@ -186,9 +193,11 @@ def test_unwritable_textfile_is_a_warning(tmp_path: Path, caplog: pytest.LogCapt
 # -- Pushgateway --------------------------------------------------------------
 # A push that lands: tests/integration/monitoring/test_pushgateway.py (a real Pushgateway).
 def test_push_failure_is_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    env = {"CONVEYOR_PUSHGATEWAY_URL": "http://user:secret@127.0.0.1:9"}  # nothing listens
-    with caplog.at_level(logging.WARNING):
-        section = publish_pipeline_metrics(succeeded_record(), state_dir=tmp_path, env=env)
+    settings = Settings(metrics_textfile=None, pushgateway_url="http://user:secret@127.0.0.1:9")
+    with caplog.at_level(logging.WARNING):  # nothing listens on port 9
+        section = publish_pipeline_metrics(
+            succeeded_record(), state_dir=tmp_path, settings=settings
+        )
     assert section is not None
     assert section["push"]["ok"] is False
     assert section["push"]["url"] == "http://user:***@127.0.0.1:9"
