@@ -4,7 +4,9 @@ Each client is a thread with one keep-alive connection that sends a request ever
 ``1 / rate`` seconds (paced, not as fast as it can: the rollout is measured at a load the
 machine carries, so latency reflects the rollout rather than a saturated CPU). A request
 that got no answer, or any status but 200, counts as failed; the connection is then
-opened again. Used by the rollout tests and by ``benchmarks/rollout.py``.
+opened again. With ``more_rows``, each client sends those row sets in turn after
+``rows`` (varied inputs for a long run). Used by the rollout tests, by
+``benchmarks/rollout.py`` and by ``benchmarks/soak.py``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import math
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,13 +25,16 @@ __all__ = ["Sample", "Traffic", "percentile"]
 
 @dataclass(frozen=True)
 class Sample:
-    """One request: start (monotonic seconds), latency, status (None: no answer)."""
+    """One request: start (monotonic seconds), latency, status (None: no answer); the
+    ``X-Request-Id`` answered and which row set was sent (0: ``rows``)."""
 
     started: float
     latency: float
     status: int | None
     version: str | None
     error: str | None = None
+    request_id: str | None = None
+    body: int = 0
 
     @property
     def failed(self) -> bool:
@@ -56,9 +62,13 @@ class Traffic:
         clients: int = 4,
         rate: float = 25.0,
         path: str = "/invocations",
+        more_rows: Sequence[list[dict[str, Any]]] = (),
     ) -> None:
         self.host, self.port, self.path = host, port, path
-        self.body = json.dumps({"dataframe_records": rows}).encode("utf-8")
+        self.bodies = [
+            json.dumps({"dataframe_records": r}).encode("utf-8") for r in (rows, *more_rows)
+        ]
+        self.body = self.bodies[0]
         self.clients, self.interval = clients, 1.0 / rate
         self.samples: list[Sample] = []
         self._lock = threading.Lock()
@@ -90,14 +100,16 @@ class Traffic:
         headers = {"Content-Type": "application/json"}
         # clients start spread over one interval, so the load is even from the first second
         next_at = time.monotonic() + self.interval * index / self.clients
+        sent = index  # each client starts at another row set
         while not self._stop.is_set():
             delay = next_at - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
             next_at = max(next_at + self.interval, time.monotonic())
+            body, sent = sent % len(self.bodies), sent + 1
             started = time.monotonic()
             try:
-                connection.request("POST", self.path, body=self.body, headers=headers)
+                connection.request("POST", self.path, body=self.bodies[body], headers=headers)
                 answer = connection.getresponse()
                 answer.read()
                 sample = Sample(
@@ -105,12 +117,15 @@ class Traffic:
                     time.monotonic() - started,
                     answer.status,
                     answer.getheader("X-Model-Version"),
+                    request_id=answer.getheader("X-Request-Id"),
+                    body=body,
                 )
                 if answer.getheader("Connection", "").lower() == "close":
                     connection.close()
                     connection = self._connect()
             except (OSError, http.client.HTTPException) as exc:
-                sample = Sample(started, time.monotonic() - started, None, None, repr(exc))
+                latency = time.monotonic() - started
+                sample = Sample(started, latency, None, None, repr(exc), body=body)
                 connection.close()
                 connection = self._connect()
             with self._lock:
