@@ -12,7 +12,9 @@ LightGBM pipeline (ONNX export and training profile, as the register step stores
 - steady traffic through HAProxy (``tests/traffic.py``: keep-alive clients, paced, rows
   varied over ``BODIES`` row sets);
 - ``--feedback-share`` of the answered predictions get their true labels through
-  ``POST /feedback`` on HAProxy, about a second later;
+  ``POST /feedback`` on HAProxy, about a second later, with the cookie the prediction's
+  answer set (HAProxy's ``conveyor_replica``: the feedback reaches the replica that
+  answered, the only one that remembers the prediction);
 - every ``--swap-every`` seconds the champion alias moves to the other version (the
   replicas follow it by polling);
 - at ``KILL_AT`` of the run one replica is SIGKILLed, and ``rollout.py reconcile``
@@ -270,7 +272,8 @@ class Posted:
 
 class Feedback:
     """Labels for ``share`` of the answered predictions, one POST each through HAProxy,
-    about a second after the prediction started."""
+    about a second after the prediction started, sent with the cookie its answer set (so
+    HAProxy routes it to the replica that answered)."""
 
     def __init__(self, traffic: Traffic, port: int, labels: list[list[str]], share: float) -> None:
         self.traffic, self.port, self.labels, self.share = traffic, port, labels, share
@@ -308,11 +311,12 @@ class Feedback:
     ) -> http.client.HTTPConnection:
         item = {"request_id": sample.request_id, "labels": self.labels[sample.body]}
         body = json.dumps({"feedback": [item]}).encode("utf-8")
+        headers = {"Content-Type": "application/json"}
+        if sample.cookie:
+            headers["Cookie"] = sample.cookie
         started = time.monotonic()
         try:
-            connection.request(
-                "POST", "/feedback", body=body, headers={"Content-Type": "application/json"}
-            )
+            connection.request("POST", "/feedback", body=body, headers=headers)
             answer = connection.getresponse()
             text = answer.read()
         except (OSError, http.client.HTTPException) as exc:
@@ -626,6 +630,7 @@ def analyse(run: Run, args: argparse.Namespace, versions: list[str]) -> dict[str
             "rows_per_request": ROWS_PER_REQUEST,
             "row_sets": BODIES,
             "feedback_share": args.feedback_share,
+            "feedback_with_cookie": True,
             "swap_every_s": args.swap_every,
             "poll_interval_s": POLL_S,
             "drift_interval_s": DRIFT_S,
@@ -761,6 +766,19 @@ def failure_lines(title: str, failures: list[dict[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
+def feedback_route(settings: dict[str, Any]) -> str:
+    """How the run's feedback found its replica (runs before the cookie sent none)."""
+    if settings.get("feedback_with_cookie"):
+        return (
+            "Feedback goes through HAProxy with the cookie its prediction's answer set, "
+            "which routes it to the replica that answered, the only one that remembers it"
+        )
+    return (
+        "Feedback goes through HAProxy, which balances it round-robin like any request, "
+        "and only the replica that answered a prediction remembers it"
+    )
+
+
 def render(result: dict[str, Any]) -> str:
     """The Markdown between the markers in the docs."""
     meta, s, st = result["meta"], result["summary"], result["settings"]
@@ -829,9 +847,7 @@ def render(result: dict[str, Any]) -> str:
             "fill. Over the replicas that ran the whole time: "
             f"{spread(s['rss_slope_after_warmup_mb_per_h'])} MB/h after warm-up, "
             f"{spread(publish.stats(halves)) if halves else 'n/a'} MB/h over the second half. "
-            "Feedback goes through "
-            "HAProxy, which balances it round-robin like any request, and only the replica "
-            "that answered a prediction remembers it: "
+            f"{feedback_route(st)}: "
             f"{fb['matched'] / max(1, fb['matched'] + fb['unknown_id']):.0%} of the labels "
             "posted were matched, the others were reported as unknown ids.",
             "",

@@ -12,6 +12,7 @@ opened again. With ``more_rows``, each client sends those row sets in turn after
 from __future__ import annotations
 
 import http.client
+import http.cookies
 import json
 import math
 import threading
@@ -20,13 +21,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Sample", "Traffic", "percentile"]
+__all__ = ["Sample", "Traffic", "cookie_header", "percentile"]
 
 
 @dataclass(frozen=True)
 class Sample:
     """One request: start (monotonic seconds), latency, status (None: no answer); the
-    ``X-Request-Id`` answered and which row set was sent (0: ``rows``)."""
+    ``X-Request-Id`` answered, which row set was sent (0: ``rows``), and the cookies the
+    answer set, as a ``Cookie`` header sends them back (None: it set none; behind
+    HAProxy, ``conveyor_replica`` names the replica that answered)."""
 
     started: float
     latency: float
@@ -35,6 +38,7 @@ class Sample:
     error: str | None = None
     request_id: str | None = None
     body: int = 0
+    cookie: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -48,6 +52,16 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
     return ordered[rank]
+
+
+def cookie_header(set_cookies: list[str]) -> str | None:
+    """The ``Cookie`` header that sends back the cookies of these ``Set-Cookie`` headers
+    (None: they set none; a cookie being deleted, with an empty value, is left out)."""
+    jar: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
+    for header in set_cookies:
+        jar.load(header)
+    pairs = [f"{name}={morsel.value}" for name, morsel in jar.items() if morsel.value]
+    return "; ".join(pairs) or None
 
 
 class Traffic:
@@ -119,6 +133,7 @@ class Traffic:
                     answer.getheader("X-Model-Version"),
                     request_id=answer.getheader("X-Request-Id"),
                     body=body,
+                    cookie=cookie_header(answer.headers.get_all("Set-Cookie") or []),
                 )
                 if answer.getheader("Connection", "").lower() == "close":
                     connection.close()

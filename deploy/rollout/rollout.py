@@ -22,6 +22,10 @@ exits or is not ready within ``--ready-timeout`` stops the rollout: it is stoppe
 never took traffic, and the old replicas keep serving. ``undo`` rolls back to the
 revision before the last rollout, the same way (one command, also after a stopped one).
 
+Each answer carries HAProxy's cookie ``conveyor_replica`` naming the replica that gave it;
+``POST /feedback`` sent with that cookie reaches that replica, the only one that remembers
+the prediction (``haproxy.cfg``). ``status --json`` shows each replica's cookie.
+
 ``reconcile`` is the ReplicaSet controller's part: a replica that died (SIGKILL, OOM) is
 deleted from HAProxy and replaced by a new one of the current revision.
 
@@ -166,11 +170,20 @@ class Proxy:
         return b"".join(chunks).decode("utf-8", errors="replace").strip()
 
     def add(self, replica: Replica) -> None:
+        """Add the replica (in maintenance), set its persistence cookie, then enable it.
+
+        HAProxy 2.6 takes no ``cookie`` on ``add server``: the backend's dynamic cookies
+        (haproxy.cfg) give each server one from its address and port, and ``enable
+        dynamic-cookie`` computes it for the servers added since. Without it, the answers
+        of the replica would carry no cookie, and its feedback could not find it."""
         answer = self.command(
             f"add server {BACKEND}/{replica.name} 127.0.0.1:{replica.port} {SERVER_CHECK}"
         )
         if "registered" not in answer:
             raise RolloutError(f"HAProxy refused to add {replica.name}: {answer}")
+        self.command(f"enable dynamic-cookie backend {BACKEND}")
+        if not self.cookies().get(replica.name):
+            raise RolloutError(f"HAProxy set no persistence cookie for {replica.name}")
         self.command(f"enable health {BACKEND}/{replica.name}")
         self.command(f"enable server {BACKEND}/{replica.name}")
 
@@ -184,15 +197,24 @@ class Proxy:
                 states[fields[3]] = fields[5]
         return states
 
-    def sessions(self, name: str) -> int:
-        """Requests the server is handling now (``scur``)."""
+    def servers(self) -> dict[str, dict[str, str]]:
+        """Each server's row of ``show stat``, by name."""
         lines = self.command("show stat").splitlines()
         header = lines[0].lstrip("# ").split(",")
-        for line in lines[1:]:
-            row = dict(zip(header, line.split(","), strict=False))
-            if row.get("pxname") == BACKEND and row.get("svname") == name:
-                return int(row["scur"] or 0)
-        return 0
+        rows = [dict(zip(header, line.split(","), strict=False)) for line in lines[1:]]
+        return {
+            r["svname"]: r
+            for r in rows
+            if r.get("pxname") == BACKEND and r.get("svname") not in ("FRONTEND", "BACKEND")
+        }
+
+    def sessions(self, name: str) -> int:
+        """Requests the server is handling now (``scur``)."""
+        return int(self.servers().get(name, {}).get("scur") or 0)
+
+    def cookies(self) -> dict[str, str]:
+        """Each server's persistence cookie (the value of ``conveyor_replica``)."""
+        return {name: row.get("cookie", "") for name, row in self.servers().items()}
 
     def wait_up(self, name: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -202,7 +224,8 @@ class Proxy:
             time.sleep(0.1)
 
     def take_out(self, name: str) -> None:
-        """No new requests (drain), then wait for the ones in flight."""
+        """No new requests (drain: only feedback carrying its cookie), then wait for the
+        ones in flight."""
         self.command(f"set server {BACKEND}/{name} state drain")
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
         while self.sessions(name) > 0 and time.monotonic() < deadline:
@@ -438,12 +461,16 @@ def reconcile(args: argparse.Namespace) -> None:
 
 def status(args: argparse.Namespace) -> None:
     deployment = Deployment.load(args.dir)
-    states = Proxy(args.dir).states() if alive(deployment.proxy_pid) else {}
+    proxy = Proxy(args.dir)
+    running = alive(deployment.proxy_pid)
+    states = proxy.states() if running else {}
+    cookies = proxy.cookies() if running else {}
     rows = [
         {
             **asdict(r),
             "running": alive(r.pid),
             "in_rotation": states.get(r.name) == UP,
+            "cookie": cookies.get(r.name, ""),
         }
         for r in deployment.replicas
     ]

@@ -65,3 +65,47 @@ def test_state_survives_a_save_and_a_load(tool: ModuleType, tmp_path: Path) -> N
 
 def test_a_missing_process_is_not_alive(tool: ModuleType) -> None:
     assert tool.alive(2**22 + 12345) is False  # above pid_max's default: never a process
+
+
+class FakeProxy:
+    """HAProxy's admin socket, answering from ``show stat`` rows; records every command."""
+
+    def __init__(self, cookie: str) -> None:
+        self.cookie = cookie
+        self.sent: list[str] = []
+
+    def __call__(self, line: str) -> str:
+        self.sent.append(line)
+        if line.startswith("add server"):
+            return "New server registered."
+        if line == "show stat":
+            return "# pxname,svname,scur,cookie\nserve,BACKEND,0,conveyor_replica\n" + (
+                f"serve,serve-1,0,{self.cookie}\n"
+            )
+        return ""
+
+
+def test_a_replica_gets_its_persistence_cookie_before_it_takes_traffic(
+    tool: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy, fake = tool.Proxy(tmp_path), FakeProxy("eb63e2c55c639018")
+    monkeypatch.setattr(proxy, "command", fake)
+    proxy.add(tool.Replica("serve-1", 4001, 123, "models:/m/1", "serve-1.log"))
+    assert fake.sent == [
+        f"add server serve/serve-1 127.0.0.1:4001 {tool.SERVER_CHECK}",
+        "enable dynamic-cookie backend serve",
+        "show stat",
+        "enable health serve/serve-1",
+        "enable server serve/serve-1",
+    ]
+    assert proxy.cookies() == {"serve-1": "eb63e2c55c639018"}
+
+
+def test_a_replica_without_a_cookie_is_never_enabled(
+    tool: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy, fake = tool.Proxy(tmp_path), FakeProxy("")
+    monkeypatch.setattr(proxy, "command", fake)
+    with pytest.raises(tool.RolloutError, match="no persistence cookie for serve-1"):
+        proxy.add(tool.Replica("serve-1", 4001, 123, "models:/m/1", "serve-1.log"))
+    assert not [line for line in fake.sent if line.startswith("enable server")]
