@@ -302,11 +302,24 @@ def _as_number(
     )
 
 
+def _check_encodable(column: InputColumn, row: int, value: str) -> None:
+    """Refuse text the model's encoders cannot take: a lone surrogate (``"\\ud800"``)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise RequestError(
+            f"column {column.name!r} row {row}: not valid Unicode text (character"
+            f" {exc.start}: a lone surrogate)"
+        ) from None
+
+
 def _string(
     column: InputColumn, row: int, value: Any, *, text: bool, rules: ValueRules | None
 ) -> str | None:
     if text and value == "":  # an empty CSV field is missing, as training reads CSV
         value = None
+    if type(value) is str and not value.isascii():
+        _check_encodable(column, row, value)
     if rules is not None:
         kind = type(value)
         if kind in (str, int, bool) or (kind is float and not math.isinf(value)):

@@ -63,6 +63,11 @@ def test_frame_refuses_bad_shapes(columns: dict[str, list[object]], message: str
         (JOB, 3, "column 'job' row 1: expected a string, got a number (3)"),
         (JOB, None, "column 'job' row 1: missing value not allowed"),
         (JOB, math.nan, "column 'job' row 1: missing value not allowed"),
+        (
+            JOB,
+            "ab\ud800",
+            "column 'job' row 1: not valid Unicode text (character 2: a lone surrogate)",
+        ),
     ],
 )
 def test_bad_json_values_name_the_column_and_row(
@@ -144,3 +149,7 @@ def test_unknown_categories_are_refused_naming_column_row_and_known_values() -> 
     assert str(raised.value) == (
         "column 'job' row 1: unknown category 'pilot'; the model knows 'clerk', 'nurse'"
     )
+
+
+def test_text_beyond_ascii_is_accepted() -> None:
+    assert coerce_column(JOB, ["café", "東京"]) == ["café", "東京"]
