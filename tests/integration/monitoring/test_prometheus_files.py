@@ -37,6 +37,7 @@ EXPECTED_ALERTS = RETRAIN_ALERTS | {
     "ConveyorModelSwapFailed",
     "ConveyorNoTraffic",
     "ConveyorPipelineRunFailed",
+    "ConveyorChallengerRejected",
     "ConveyorPipelineStale",
 }
 

@@ -58,6 +58,7 @@ UNSERVED = frozenset(
         "conveyor_online_labelled_rows",
         "conveyor_online_metric",
         "conveyor_pipeline_data_rows",
+        "conveyor_pipeline_gate_passed",
         "conveyor_pipeline_last_run_success",
         "conveyor_pipeline_last_run_timestamp_seconds",
         "conveyor_pipeline_model_metric",
@@ -89,6 +90,7 @@ UNSERVED_ALERTS = (
     "ConveyorDatasetDrift",
     "ConveyorOnlinePerformanceLow",
     "ConveyorPipelineRunFailed",
+    "ConveyorChallengerRejected",
     "ConveyorPipelineStale",
 )
 DASHBOARD_QUERIES = [(b, p, substitute(e, {})) for b, p, e in dashboard_queries()]
