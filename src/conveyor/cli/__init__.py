@@ -8,7 +8,6 @@ load inside the command that needs them, so ``conveyor --help`` answers at once.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -17,10 +16,13 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from conveyor.cli.backup import backup, reproduce, restore
+from conveyor.cli.data import data_app
 from conveyor.cli.image import image_app
+from conveyor.cli.models import lineage, models_app, promote, rollback, ui
 from conveyor.cli.monitor import monitor_app
-from conveyor.cli.options import RuntimeOpt
+from conveyor.cli.options import DEFAULT_CONFIG, ConfigOpt
 from conveyor.cli.predict import predict
+from conveyor.cli.serve import serve
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -41,8 +43,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 config_app = typer.Typer(help="Inspect the pipeline config.", no_args_is_help=True)
-data_app = typer.Typer(help="Dataset versions tracked by DVC.", no_args_is_help=True)
-models_app = typer.Typer(help="Registered models.", no_args_is_help=True)
 runs_app = typer.Typer(help="Pipeline runs recorded under .conveyor/runs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(data_app, name="data")
@@ -71,12 +71,6 @@ def _root(
     ] = False,
 ) -> None:
     """Conveyor: from a raw table to a validated, versioned, registered and gated model."""
-
-
-ConfigOpt = Annotated[
-    Path, typer.Option("--config", "-c", help="Pipeline config (YAML).", show_default=True)
-]
-DEFAULT_CONFIG = Path("conveyor.yaml")
 
 
 def _console() -> Console:
@@ -265,335 +259,12 @@ def config_validate(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     _console().print(f"[green]ok[/] {config}: project {project.config.name!r}")
 
 
-# -- data ---------------------------------------------------------------------
-@data_app.command("versions")
-def data_versions(config: ConfigOpt = DEFAULT_CONFIG) -> None:
-    """List the dataset versions recorded for this project."""
-    from rich.table import Table
-
-    from conveyor.data.versioning import DatasetVersioner
-
-    project = _guarded(_project, config)
-    versioner = DatasetVersioner(project.root, remote=project.dvc_remote)
-    table = Table("md5", "path", "size", "recorded", "remote")
-    for v in _guarded(versioner.versions):
-        table.add_row(v.md5, v.path, f"{v.size:,}", v.created_at, v.remote)
-    _console().print(table)
-
-
-@data_app.command("pull")
-def data_pull(
-    md5: Annotated[str | None, typer.Argument(help="Version to restore (default: newest).")] = None,
-    config: ConfigOpt = DEFAULT_CONFIG,
-    dest: Annotated[Path | None, typer.Option(help="Write it here instead.")] = None,
-) -> None:
-    """Restore a recorded dataset version from the DVC remote."""
-    from conveyor.data.versioning import DatasetVersioner
-
-    project = _guarded(_project, config)
-    versioner = DatasetVersioner(project.root, remote=project.dvc_remote)
-    if md5 is None:
-        versions = _guarded(versioner.versions)
-        if not versions:
-            _fail("no dataset version recorded yet; run `conveyor run` first", 1)
-        md5 = versions[0].md5
-    path = _guarded(versioner.pull, md5, dest=dest)
-    _console().print(f"[green]restored[/] {md5} -> {path}")
-
-
-# -- models -------------------------------------------------------------------
-TrackingOpt = Annotated[
-    str | None, typer.Option(help="MLflow tracking URI (default: the project's store).")
-]
-
-
-@models_app.command("list")
-def models_list(config: ConfigOpt = DEFAULT_CONFIG, tracking_uri: TrackingOpt = None) -> None:
-    """List registered models with their champion, challenger and previous versions."""
-    from rich.table import Table
-
-    registry, uri = _guarded(_registry, config, tracking_uri)
-    table = Table("model", "versions", "latest", "champion", "challenger", "previous")
-    for m in _guarded(registry.list_models):
-        cells = [str(m.get(k) or "-") for k in ("latest", "champion", "challenger", "previous")]
-        table.add_row(m["name"], str(m.get("versions", "-")), *cells)
-    _console().print(table)
-    _console().print(f"[dim]store: {uri}[/]")
-
-
-@app.command()
-def promote(
-    name: str,
-    version: str,
-    config: ConfigOpt = DEFAULT_CONFIG,
-    tracking_uri: TrackingOpt = None,
-) -> None:
-    """Make VERSION the champion of NAME by hand (the old champion becomes 'previous').
-
-    Waits for a run of the project (-c) in progress to finish first.
-    """
-    registry, _ = _guarded(_registry, config, tracking_uri)
-    info = _guarded(_under_project_lock, config, "promote", registry.promote, name, version)
-    _console().print(f"[green]{name} v{info.version} is now champion[/]")
-
-
-@app.command()
-def rollback(
-    name: str, config: ConfigOpt = DEFAULT_CONFIG, tracking_uri: TrackingOpt = None
-) -> None:
-    """Move 'champion' of NAME back to its 'previous' version.
-
-    Waits for a run of the project (-c) in progress to finish first.
-    """
-    registry, _ = _guarded(_registry, config, tracking_uri)
-    info = _guarded(_under_project_lock, config, "rollback", registry.rollback, name)
-    _console().print(f"[green]{name} rolled back: v{info.version} is champion again[/]")
-
-
-@app.command()
-def lineage(
-    name: str, version: str, config: ConfigOpt = DEFAULT_CONFIG, tracking_uri: TrackingOpt = None
-) -> None:
-    """Show where a model version came from: data, validation, config, code, run.
-
-    The key "report" locates the version's HTML model report: a local file path when the
-    store keeps artifacts on this machine, else its artifact URI; null when it has none.
-    """
-    import json
-
-    registry, _ = _guarded(_registry, config, tracking_uri)
-    record = _guarded(registry.lineage, name, version)
-    record["report"] = _guarded(registry.report_location, name, version)
-    print(json.dumps(record, indent=2, default=str))
-
-
-@app.command()
-def ui(
-    config: ConfigOpt = DEFAULT_CONFIG,
-    tracking_uri: TrackingOpt = None,
-    port: Annotated[int, typer.Option(help="Port of the MLflow UI.")] = 5000,
-) -> None:
-    """Open the MLflow UI on the project's tracking store."""
-    import subprocess
-
-    registry, uri = _guarded(_registry, config, tracking_uri)
-    argv = _guarded(registry.ui_command, port=port)
-    # One worker and no job consumers: ~13 s and ~0.5 GB instead of ~25 s and ~3 GB.
-    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
-    _console().print(f"MLflow UI for {uri} on http://127.0.0.1:{port} (Ctrl-C to stop)")
-    try:
-        sys.exit(subprocess.call(argv, env=env))
-    except KeyboardInterrupt:
-        sys.exit(0)
-
-
-# -- serve --------------------------------------------------------------------
-def _serving_settings(
-    config_path: Path, model_uri: str | None, tracking_uri: str | None, **options: Any
-) -> Any:
-    from pydantic import ValidationError
-
-    from conveyor.errors import ConfigError
-    from conveyor.serving.settings import ServingSettings
-    from conveyor.settings import get_settings, quiet_dependencies
-
-    quiet_dependencies()
-    project = _project(config_path) if config_path.is_file() else None
-    if model_uri is None:
-        if project is None:
-            raise ConfigError(f"no config at {config_path}; pass --model-uri or -c conveyor.yaml")
-        model_uri = f"models:/{project.config.name}@champion"
-    if project is not None:
-        options["routing"] = project.config.serving.routing
-    if tracking_uri is None:
-        settings = get_settings()
-        tracking_uri = project.tracking_uri if project else settings.tracking_uri(Path.cwd())
-    try:
-        # The admin token comes from CONVEYOR_ADMIN_TOKEN only: a secret is no CLI option.
-        return ServingSettings(model_uri=model_uri, tracking_uri=tracking_uri, **options)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        where = field if field.startswith("CONVEYOR_") else "--" + field.replace("_", "-")
-        raise ConfigError(f"{where}: {first['msg']}") from exc
-
-
-@app.command()
-def serve(
-    config: ConfigOpt = DEFAULT_CONFIG,
-    *,
-    model_uri: Annotated[
-        str | None,
-        typer.Option(
-            help="models:/<name>@<alias>, models:/<name>/<version> or bundle:/<path>.",
-            envvar="CONVEYOR_SERVE_MODEL_URI",
-            show_default=False,
-        ),
-    ] = None,
-    tracking_uri: TrackingOpt = None,
-    host: Annotated[
-        str, typer.Option(help="Interface to listen on.", envvar="CONVEYOR_SERVE_HOST")
-    ] = "127.0.0.1",
-    port: Annotated[
-        int,
-        typer.Option(help="Port to listen on.", min=1, max=65535, envvar="CONVEYOR_SERVE_PORT"),
-    ] = 8080,
-    workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
-    max_body_bytes: Annotated[int, typer.Option(help="Request body limit.", min=1)] = 8388608,
-    max_batch_rows: Annotated[int, typer.Option(help="Rows per request limit.", min=1)] = 10000,
-    feedback_max_body_bytes: Annotated[
-        int, typer.Option(help="POST /feedback body limit (bytes).", min=1)
-    ] = 1048576,
-    body_timeout: Annotated[
-        float,
-        typer.Option(help="Seconds a request body may take to arrive (then 408).", min=0.1),
-    ] = 10.0,
-    poll_interval: Annotated[
-        float,
-        typer.Option(
-            help="Seconds between checks of the model alias; 0 turns following off.",
-            min=0,
-            envvar="CONVEYOR_SERVE_POLL_INTERVAL",
-        ),
-    ] = 30.0,
-    drain_seconds: Annotated[
-        float,
-        typer.Option(
-            help="After SIGTERM: seconds of serving with /readyz at 503.",
-            min=0,
-            envvar="CONVEYOR_SERVE_DRAIN_SECONDS",
-        ),
-    ] = 5.0,
-    graceful_timeout: Annotated[
-        int,
-        typer.Option(
-            help="After the drain: seconds in-flight requests get to finish.",
-            min=0,
-            envvar="CONVEYOR_SERVE_GRACEFUL_TIMEOUT",
-        ),
-    ] = 20,
-    runtime: RuntimeOpt = "auto",
-    batch_max_rows: Annotated[
-        int, typer.Option(help="Rows concurrent requests share in one predict (1: off).", min=1)
-    ] = 256,
-    batch_max_wait_ms: Annotated[
-        float,
-        typer.Option(help="Most a batch waits for concurrent requests (ms; 0: never).", min=0),
-    ] = 10.0,
-    max_concurrency: Annotated[
-        int, typer.Option(help="Prediction requests in progress at once; more get 503.", min=1)
-    ] = 256,
-    unknown_categories: Annotated[
-        str,
-        typer.Option(
-            help="accept (and count) category values unseen in training, or reject them (422)."
-        ),
-    ] = "accept",
-    monitoring: Annotated[
-        bool,
-        typer.Option(
-            help="Watch drift against the training profile, prediction distributions and "
-            "POST /feedback outcomes."
-        ),
-    ] = True,
-    drift_interval: Annotated[
-        float, typer.Option(help="Seconds between drift evaluations.", min=0.1)
-    ] = 10.0,
-    drift_window_rows: Annotated[
-        int, typer.Option(help="Recent rows per version compared with the profile.", min=1)
-    ] = 5000,
-    feedback_rows: Annotated[
-        int, typer.Option(help="Rows of recent predictions kept for POST /feedback.", min=1)
-    ] = 100_000,
-    access_log: Annotated[
-        bool, typer.Option(help="Log every request (off: /metrics counts them).")
-    ] = False,
-) -> None:
-    """Serve a registered model over HTTP (default: models:/<config name>@champion).
-
-    MLflow /invocations and Open Inference Protocol v2; /healthz, /readyz, /metrics, /docs.
-    An alias is followed: the new version is loaded beside the old one, then swapped in.
-    POST /admin/reload checks the alias now (bearer token from CONVEYOR_ADMIN_TOKEN).
-    POST /feedback takes a bearer token from CONVEYOR_FEEDBACK_TOKEN; a --host beyond
-    loopback requires one (or --no-monitoring).
-    SIGTERM: /readyz turns 503, requests are served for --drain-seconds, then it stops.
-    Routing between champion and challenger: serving.routing in the config (-c).
-    """
-    options = {
-        "runtime": runtime,
-        "batch_max_rows": batch_max_rows,
-        "batch_max_wait_ms": batch_max_wait_ms,
-        "max_concurrency": max_concurrency,
-        "unknown_categories": unknown_categories,
-        "monitoring": monitoring,
-        "drift_interval": drift_interval,
-        "drift_window_rows": drift_window_rows,
-        "feedback_rows": feedback_rows,
-        "max_body_bytes": max_body_bytes,
-        "max_batch_rows": max_batch_rows,
-        "feedback_max_body_bytes": feedback_max_body_bytes,
-        "body_timeout": body_timeout,
-        "poll_interval": poll_interval,
-        "drain_seconds": drain_seconds,
-        "graceful_timeout": graceful_timeout,
-    }
-    settings = _guarded(_serving_settings, config, model_uri, tracking_uri, **options)
-    _guarded(settings.check_binding, host)
-    if workers == 1:
-        from conveyor.serving.app import create_app
-        from conveyor.serving.shutdown import run_server
-        from conveyor.serving.slot import load_slot
-
-        slot = _guarded(load_slot, settings)
-        _console().print(
-            f"serving {slot.name} v{slot.version} ({settings.model_uri}, runtime {slot.runtime}) "
-            f"on http://{host}:{port}"
-        )
-        run_server(
-            create_app(settings, slot=slot),
-            host=host,
-            port=port,
-            drain_seconds=drain_seconds,
-            graceful_timeout=graceful_timeout,
-            access_log=access_log,
-        )
-        return
-    _serve_workers(settings, host=host, port=port, workers=workers, access_log=access_log)
-
-
-def _serve_workers(settings: Any, *, host: str, port: int, workers: int, access_log: bool) -> None:
-    from conveyor.registry.source import is_bundle_uri
-    from conveyor.serving.follow import follows_alias
-    from conveyor.serving.shutdown import run_workers
-    from conveyor.serving.slot import resolve_model
-
-    _, info = _guarded(resolve_model, settings)
-    # Without polling every worker loads the same version: the alias is resolved once,
-    # here. With polling each worker follows the alias on its own.
-    following = settings.poll_interval > 0 and follows_alias(settings.model_uri)
-    fixed = is_bundle_uri(settings.model_uri)  # a bundle holds one version
-    # the tokens reach the workers through their own variables, never as masked text
-    fields = settings.model_dump(
-        mode="json", exclude={"admin_token", "feedback_token", "model_uri"}
-    )
-    os.environ.update(
-        {
-            f"CONVEYOR_SERVE_{name.upper()}": json.dumps(v) if isinstance(v, dict) else str(v)
-            for name, v in fields.items()
-        }
-    )
-    os.environ["CONVEYOR_SERVE_MODEL_URI"] = settings.model_uri if following or fixed else info.uri
-    _console().print(
-        f"serving {info.name} v{info.version} on http://{host}:{port} ({workers} workers)"
-    )
-    run_workers(
-        "conveyor.serving.app:app_from_env",
-        host=host,
-        port=port,
-        workers=workers,
-        graceful_timeout=settings.graceful_timeout,
-        access_log=access_log,
-    )
+# -- models and serve ---------------------------------------------------------
+app.command()(promote)
+app.command()(rollback)
+app.command()(lineage)
+app.command()(ui)
+app.command()(serve)
 
 
 # -- runs ---------------------------------------------------------------------

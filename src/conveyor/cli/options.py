@@ -7,7 +7,13 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["OptionalConfigOpt", "RuntimeOpt", "StoreOpt"]
+__all__ = ["DEFAULT_CONFIG", "ConfigOpt", "OptionalConfigOpt", "RuntimeOpt", "StoreOpt"]
+
+ConfigOpt = Annotated[
+    Path, typer.Option("--config", "-c", help="Pipeline config (YAML).", show_default=True)
+]
+"""``-c``: the project's pipeline config."""
+DEFAULT_CONFIG = Path("conveyor.yaml")
 
 OptionalConfigOpt = Annotated[
     Path, typer.Option("--config", "-c", help="Pipeline config (YAML), if any.")

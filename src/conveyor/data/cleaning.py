@@ -13,38 +13,28 @@ accept it without warnings under pandas 3.1, and so it converts to ONNX/JSON pla
 
 Marker counts in the report refer to the rows kept (rows without a target are removed
 first), except the target's own count, which refers to every row read.
+
+How one feature column is typed, and whether it is dropped as constant or ID-like, is
+:mod:`conveyor.data.columns`.
 """
 
 from __future__ import annotations
 
 import difflib
 import logging
-import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from conveyor.data.coercion import (
-    NUMERIC_PARSE_SHARE,
-    Uniques,
-    factorize,
-    parse_datetimes,
-    parse_numbers,
-)
+from conveyor.data.coercion import factorize, parse_numbers
+from conveyor.data.columns import Feature, Kind, clean_feature, drop_reason, is_text
 from conveyor.data.schema import TableSchema
 from conveyor.data.sources import RENAMED_COLUMNS_ATTR
 from conveyor.errors import DataError
-from conveyor_cleaning.values import (
-    DATE_CATEGORY_FORMAT,
-    ValueRules,
-    clean_categories,
-    clean_numbers,
-)
+from conveyor_cleaning.values import ValueRules, clean_categories
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    import numpy as np
-    import numpy.typing as npt
     import pandas as pd
 
     from conveyor.config import DataConfig
@@ -52,11 +42,6 @@ if TYPE_CHECKING:
 __all__ = ["CleaningReport", "clean_table", "raw_sample", "value_cleaner"]
 
 logger = logging.getLogger(__name__)
-
-Kind = Literal["numeric", "categorical", "datetime"]
-
-_ID_CAMEL = re.compile(r"[a-z](Id|ID)$")
-_ID_SNAKE = re.compile(r"(^|[^A-Za-z])(id|uuid|guid)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -95,19 +80,6 @@ class CleaningReport:
             "parsed_datetime": list(self.parsed_datetime),
             "dropped": dict(self.dropped),
         }
-
-
-@dataclass
-class _Feature:
-    """One cleaned feature column and how it got there."""
-
-    series: pd.Series
-    kind: Kind
-    markers: int = 0
-    coerced: bool = False
-    parsed: bool = False
-    uniques: Uniques | None = None
-    integer: bool = False  # stored as integers at the source (an ID sequence candidate)
 
 
 def clean_table(
@@ -153,10 +125,10 @@ def clean_table(
         if name == config.target:
             outcome.columns[name] = _finish_target(y)
         else:
-            feature = _clean_feature(df[name], name, forced.get(name), options)
+            feature = clean_feature(df[name], name, forced.get(name), options)
             gaps = rows_in - len(df)  # unlabelled rows removed: holes in an ID sequence
             reason = (
-                _drop_reason(name, feature, forced=name in forced, gaps=gaps)
+                drop_reason(name, feature, forced=name in forced, gaps=gaps)
                 if config.drop_id_columns
                 else None
             )
@@ -187,7 +159,7 @@ class _Outcome:
     coerced: list[str] = field(default_factory=list)
     parsed: list[str] = field(default_factory=list)
 
-    def add(self, name: str, feature: _Feature, *, drop: str | None) -> None:
+    def add(self, name: str, feature: Feature, *, drop: str | None) -> None:
         if feature.markers:
             self.markers[name] = feature.markers
         if feature.series.isna().all():
@@ -372,7 +344,7 @@ def _clean_target_values(y: pd.Series, options: ValueRules) -> tuple[pd.Series, 
     """The target with strings stripped and markers missing; the number of markers."""
     import pandas as pd
 
-    if _is_text(y):
+    if is_text(y):
         return clean_categories(y, options)
     if pd.api.types.is_object_dtype(y.dtype):
         inferred = pd.api.types.infer_dtype(y, skipna=True)
@@ -386,7 +358,7 @@ def _finish_target(y: pd.Series) -> pd.Series:
     import numpy as np
     import pandas as pd
 
-    if not _is_text(y):
+    if not is_text(y):
         return y
     uniques = factorize(y)
     values, bad_rows, _ = parse_numbers(uniques, probe=False)
@@ -398,161 +370,7 @@ def _finish_target(y: pd.Series) -> pd.Series:
     return numbers
 
 
-# --- features ---------------------------------------------------------------------------
-
-
-def _clean_feature(s: pd.Series, name: str, forced: Kind | None, options: ValueRules) -> _Feature:
-    """Clean one feature column into numeric, categorical or datetime form."""
-    import pandas as pd
-
-    dtype = s.dtype
-    if pd.api.types.is_bool_dtype(dtype) or (
-        pd.api.types.is_numeric_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype)
-    ):
-        return _from_numbers(s, name, forced, options)
-    if pd.api.types.is_datetime64_any_dtype(dtype):
-        return _from_datetimes(s, name, forced)
-    if pd.api.types.is_object_dtype(dtype):
-        inferred = pd.api.types.infer_dtype(s, skipna=True)
-        if inferred in {"integer", "floating", "mixed-integer-float", "decimal", "boolean"}:
-            numbers = s.map(float, na_action="ignore").astype("float64")
-            return _from_numbers(numbers, name, forced, options)
-        if inferred in {"date", "datetime", "datetime64"}:
-            feature = _from_datetimes(pd.to_datetime(s), name, forced)
-            feature.parsed = feature.kind == "datetime"
-            return feature
-    text, markers = clean_categories(s, options)
-    feature = _type_text(text, name, forced)
-    feature.markers = markers
-    if feature.kind == "numeric" and options.numeric_markers:
-        feature = _without_numeric_markers(feature, options)
-    return feature
-
-
-def _without_numeric_markers(feature: _Feature, options: ValueRules) -> _Feature:
-    """Numbers parsed from text that equal a marker (``"-999.0"`` for ``-999``) are missing,
-    as ``number_of`` reads them."""
-    import numpy as np
-    import pandas as pd
-
-    values = feature.series.to_numpy(dtype="float64", copy=True)
-    hit = np.isin(values, list(options.numeric_markers))
-    if not hit.any():
-        return feature
-    values[hit] = np.nan
-    feature.series = pd.Series(values, name=feature.series.name)
-    feature.markers += int(hit.sum())
-    return feature
-
-
-def _from_numbers(s: pd.Series, name: str, forced: Kind | None, options: ValueRules) -> _Feature:
-    import pandas as pd
-
-    if forced == "categorical":
-        text, markers = clean_categories(s.rename(name), options)
-        return _Feature(text, "categorical", markers)
-    values, markers, _ = clean_numbers(s, options)
-    series = pd.Series(values, name=name)
-    if forced == "datetime":
-        text, _ = clean_categories(series, options)
-        feature = _type_text(text, name, forced)
-        feature.markers = markers
-        return feature
-    return _Feature(series, "numeric", markers, integer=pd.api.types.is_integer_dtype(s.dtype))
-
-
-def _from_datetimes(s: pd.Series, name: str, forced: Kind | None) -> _Feature:
-    if forced == "numeric":
-        raise DataError(f"column {name!r} holds dates; it cannot be forced numeric")
-    if forced == "categorical":
-        text = s.dt.strftime(DATE_CATEGORY_FORMAT).astype("str")
-        return _Feature(text.rename(name), "categorical")
-    return _Feature(s.rename(name), "datetime")
-
-
-def _is_text(s: pd.Series) -> bool:
-    import pandas as pd
-
-    if pd.api.types.is_object_dtype(s.dtype):
-        return pd.api.types.infer_dtype(s, skipna=True) in {"string", "empty"}
-    return bool(pd.api.types.is_string_dtype(s.dtype))
-
-
-def _type_text(s: pd.Series, name: str, forced: Kind | None) -> _Feature:
-    """Decide whether a text column holds numbers, date/times or categories."""
-    uniques = factorize(s)
-    if uniques.values.empty:  # entirely missing: the caller reports it
-        return _Feature(s.rename(name), forced or "categorical")
-    if forced in (None, "numeric"):
-        values, bad_rows, example = parse_numbers(uniques, probe=forced is None)
-        total = int(uniques.counts.sum())
-        if forced == "numeric" and (values is None or bad_rows):
-            raise DataError(
-                f"column {name!r} is forced numeric but {bad_rows or total} of {total} values"
-                f" are not numbers (e.g. {example!r}); add such markers to data.na_values"
-            )
-        if values is not None and bad_rows <= (1 - NUMERIC_PARSE_SHARE) * total:
-            if bad_rows:
-                logger.warning(
-                    "column %r: %s non-numeric values (e.g. %r) set to missing",
-                    name,
-                    bad_rows,
-                    example,
-                )
-            return _Feature(_series(values, name), "numeric", coerced=True)
-    if forced in (None, "datetime"):
-        dates = parse_datetimes(uniques, name, forced=forced == "datetime")
-        if dates is not None:
-            return _Feature(dates, "datetime", parsed=True)
-    return _Feature(s.rename(name), "categorical", uniques=uniques)
-
-
-def _series(values: npt.NDArray[np.float64], name: str) -> pd.Series:
-    import pandas as pd
-
-    return pd.Series(values, name=name, dtype="float64")
-
-
-# --- dropping and assembly --------------------------------------------------------------
-
-
-def _drop_reason(name: str, feature: _Feature, *, forced: bool, gaps: int) -> str | None:
-    """'id-like' or 'constant' when the column carries no usable signal, else None.
-
-    ``gaps``: rows removed before this check, which may have left holes in a sequence.
-    """
-    if feature.kind == "datetime":
-        return None
-    s = feature.series
-    n = len(s)
-    if feature.kind == "categorical":
-        uniques = feature.uniques or factorize(s)
-        distinct, has_missing = len(uniques.values), bool((uniques.codes < 0).any())
-        if distinct == 1 and not has_missing:
-            return "constant"
-        return "id-like" if distinct == n and n > 1 and not forced else None
-    return _numeric_drop_reason(name, feature, forced=forced, gaps=gaps)
-
-
-def _numeric_drop_reason(name: str, feature: _Feature, *, forced: bool, gaps: int) -> str | None:
-    """Constant; or id-like: unique integers named like an ID, or an integer sequence."""
-    import numpy as np
-
-    s = feature.series
-    values = s.to_numpy(dtype="float64")
-    if np.isnan(values).any():
-        return None
-    low, high = float(values.min()), float(values.max())
-    if low == high:
-        return "constant"
-    n = len(values)
-    if forced or n < 2 or not bool(np.all(np.mod(values, 1) == 0)):
-        return None
-    looks_like_id = _ID_SNAKE.search(name) is not None or _ID_CAMEL.search(name) is not None
-    is_sequence = feature.integer and high - low <= n - 1 + gaps
-    if not (looks_like_id or is_sequence):
-        return None
-    return "id-like" if s.nunique() == n else None
+# --- assembly -------------------------------------------------------------------------
 
 
 def _assemble(columns: dict[str, pd.Series]) -> pd.DataFrame:

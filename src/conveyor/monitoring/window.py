@@ -19,13 +19,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import DataError
-from conveyor.monitoring.profile import (
-    CategoricalProfile,
-    ColumnCounts,
-    NumericProfile,
-    ReferenceProfile,
-    bin_index,
-)
+from conveyor.monitoring.counting import ColumnCounts, bin_index
+from conveyor.monitoring.profile import CategoricalProfile, NumericProfile, ReferenceProfile
 
 if TYPE_CHECKING:
     import numpy as np

@@ -4,7 +4,7 @@ Each run gets an id and a record (``.conveyor/runs/<id>/record.json``) that says
 steps ran, which were reused from cache, how long each took, and how the run ended. A
 step's outputs are indexed in the cache only once complete, so Ctrl-C or a crash never
 leaves an output a later run would trust; the next run resumes from the last complete
-step. Registration is idempotent on its cache key (see ``registry.store``), so an
+step. Registration is idempotent on its cache key (see ``registry.versions``), so an
 interrupted run never leaves a duplicate model version behind. A run holds the project's
 lock (``pipeline.lock``) from its first record to its last, so two runs of one project
 never interleave.

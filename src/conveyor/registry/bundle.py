@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import RegistryError
 from conveyor.redaction import redact
+from conveyor.registry.model_loading import download_artifacts, load_local_sklearn_model
 from conveyor.registry.signing import KEY_ENV, ModelClaims
 from conveyor.registry.source import BUNDLE_SCHEME
 from conveyor.registry.store import ModelVersionInfo
-from conveyor.registry.tracking import download_artifacts, load_local_sklearn_model
 from conveyor.registry.verified import (
     check_model_files,
     check_onnx,

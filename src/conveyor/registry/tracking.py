@@ -1,4 +1,7 @@
-"""MLflow tracking: runs in (params, metrics, files, model, dataset) and back out (lineage, model).
+"""MLflow tracking: training runs in (params, metrics, files, model, dataset).
+
+Reading them back lives beside it: lineage records in ``registry.lineage``, models in
+``registry.model_loading``, the dataset input in ``registry.dataset_inputs``.
 
 MLflow's fluent API (``mlflow.start_run``, ``log_model``, ``log_input``) works on a
 process-global tracking URI. ``fluent_store`` points it at our store only for the duration
@@ -12,25 +15,21 @@ import json
 import logging
 import os
 import re
-import sys
 import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import RegistryError, ServiceUnavailableError
-from conveyor.redaction import redact
+from conveyor.registry.dataset_inputs import dataset_source, redact_uri, sample_schema
 from conveyor.registry.outages import registry_error
 from conveyor.registry.serialization import (
     PICKLE_RISK,
-    TRUSTED_TYPES,
     SerializationChoice,
     choose_serialization,
     code_paths,
@@ -40,7 +39,6 @@ from conveyor.registry.serialization import (
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
-    from mlflow.entities import Run
 
     from conveyor.registry.onnx_export import OnnxExport
 
@@ -53,19 +51,13 @@ __all__ = [
     "TRUSTED_TYPES_TAG",
     "TrainingRun",
     "artifact_folder",
-    "describe_run",
-    "download_artifacts",
     "ensure_experiment",
     "first_line",
-    "load_local_sklearn_model",
     "flatten_params",
     "fluent_store",
-    "iso_time",
-    "load_sklearn_model",
     "log_training_run",
     "onnx_tags",
     "quiet_mlflow",
-    "redact_uri",
     "resolve_store",
 ]
 
@@ -354,89 +346,15 @@ def _log_model_and_dataset(
             client.set_tag(run_id, "conveyor.model_uri", str(info.model_uri))
             dataset = from_pandas(
                 run.dataset,
-                source=_dataset_source(redact_uri(run.dataset_source)),
+                source=dataset_source(redact_uri(run.dataset_source)),
                 name=run.dataset_name,
                 targets=run.target,
                 digest=run.dataset_digest,
             )
             # MLflow infers the dataset schema value by value over every row (~30 s on 1M
             # rows); the same schema comes from a sample holding every column's nulls.
-            dataset.__dict__["schema"] = _sample_schema(run.dataset)
+            dataset.__dict__["schema"] = sample_schema(run.dataset)
             mlflow.log_input(dataset, context="training")
-
-
-SCHEMA_SAMPLE_ROWS = 10_000
-
-
-def _sample_schema(frame: pd.DataFrame) -> Any:
-    """MLflow's column schema of ``frame``, inferred from a bounded sample."""
-    import pandas as pd
-    from mlflow.types.utils import _infer_schema
-
-    with_nulls = [frame[frame[c].isna()].head(1) for c in frame.columns if frame[c].hasnans]
-    sample = pd.concat([frame.head(SCHEMA_SAMPLE_ROWS), *with_nulls])
-    try:
-        return _infer_schema(sample)
-    except Exception:  # MLflow logs a dataset without a schema when it cannot infer one
-        logger.debug("no schema inferred for the dataset", exc_info=True)
-        return None
-
-
-def redact_uri(uri: str) -> str:
-    """Hide every secret in a URI (password, secret query parameters): see ``redaction``."""
-    return redact(uri)
-
-
-def _dataset_source(source: str) -> Any:
-    """MLflow's source for ``source`` (local, s3, http), or a plain URI source otherwise."""
-    from mlflow.data.dataset_source_registry import resolve_dataset_source
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return resolve_dataset_source(source)
-    except MlflowException:
-        return _uri_source_class()(source)
-
-
-@lru_cache(maxsize=1)
-def _uri_source_class() -> type[Any]:
-    """A DatasetSource for URIs MLflow has no resolver for (SQL tables, synthetic data)."""
-    from mlflow.data.dataset_source import DatasetSource
-
-    class UriDatasetSource(DatasetSource):  # type: ignore[misc]
-        def __init__(self, uri: str) -> None:
-            self.uri = uri
-
-        @staticmethod
-        def _get_source_type() -> str:
-            return "uri"
-
-        def load(self) -> Any:
-            raise RegistryError(f"dataset source {self.uri!r} cannot be loaded through MLflow")
-
-        @staticmethod
-        def _can_resolve(raw_source: Any) -> bool:
-            return False
-
-        @classmethod
-        def _resolve(cls, raw_source: Any) -> UriDatasetSource:
-            return cls(str(raw_source))
-
-        def to_dict(self) -> dict[str, Any]:
-            return {"uri": self.uri}
-
-        @classmethod
-        def from_dict(cls, source_dict: dict[Any, Any]) -> UriDatasetSource:
-            return cls(str(source_dict["uri"]))
-
-    return UriDatasetSource
-
-
-def iso_time(ms: int | None) -> str:
-    """An MLflow millisecond timestamp as ISO-8601 UTC ("" when unset)."""
-    if not ms:
-        return ""
-    return datetime.fromtimestamp(ms / 1000, UTC).replace(microsecond=0).isoformat()
 
 
 def resolve_store(uri: str, artifact_root: str | None) -> tuple[str, str | None]:
@@ -464,135 +382,3 @@ def resolve_store(uri: str, artifact_root: str | None) -> tuple[str, str | None]
         raise RegistryError(f"cannot create the store folder {db.parent}: {exc}") from exc
     root = artifact_root or (db.parent / "mlartifacts").as_uri()
     return f"sqlite:///{db}{sep}{query}", root
-
-
-def describe_run(client: MlflowClient, run: Run) -> dict[str, Any]:
-    """A run's lineage record: run info, params, metrics, ``conveyor.*`` tags, data, files."""
-    return {
-        "run": {
-            "run_id": run.info.run_id,
-            "run_name": run.info.run_name,
-            "status": run.info.status,
-            "experiment_id": run.info.experiment_id,
-            "started_at": iso_time(run.info.start_time),
-            "ended_at": iso_time(run.info.end_time),
-        },
-        "params": dict(run.data.params),
-        "metrics": {k: float(v) for k, v in run.data.metrics.items()},
-        "lineage": {k: v for k, v in run.data.tags.items() if k.startswith("conveyor.")},
-        "datasets": _dataset_inputs(run),
-        "artifacts": _artifact_paths(client, run.info.run_id, None),
-    }
-
-
-def _artifact_paths(client: MlflowClient, run_id: str, path: str | None) -> list[str]:
-    paths: list[str] = []
-    for item in client.list_artifacts(run_id, path):
-        if item.is_dir:
-            paths.extend(_artifact_paths(client, run_id, item.path))
-        else:
-            paths.append(item.path)
-    return sorted(paths)
-
-
-def _dataset_inputs(run: Run) -> list[dict[str, Any]]:
-    found = []
-    for item in run.inputs.dataset_inputs if run.inputs else []:
-        ds = item.dataset
-        try:
-            source = json.loads(ds.source)
-        except (TypeError, ValueError):
-            source = {"uri": ds.source}
-        context = next((t.value for t in item.tags if t.key == "mlflow.data.context"), None)
-        found.append(
-            {
-                "name": ds.name,
-                "digest": ds.digest,
-                "source": source.get("uri") or source.get("url") or ds.source,
-                "source_type": ds.source_type,
-                "context": context,
-            }
-        )
-    return found
-
-
-def download_artifacts(uri: str, artifact_uri: str, dst: Path) -> Path:
-    """Download a model or run artifact (``models:/...``, ``runs:/...``) into ``dst``.
-
-    Returns:
-        The local path of what was downloaded.
-    """
-    import mlflow
-
-    with fluent_store(uri):
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=artifact_uri, dst_path=str(dst), tracking_uri=uri, registry_uri=uri
-        )
-    return Path(local)
-
-
-def load_sklearn_model(
-    uri: str,
-    model_uri: str,
-    *,
-    verify: Callable[[Path], None],
-    trusted_types: frozenset[str] = frozenset(),
-) -> Any:
-    """Download a logged scikit-learn model and load it, after checking its files and
-    how it was saved.
-
-    Args:
-        uri: the store's tracking URI.
-        model_uri: ``models:/<name>/<version>`` (or any MLflow artifact URI).
-        verify: checks the downloaded folder before anything in it is read (the
-            signature check); raises to refuse it.
-        trusted_types: exact types the version may trust beyond ``TRUSTED_TYPES``.
-
-    Returns:
-        The fitted pipeline.
-
-    Raises:
-        RegistryError: refused by ``verify``, not a scikit-learn model, saved with plain
-            pickle, or trusting a type not on the list.
-    """
-    with tempfile.TemporaryDirectory(prefix="conveyor-model-") as tmp:
-        local = download_artifacts(uri, model_uri, Path(tmp))
-        with fluent_store(uri):
-            return load_local_sklearn_model(
-                local, model_uri, verify=verify, trusted_types=trusted_types
-            )
-
-
-def load_local_sklearn_model(
-    local: Path,
-    model_uri: str,
-    *,
-    verify: Callable[[Path], None],
-    trusted_types: frozenset[str] = frozenset(),
-) -> Any:
-    """Load a scikit-learn model from a local MLflow model folder, after ``verify`` and
-    the flavor checks of :func:`load_sklearn_model` (``model_uri`` names it in errors)."""
-    import mlflow
-    from mlflow.models import Model
-
-    verify(local)
-    _check_flavor(model_uri, Model.load(str(local)).flavors.get("sklearn"), trusted_types)
-    saved_path = list(sys.path)
-    try:
-        return mlflow.sklearn.load_model(str(local))
-    finally:  # MLflow prepends the model's code folder, which may be deleted after
-        sys.path[:] = saved_path
-
-
-def _check_flavor(
-    model_uri: str, flavor: dict[str, Any] | None, trusted_types: frozenset[str]
-) -> None:
-    if flavor is None:
-        raise RegistryError(f"{model_uri} is not a scikit-learn model")
-    fmt = flavor.get("serialization_format")
-    if fmt not in ("skops", "cloudpickle"):
-        raise RegistryError(f"{model_uri} is saved as {fmt!r}; Conveyor loads skops or cloudpickle")
-    allowed = TRUSTED_TYPES | trusted_types
-    refused = [t for t in flavor.get("skops_trusted_types") or [] if t not in allowed]
-    if refused:
-        raise RegistryError(f"{model_uri} trusts type {refused[0]}, which is not on the list")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import ModelIntegrityError, RegistryError
+from conveyor.registry.model_loading import download_artifacts, load_sklearn_model
 from conveyor.registry.signing import (
     ModelClaims,
     check_digest,
@@ -20,13 +21,7 @@ from conveyor.registry.signing import (
     tree_digest,
     verify_claims,
 )
-from conveyor.registry.tracking import (
-    ONNX_MODEL_PATH,
-    ONNX_TAG,
-    TRUSTED_TYPES_TAG,
-    download_artifacts,
-    load_sklearn_model,
-)
+from conveyor.registry.tracking import ONNX_MODEL_PATH, ONNX_TAG, TRUSTED_TYPES_TAG
 
 if TYPE_CHECKING:
     from mlflow.entities import Run

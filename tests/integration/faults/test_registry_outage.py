@@ -26,7 +26,8 @@ from tests.integration.faults.conftest import (
 )
 
 from conveyor.errors import RegistryUnavailableError
-from conveyor.registry.store import KEY_TAG, ModelRegistry, ModelVersionInfo
+from conveyor.registry.store import ModelRegistry, ModelVersionInfo
+from conveyor.registry.versions import KEY_TAG
 from conveyor.settings import Settings, get_settings
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ import pytest
 from tests.integration.parity.test_raw_row_parity import Trained, train
 from tests.messy_tables import messy_table
 
-from conveyor.registry.store import REPORT_PATH
+from conveyor.registry.tracking_store import REPORT_PATH
 
 pytestmark = pytest.mark.integration
 

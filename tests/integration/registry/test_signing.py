@@ -24,8 +24,9 @@ from conveyor.registry.signing import (
     SIGNATURE_TAG,
     key_file,
 )
-from conveyor.registry.store import CHAMPION, ModelRegistry, ModelVersionInfo
+from conveyor.registry.store import ModelRegistry, ModelVersionInfo
 from conveyor.registry.tracking import fluent_store
+from conveyor.registry.versions import CHAMPION
 
 pytestmark = pytest.mark.integration
 

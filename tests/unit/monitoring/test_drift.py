@@ -11,17 +11,16 @@ from scipy.stats import ks_2samp, wasserstein_distance
 
 from conveyor.data.schema import TableSchema
 from conveyor.errors import ConfigError, DataError
-from conveyor.monitoring.drift import (
+from conveyor.monitoring.drift import DriftThresholds, analyze
+from conveyor.monitoring.profile import build_profile
+from conveyor.monitoring.statistics import (
     PSI_EPSILON,
-    DriftThresholds,
-    analyze,
     chi2_pvalue,
     js_distance,
     ks_test,
     psi,
     wasserstein,
 )
-from conveyor.monitoring.profile import build_profile
 
 
 def test_psi_of_identical_distributions_is_zero() -> None:

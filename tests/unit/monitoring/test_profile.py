@@ -11,14 +11,13 @@ from sklearn.linear_model import LogisticRegression
 
 from conveyor.data.schema import TableSchema
 from conveyor.errors import DataError
+from conveyor.monitoring.counting import bin_index, count_frame
 from conveyor.monitoring.profile import (
     OTHER,
     CategoricalProfile,
     NumericProfile,
     ReferenceProfile,
-    bin_index,
     build_profile,
-    count_frame,
     prediction_columns,
 )
 

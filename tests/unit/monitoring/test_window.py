@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 
 from conveyor.data.schema import TableSchema
+from conveyor.monitoring.counting import count_frame
 from conveyor.monitoring.drift import analyze
-from conveyor.monitoring.profile import build_profile, count_frame
+from conveyor.monitoring.profile import build_profile
 from conveyor.monitoring.window import DriftWindow
 
 

@@ -9,13 +9,9 @@ from pathlib import Path
 import pytest
 
 from conveyor.errors import RegistryError
+from conveyor.registry.dataset_inputs import redact_uri
 from conveyor.registry.store import ModelRegistry, ModelVersionInfo
-from conveyor.registry.tracking import (
-    MAX_PARAM_VALUE,
-    artifact_folder,
-    flatten_params,
-    redact_uri,
-)
+from conveyor.registry.tracking import MAX_PARAM_VALUE, artifact_folder, flatten_params
 
 
 def test_sqlite_store_gets_absolute_path_parent_folder_and_artifact_root(
