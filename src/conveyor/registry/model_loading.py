@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.errors import RegistryError
-from conveyor.registry.serialization import TRUSTED_TYPES
+from conveyor.registry.serialization import TRUSTED_TYPES, import_skops
 from conveyor.registry.tracking import fluent_store
 
 __all__ = ["download_artifacts", "load_local_sklearn_model", "load_sklearn_model"]
@@ -79,7 +79,10 @@ def load_local_sklearn_model(
     from mlflow.models import Model
 
     verify(local)
-    _check_flavor(model_uri, Model.load(str(local)).flavors.get("sklearn"), trusted_types)
+    flavor = Model.load(str(local)).flavors.get("sklearn")
+    _check_flavor(model_uri, flavor, trusted_types)
+    if flavor and flavor.get("serialization_format") == "skops":
+        import_skops()  # before MLflow imports it: without torch
     saved_path = list(sys.path)
     try:
         return mlflow.sklearn.load_model(str(local))

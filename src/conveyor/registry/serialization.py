@@ -30,7 +30,9 @@ files were checked against their signature (``conveyor.registry.signing``).
 
 from __future__ import annotations
 
+import importlib
 import logging
+import sys
 import types
 from dataclasses import dataclass
 from functools import lru_cache
@@ -49,6 +51,7 @@ __all__ = [
     "SerializationChoice",
     "choose_serialization",
     "code_paths",
+    "import_skops",
     "is_trusted_type",
     "pip_requirements",
     "referenced_types",
@@ -251,12 +254,44 @@ def code_paths(choice: SerializationChoice) -> list[str]:
     return [str(Path(importlib.import_module(p).__file__ or "").parent) for p in choice.code]
 
 
+class _Refuse:
+    """A meta path finder refusing one package (and its submodules) while it is installed."""
+
+    def __init__(self, package: str) -> None:
+        self.package = package
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == self.package or name.startswith(f"{self.package}."):
+            raise ImportError(f"{name} is not imported while skops lists scikit-learn")
+
+
+def import_skops() -> types.ModuleType:
+    """``skops.io``, imported without letting scikit-learn's estimator walk import torch.
+
+    On import skops lists scikit-learn's estimators (``sklearn.utils.all_estimators``),
+    which imports every scikit-learn package, ``sklearn.externals.array_api_compat.torch``
+    included: with torch installed (the ``torch`` extra) that pulls torch into a process
+    that does not need it, seconds of start-up and hundreds of MB in every process that
+    saves or loads a model. While skops is imported, torch is refused (the walk skips
+    packages that fail to import; the estimator list is the same); afterwards torch
+    imports as usual. Where torch is already loaded, nothing is refused.
+    """
+    if "skops.io" not in sys.modules and "torch" not in sys.modules:
+        refuse = _Refuse("torch")
+        sys.meta_path.insert(0, refuse)
+        try:
+            importlib.import_module("skops.io")
+        finally:
+            sys.meta_path.remove(refuse)
+    return importlib.import_module("skops.io")
+
+
 def _skops_trusted_types(pipeline: Any, extra: frozenset[str]) -> list[str]:
     """Dump with skops, check what it would refuse, and load it back once."""
-    import skops.io
+    skops_io: Any = import_skops()
 
-    blob = skops.io.dumps(pipeline)
-    needed = sorted(skops.io.get_untrusted_types(data=blob))
+    blob = skops_io.dumps(pipeline)
+    needed = sorted(skops_io.get_untrusted_types(data=blob))
     refused = [name for name in needed if name not in TRUSTED_TYPES | extra]
     if refused:
         raise RegistryError(
@@ -264,7 +299,7 @@ def _skops_trusted_types(pipeline: Any, extra: frozenset[str]) -> list[str]:
             " is not on Conveyor's list of trusted types; if you trust it, add it to"
             " registry.trusted_types in the project config"
         )
-    skops.io.loads(blob, trusted=needed)
+    skops_io.loads(blob, trusted=needed)
     return needed
 
 
