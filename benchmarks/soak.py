@@ -68,7 +68,7 @@ from benchmarks import publish
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results-soak.json"
-DOCS = (ROOT / "docs" / "benchmarks.md",)
+DOCS = (ROOT / "docs" / "benchmarks.md", ROOT / "docs" / "architecture.md")
 START, END = "<!-- soak:start -->", "<!-- soak:end -->"
 SECTION = "## Soak"
 
