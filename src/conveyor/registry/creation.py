@@ -105,10 +105,10 @@ def _create_sqlite_store(uri: str) -> None:
     tmp = db.with_name(f".{db.name}.{os.getpid()}.creating")
     tmp.unlink(missing_ok=True)
     template = migrated_template()
-    if template is not None:
-        shutil.copyfile(template, tmp)
     temp_uri = f"sqlite:///{tmp}" + (f"?{query}" if query else "")
     try:
+        if template is not None:
+            _copy(template, tmp, store=db)
         _open_stores(MlflowClient(tracking_uri=temp_uri, registry_uri=temp_uri))
         try:
             os.link(tmp, db)
@@ -118,6 +118,13 @@ def _create_sqlite_store(uri: str) -> None:
             raise RegistryError(f"cannot create the MLflow store {db}: {exc}") from exc
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _copy(template: Path, tmp: Path, *, store: Path) -> None:
+    try:
+        shutil.copyfile(template, tmp)
+    except OSError as exc:  # a full disk: the caller removes what was written
+        raise RegistryError(f"cannot create the MLflow store {store}: {exc}") from exc
 
 
 def template_dir() -> Path:

@@ -103,3 +103,23 @@ def test_an_unwritable_cache_folder_still_creates_the_store(
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
     registry = ModelRegistry(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert registry.list_models() == []
+
+
+def test_a_failed_template_copy_is_a_clear_error_and_leaves_nothing(
+    tmp_path: Path, cache_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from conveyor.errors import RegistryError
+
+    def disk_full(src: Path, dst: Path) -> None:
+        Path(dst).write_bytes(b"half a copy")
+        raise OSError(28, "No space left on device")
+
+    ModelRegistry(f"sqlite:///{tmp_path / 'first.db'}").list_models()  # the template exists
+    monkeypatch.setattr(shutil, "copyfile", disk_full)
+    db = tmp_path / "second.db"
+    with pytest.raises(RegistryError, match="No space left on device"):
+        _ = ModelRegistry(f"sqlite:///{db}").client
+    assert not db.exists()
+    assert list(tmp_path.glob(".second.db.*")) == []
