@@ -85,7 +85,21 @@ class DataConfig(_Strict):
     datetime_columns: list[str] | None = Field(
         None, description="Parse these columns as date/time (default: inferred)."
     )
-    max_rows: int | None = Field(None, gt=0, description="Read at most this many rows.")
+    max_rows: int | None = Field(
+        None,
+        gt=0,
+        description=(
+            "Read a seeded uniform sample of at most this many rows of the whole table,"
+            " streaming the source (rows keep their order; the same rows on every run)."
+        ),
+    )
+    memory_check: bool = Field(
+        True,
+        description=(
+            "Refuse, before reading, a file whose estimated working set exceeds the memory"
+            " available, naming a data.max_rows that would fit; false reads it anyway."
+        ),
+    )
 
 
 class ValidationConfig(_Strict):

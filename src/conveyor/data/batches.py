@@ -14,15 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from conveyor.data.files import _is_url, _one_line, _open_binary, _sniff_header
 from conveyor.data.sources import (
     Format,
     _db_error,
-    _is_url,
-    _one_line,
-    _open_binary,
     _safe_url,
     _select_statement,
-    _sniff_header,
     _sqlalchemy_url,
     detect_format,
 )

@@ -41,18 +41,51 @@ def test_other_url_schemes_reach_the_same_server(postgres: PostgresServer, schem
     assert len(read_table(config)) == 500
 
 
-def test_query_and_max_rows_limit_what_is_read(postgres: PostgresServer) -> None:
+def test_query_limits_what_is_read(postgres: PostgresServer) -> None:
     query = "SELECT age, plan, churned FROM customers WHERE plan = 'premium' ORDER BY age;"
 
     everything = read_table(_config(postgres, query=query))
-    first = read_table(_config(postgres, query=query, max_rows=7))
-    table_head = read_table(_config(postgres, table="customers", max_rows=12))
 
     assert list(everything.columns) == ["age", "plan", "churned"]
     assert set(everything["plan"]) == {"premium"}
     assert 0 < len(everything) < 500
-    pd.testing.assert_frame_equal(first, everything.head(7))
-    assert len(table_head) == 12
+
+
+BY_ID = "SELECT * FROM customers ORDER BY customer_id"
+
+
+def test_max_rows_samples_that_many_rows_of_a_table(postgres: PostgresServer) -> None:
+    assert len(read_table(_config(postgres, table="customers", max_rows=12))) == 12
+
+
+def test_max_rows_samples_the_whole_query_result_in_order(postgres: PostgresServer) -> None:
+    everything = read_table(_config(postgres, query=BY_ID))
+    sample = read_table(_config(postgres, query=BY_ID, max_rows=40))
+
+    expected = everything[everything["customer_id"].isin(sample["customer_id"])]
+    pd.testing.assert_frame_equal(sample, expected.reset_index(drop=True))
+
+
+def test_max_rows_sample_reaches_the_end_of_the_result(postgres: PostgresServer) -> None:
+    everything = read_table(_config(postgres, query=BY_ID))
+    sample = read_table(_config(postgres, query=BY_ID, max_rows=40))
+
+    last_tenth = set(everything["customer_id"].iloc[-50:])
+    assert last_tenth & set(sample["customer_id"])  # a head of 40 rows would hold none
+
+
+def test_max_rows_sample_is_the_same_on_every_read(postgres: PostgresServer) -> None:
+    config = _config(postgres, query=BY_ID, max_rows=40)
+
+    pd.testing.assert_frame_equal(read_table(config), read_table(config))
+
+
+def test_max_rows_above_the_row_count_reads_everything(postgres: PostgresServer) -> None:
+    everything = read_table(_config(postgres, query=BY_ID))
+
+    pd.testing.assert_frame_equal(
+        read_table(_config(postgres, query=BY_ID, max_rows=999)), everything
+    )
 
 
 def test_schema_table_cleans_to_numbers_dates_and_labels(postgres: PostgresServer) -> None:

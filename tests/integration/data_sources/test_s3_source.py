@@ -13,6 +13,7 @@ import pytest
 from tests.s3_server import S3Server, free_ports
 
 from conveyor.config import DataConfig
+from conveyor.data import footprint
 from conveyor.data.sources import read_table, source_fingerprint
 from conveyor.errors import DataError
 
@@ -60,12 +61,25 @@ def test_s3_csv_is_read_with_stripped_headers(bucket: Bucket) -> None:
     assert df["plan"].tolist() == ["basic", "premium", "basic"]
 
 
-def test_s3_parquet_is_read_up_to_max_rows(bucket: Bucket) -> None:
+def test_s3_parquet_is_sampled_to_max_rows_in_order(bucket: Bucket) -> None:
     frame = pd.DataFrame({"id": [1, 2, 3, 4], "plan": ["basic", "premium", "basic", None]})
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
     url = bucket.put("raw/customers.parquet", buffer.getvalue())
-    assert read_table(_config(url, max_rows=3))["id"].tolist() == [1, 2, 3]
+    ids = read_table(_config(url, max_rows=3))["id"].tolist()
+    assert len(ids) == 3
+    assert ids == sorted(ids)
+    assert set(ids) <= {1, 2, 3, 4}
+
+
+def test_s3_csv_too_large_for_memory_is_refused(
+    bucket: Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(footprint, "available_memory", lambda: 10_000)
+    rows = "".join(f"{i},{i % 90},basic,2021-03-15\n" for i in range(5_000))
+    url = bucket.put("raw/big.csv", ("id,age,plan,joined\n" + rows).encode())
+    with pytest.raises(DataError, match=f"data.source {url} does not fit in memory"):
+        read_table(_config(url))
 
 
 def test_s3_gzip_csv_is_decompressed(bucket: Bucket) -> None:
