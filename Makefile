@@ -21,7 +21,7 @@ export SCARF_ANALYTICS := false
 # Podman's settings for these machines (runc, cgroupfs, lower ulimits): deploy/podman/.
 export CONTAINERS_CONF := $(CURDIR)/deploy/podman/containers.conf
 
-.PHONY: setup system-deps monitoring-deps bench-deps demo test test-fast lint bench clean airflow airflow-up sbom audit images stack-up stack-down k8s-rules soak
+.PHONY: setup system-deps monitoring-deps bench-deps demo test test-fast lint bench clean airflow airflow-up sbom audit images stack-up stack-down k8s-rules soak bench-scale bench-drift bench-airflow
 
 # The project's Python environment, pinned by requirements.lock (torch is the CPU build).
 $(STAMP): pyproject.toml requirements.lock
@@ -150,10 +150,23 @@ bench: setup bench-deps system-deps
 	$(BIN)/python -m benchmarks.images
 	$(BIN)/python -m benchmarks.rollout
 
+# How a fresh run scales with data volume, up to 5 million rows (not in bench: about
+# 25 minutes here); docs/benchmarks.md#scaling-with-data-volume.
+bench-scale: setup system-deps
+	$(BIN)/python -m benchmarks.scale
+
 # A soak (not in bench, not in CI): replicas behind HAProxy for --minutes (default 10) of
 # traffic, feedback, alias swaps, a killed replica and a registry outage; docs/benchmarks.md.
 soak: setup system-deps
 	$(BIN)/python -m benchmarks.soak
+
+# Drift calibration (not in bench): false alarms and injected shifts, 200 replicates.
+bench-drift: setup
+	$(BIN)/python -m benchmarks.drift_calibration
+
+# Airflow vs `conveyor run`, fresh and cached, 3 interleaved rounds (not in bench).
+bench-airflow: setup airflow
+	$(BIN)/python -m benchmarks.airflow_overhead
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_VENV) $(AUDIT_VENV) build/sbom build/wheelhouse build/wheelhouse-airflow build/wheelhouse.lock build/wheelhouse.log build/wheelhouse-airflow.log build/images.lock build/images.session $(AIRFLOW_HOME) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

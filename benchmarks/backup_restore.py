@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.markers import write_between
+from benchmarks.process import BIN, ROOT, timed
 from benchmarks.provenance import run_meta
-from benchmarks.run import BIN, ROOT, timed
 
 RESULTS = ROOT / "benchmarks" / "results-backup.json"
 DOC = ROOT / "docs" / "operations.md"

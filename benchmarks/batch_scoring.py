@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.markers import write_between
+from benchmarks.process import BIN, ROOT, timed
 from benchmarks.provenance import run_meta
-from benchmarks.run import BIN, ROOT, timed
 
 RESULTS = ROOT / "benchmarks" / "results-batch.json"
 DOC = ROOT / "docs" / "benchmarks.md"

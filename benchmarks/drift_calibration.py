@@ -5,9 +5,9 @@ training) and the *held-out* rows, from which a window of ``size`` rows is drawn
 replacement. On that window, unchanged, every drifted feature is a false alarm. The same
 window is then shifted in one feature at a time:
 
-- ``mean_shift``: a numeric feature + 0.5 reference std;
-- ``new_category``: 20 % of a categorical feature's rows get a level never seen;
-- ``nulls``: 20 % of the rows (taken from the non-null ones) of a feature turn null;
+- ``mean_shift``: a numeric feature + ``MEAN_SHIFT_STD`` reference standard deviations;
+- ``new_category``: a ``SHARE`` of a categorical feature's rows get a level never seen;
+- ``nulls``: a ``SHARE`` of the rows (taken from the non-null ones) of a feature turn null;
 
 and we count how often the shifted feature is declared drifted (detection), how often
 the dataset is (``drift_detected``), and false alarms on the other, unshifted features.
@@ -16,14 +16,20 @@ Data: the demo churn table (``conveyor.data.synthetic``, 40,000 rows, cleaned li
 and scikit-learn's bundled breast-cancer table (569 rows, 30 numeric features: a small
 reference, so the KS-test regime; windows are at most its 285 held-out rows).
 
-Usage: python -m benchmarks.drift_calibration [--replicates 200] [--no-write]
+It is a calibration: the replicates are its repetitions, and there is no baseline to
+compare with (``--rounds``, common to the benchmarks, does not apply). ``--replicates 5``
+is a quick check of the code, not a result to publish.
+
+    python -m benchmarks.drift_calibration [--replicates 200] [--no-write] [--render-only]
+
+Results: ``benchmarks/results-drift.json`` with its provenance (commit, date, machine, load,
+seconds); the table goes into docs/benchmarks.md, a summary into docs/architecture.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import time
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +38,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmarks import publish
+from benchmarks.markers import write_between
 from conveyor.data.schema import TableSchema
 from conveyor.monitoring.drift import DriftReport, DriftThresholds, analyze
 from conveyor.monitoring.profile import build_profile
@@ -39,9 +47,19 @@ from conveyor.monitoring.profile import build_profile
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results-drift.json"
 DOC = ROOT / "docs" / "benchmarks.md"
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
 START, END = "<!-- drift:start -->", "<!-- drift:end -->"
+SUMMARY_START, SUMMARY_END = "<!-- drift-summary:start -->", "<!-- drift-summary:end -->"
 SECTION = "## Drift detection calibration"
 NEW_LEVEL = "(never seen)"
+MEAN_SHIFT_STD = 0.5
+SHARE = 0.2
+SEED = 0
+SHIFTS = {
+    "mean_shift": f"mean + {MEAN_SHIFT_STD} reference std",
+    "new_category": f"a level never seen on {SHARE:.0%} of the rows",
+    "nulls": f"{SHARE:.0%} of the rows turned null",
+}
 
 
 @dataclass(frozen=True)
@@ -85,15 +103,15 @@ def _shift(
     out = window.copy()
     n = len(out)
     if kind == "mean_shift":
-        out[feature] = out[feature] + 0.5 * std
+        out[feature] = out[feature] + MEAN_SHIFT_STD * std
     elif kind == "new_category":
-        rows = rng.choice(n, size=int(0.2 * n), replace=False)
+        rows = rng.choice(n, size=int(SHARE * n), replace=False)
         values = out[feature].astype(object).to_numpy(copy=True)
         values[rows] = NEW_LEVEL
         out[feature] = pd.Series(values, index=out.index, dtype="str")
     else:
         present = np.flatnonzero(out[feature].notna().to_numpy())
-        rows = rng.choice(present, size=min(int(0.2 * n), len(present)), replace=False)
+        rows = rng.choice(present, size=min(int(SHARE * n), len(present)), replace=False)
         values = out[feature].to_numpy(dtype=float, copy=True)
         values[rows] = np.nan
         out[feature] = values
@@ -123,7 +141,7 @@ class _Tally:
                 self.other_alarms += item.drifted
 
     def to_dict(self, feature: str | None) -> dict[str, Any]:
-        rates = {
+        rates: dict[str, Any] = {
             "windows": self.windows,
             "dataset_drift_rate": self.dataset_drift / self.windows,
             "other_features_false_alarm_rate": self.other_alarms / max(self.other_checks, 1),
@@ -154,7 +172,10 @@ def calibrate(
     sizes = sizes or data.sizes
     tallies = {(s, k): _Tally() for s in sizes for k in ("clean", *data.shifted)}
     per_feature = {(s, f): 0 for s in sizes for f in data.schema.features}
-    for _ in range(replicates):
+    every = max(1, replicates // 10)
+    for index in range(replicates):
+        if (index + 1) % every == 0 or index + 1 == replicates:
+            print(f"  {data.name}: replicate {index + 1}/{replicates}", file=sys.stderr)
         order = rng.permutation(len(data.frame))
         half = len(order) // 2
         reference, held = data.frame.iloc[order[:half]], data.frame.iloc[order[half:]]
@@ -185,26 +206,102 @@ def calibrate(
     }
 
 
+def measure(replicates: int) -> dict[str, Any]:
+    """Calibrate on each dataset; the settings, the rates and their summary."""
+    if replicates < 1:
+        raise SystemExit("--replicates must be at least 1")
+    loaders: tuple[Callable[[], Dataset], ...] = (churn, breast_cancer)
+    settings: dict[str, Any] = {
+        "replicates": replicates,
+        "seed": SEED,
+        "thresholds": DriftThresholds().to_dict(),
+        "shifts": SHIFTS,
+        "datasets": {},
+    }
+    datasets = {}
+    for load in loaders:
+        data = load()
+        print(f"{data.name}: {len(data.frame):,} rows, {replicates} replicates", file=sys.stderr)
+        settings["datasets"][data.name] = {
+            "rows": len(data.frame),
+            "reference_rows": len(data.frame) // 2,
+            "features": len(data.schema.features),
+            "window_rows": list(data.sizes),
+            "shifted": data.shifted,
+        }
+        datasets[data.name] = calibrate(data, replicates=replicates, seed=SEED)
+    return {"settings": settings, "datasets": datasets, "summary": summarize(datasets)}
+
+
+def summarize(datasets: dict[str, Any]) -> dict[str, Any]:
+    """Per dataset and window size: false alarms when clean, detection of each shift."""
+    summary: dict[str, Any] = {}
+    for name, result in datasets.items():
+        sizes = result["sizes"]
+        per_feature = result["per_feature_false_alarm_rate"]
+        shifts = [kind for kind in next(iter(sizes.values())) if kind != "clean"]
+        summary[name] = {
+            "clean_dataset_drift_rate": {
+                size: s["clean"]["dataset_drift_rate"] for size, s in sizes.items()
+            },
+            "clean_feature_false_alarm_rate": {
+                size: {
+                    "mean": s["clean"]["other_features_false_alarm_rate"],
+                    "worst": max(per_feature[size].values()),
+                }
+                for size, s in sizes.items()
+            },
+            "detection_rate": {
+                kind: {size: s[kind]["detection_rate"] for size, s in sizes.items()}
+                for kind in shifts
+            },
+            "shift_dataset_drift_rate": {
+                kind: {size: s[kind]["dataset_drift_rate"] for size, s in sizes.items()}
+                for kind in shifts
+            },
+        }
+    return summary
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
 
-def render(results: dict[str, Any]) -> str:
-    """The Markdown block between the drift markers."""
+def _provenance(result: dict[str, Any]) -> str:
+    meta = result["meta"]
+    return (
+        f"measured {meta['date'][:10]}, {meta['machine'].split(',')[0]}, commit "
+        f"{meta['commit'][:10]}, {result['settings']['replicates']} replicates per window "
+        f"size"
+    )
+
+
+def render(result: dict[str, Any]) -> str:
+    """The Markdown block between the drift markers of docs/benchmarks.md."""
+    meta, settings = result["meta"], result["settings"]
+    data = "; ".join(
+        f"{name}: {d['rows']:,} rows, {d['features']} features, reference "
+        f"{d['reference_rows']:,} rows"
+        for name, d in settings["datasets"].items()
+    )
+    shifts = "; ".join(f"`{kind}`: {text}" for kind, text in settings["shifts"].items())
     lines = [
-        f"Measured {results['date']} with {results['replicates']} replicates per window size"
-        f" ({results['seconds']:.0f} s); defaults: `DriftThresholds()`. Raw numbers:"
-        " [benchmarks/results-drift.json](../benchmarks/results-drift.json).",
+        f"Measured in `benchmarks/results-drift.json` ({meta['date'][:10]}, "
+        f"{meta['machine'].split(',')[0]}, commit {meta['commit'][:10]}, load average "
+        f"{meta['load_average_start']} at the start, {meta['seconds']:.0f} s); "
+        f"{settings['replicates']} replicates per window size (seed {settings['seed']}); "
+        "thresholds: `DriftThresholds()` as recorded in the results; `make bench-drift` "
+        f"reproduces it. Data: {data}. Shifts: {shifts}.",
         "",
         "| data | window rows | clean: dataset drift | clean: per-feature false alarms"
         " (mean / worst feature) | shift | shifted feature detected | strong | dataset drift"
         " | false alarms, other features |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, result in results["datasets"].items():
-        for size, scenarios in result["sizes"].items():
+    for name, calibration in result["datasets"].items():
+        for size, scenarios in calibration["sizes"].items():
             clean = scenarios["clean"]
-            worst = max(result["per_feature_false_alarm_rate"][size].values())
+            worst = max(calibration["per_feature_false_alarm_rate"][size].values())
             head = (
                 f"| {name} | {int(size):,} | {_pct(clean['dataset_drift_rate'])}"
                 f" | {_pct(clean['other_features_false_alarm_rate'])} / {_pct(worst)}"
@@ -221,45 +318,59 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_doc(block: str) -> None:
-    """Put ``block`` between the markers of docs/benchmarks.md (section appended once)."""
-    text = DOC.read_text(encoding="utf-8")
-    if START not in text:
-        intro = (
-            f"\n{SECTION}\n\n`python -m benchmarks.drift_calibration` (see its docstring for the"
-            " method): false alarms on random held-out windows of the same data, and detection"
-            " of injected shifts (mean + 0.5 std, a new category on 20 % of rows, +20 % nulls).\n"
+def _by_size(rates: dict[str, float]) -> str:
+    """``0.0 % of the windows at 500, 1,000 and 5,000 rows``, or one rate per size."""
+
+    def join(items: list[str]) -> str:
+        return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+    values = list(rates.values())
+    shown = [_pct(values[0])] if len(set(values)) == 1 else [_pct(v) for v in values]
+    return f"{join(shown)} of the windows at {join([f'{int(size):,}' for size in rates])} rows"
+
+
+def _range(rates: dict[str, float]) -> str:
+    low, high = min(rates.values()), max(rates.values())
+    return _pct(low) if low == high else f"{100 * low:.1f}-{_pct(high)}"
+
+
+def render_summary(result: dict[str, Any]) -> str:
+    """The calibration in a few lines for docs/architecture.md, from the same results."""
+    shifts = result["settings"]["shifts"]
+    lines = [f"  ({_provenance(result)}; the range is over the window sizes.)"]
+    for name, s in result["summary"].items():
+        mean = {size: rate["mean"] for size, rate in s["clean_feature_false_alarm_rate"].items()}
+        shifted = [
+            f"{_range(s['detection_rate'][kind])} for {shifts[kind]} (dataset declared "
+            f"drifted: {_range(rates)})"
+            for kind, rates in s["shift_dataset_drift_rate"].items()
+        ]
+        lines.append(
+            f"  {name}: with no shift, the dataset was declared drifted in "
+            f"{_by_size(s['clean_dataset_drift_rate'])}, a feature in {_by_size(mean)} "
+            f"(mean over the features). The shifted feature was detected in "
+            f"{'; '.join(shifted)}."
         )
-        text = text.rstrip("\n") + "\n" + intro + f"\n{START}\n{END}\n"
-    before, rest = text.split(START, 1)
-    _, after = rest.split(END, 1)
-    DOC.write_text(f"{before}{START}\n{block}\n{END}{after}", encoding="utf-8")
+    return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run the calibration, print it, write results-drift.json and the doc section."""
+@dataclass(frozen=True)
+class _Publication(publish.Publication):
+    """The table in docs/benchmarks.md, and its summary in docs/architecture.md."""
+
+    def publish(self, result: dict[str, Any]) -> None:
+        super().publish(result)
+        write_between(ARCHITECTURE, SUMMARY_START, SUMMARY_END, render_summary(result))
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicates", type=int, default=200)
-    parser.add_argument("--no-write", action="store_true")
-    args = parser.parse_args(argv)
-    started = time.perf_counter()
-    loaders: tuple[Callable[[], Dataset], ...] = (churn, breast_cancer)
-    datasets = {}
-    for load in loaders:
-        data = load()
-        datasets[data.name] = calibrate(data, replicates=args.replicates)
-    results = {
-        "date": time.strftime("%Y-%m-%d"),
-        "replicates": args.replicates,
-        "seconds": time.perf_counter() - started,
-        "thresholds": DriftThresholds().to_dict(),
-        "datasets": datasets,
-    }
-    block = render(results)
-    print(block)
-    if not args.no_write:
-        RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-        write_doc(block)
+    publish.main(
+        parser,
+        lambda args: measure(args.replicates),
+        _Publication(RESULTS, (DOC,), START, END, SECTION, render),
+    )
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from tests.s3_server import S3Server, running_s3_server
 
 from benchmarks import publish
 from benchmarks.mlflow_peer import build_peer
-from benchmarks.run import BIN, ROOT
+from benchmarks.process import BIN, ROOT
 from benchmarks.serving.targets import base_env, free_port
 
 RESULTS = ROOT / "benchmarks" / "results-images.json"

@@ -16,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from benchmarks.run import BIN
+from benchmarks.process import BIN
 
 # The host's CA bundle (package registries may sit behind a TLS proxy with its own CA).
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")

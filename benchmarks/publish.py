@@ -48,7 +48,7 @@ def main(
 ) -> None:
     """``--rounds``, ``--no-write`` and ``--render-only`` on top of the benchmark's own
     options; measure, print the summary, record the results with their provenance, and
-    render the docs."""
+    render the docs (with ``--no-write``: print what would have been rendered)."""
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--render-only", action="store_true", help="from the results file")
@@ -61,6 +61,8 @@ def main(
     result = measure(args)
     result["meta"] = {**meta, "seconds": round(time.perf_counter() - started)}
     print(json.dumps(result["summary"], indent=2))
-    if not args.no_write:
-        publication.results.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        publication.publish(result)
+    if args.no_write:  # what would have been written into the docs
+        print(publication.render(result))
+        return
+    publication.results.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    publication.publish(result)

@@ -4,6 +4,10 @@
 again (as the e2e tests do), so the registry holds two versions to swap between. Every
 server is fed the same rows, taken from the first run's held-out split, without missing
 values (the JSON forms of the peers disagree on how to send them).
+
+The peers are handed the champion's fitted pipeline as ``conveyor serve`` runs it: every
+step's ``n_jobs`` set to 1 (:func:`served_pipeline`), saved as an MLflow model folder with
+the registered version's signature for ``mlflow models serve`` and with joblib for MLServer.
 """
 
 from __future__ import annotations
@@ -16,7 +20,15 @@ from typing import Any
 
 from benchmarks.serving.targets import BIN
 
-__all__ = ["DemoModel", "build_demo", "mlflow_body", "v2_pandas_body"]
+__all__ = [
+    "DemoModel",
+    "PeerModels",
+    "build_demo",
+    "mlflow_body",
+    "peer_models",
+    "served_pipeline",
+    "v2_pandas_body",
+]
 
 DEMO_ROWS = 6000
 SECOND_SEED = 7
@@ -42,11 +54,35 @@ class DemoModel:
     versions: tuple[str, ...]
     rows: Any
 
+    @property
+    def uri(self) -> str:
+        """The champion version's model URI."""
+        return f"models:/{self.name}/{self.champion}"
+
     def registry(self) -> Any:
         """A ``ModelRegistry`` on the project's store."""
         from conveyor.registry.store import ModelRegistry
 
         return ModelRegistry(self.tracking_uri)
+
+
+@dataclass(frozen=True)
+class PeerModels:
+    """The champion's pipeline as the peers load it.
+
+    Attributes:
+        mlflow_folder: an MLflow model folder (sklearn flavor, the registered version's
+            signature and code).
+        joblib_file: the pipeline saved with joblib (MLServer's mlserver-sklearn).
+        code_folder: the registered version's code folder (``conveyor_cleaning``, the
+            pipeline's first step), for MLServer's ``PYTHONPATH``.
+        n_jobs: each pipeline step's ``n_jobs`` as registered (all set to 1 in the copies).
+    """
+
+    mlflow_folder: Path
+    joblib_file: Path
+    code_folder: Path
+    n_jobs: dict[str, Any]
 
 
 def _cli(*args: str, cwd: Path) -> str:
@@ -102,6 +138,55 @@ def _load(directory: Path, config: Path) -> DemoModel:
     while len(rows) < 1000:
         rows = pd.concat([rows, rows], ignore_index=True)
     return DemoModel(config, tracking_uri, name, champion.version, versions, rows)
+
+
+def served_pipeline(model: DemoModel) -> tuple[Any, dict[str, Any]]:
+    """The champion's fitted pipeline with every step's ``n_jobs`` at 1, as ``conveyor
+    serve`` runs it (same predictions; one estimator thread per process).
+
+    Returns:
+        The pipeline, and each step's ``n_jobs`` as it was registered.
+    """
+    pipeline = model.registry().load_pipeline(model.uri)
+    steps = getattr(pipeline, "steps", None) or [("model", pipeline)]
+    registered: dict[str, Any] = {}
+    for name, step in steps:
+        if "n_jobs" in (step.get_params(deep=False) if hasattr(step, "get_params") else {}):
+            registered[str(name)] = step.get_params(deep=False)["n_jobs"]
+            step.set_params(n_jobs=1)
+    return pipeline, registered
+
+
+def peer_models(model: DemoModel, folder: Path) -> PeerModels:
+    """Save :func:`served_pipeline` for ``mlflow models serve`` and for MLServer in
+    ``folder`` (made once per benchmark run, before any measurement).
+
+    The registered version's files give the signature and the code folder
+    (``conveyor_cleaning``, the pipeline's first step) that the copies keep.
+    """
+    import joblib
+    import mlflow.sklearn
+    from mlflow.models import Model
+
+    from conveyor.registry.model_loading import download_artifacts
+
+    registered = download_artifacts(model.tracking_uri, model.uri, folder / "registered")
+    code_folder = registered / "code"
+    code = sorted(str(p) for p in code_folder.iterdir()) if code_folder.is_dir() else None
+    pipeline, n_jobs = served_pipeline(model)
+    mlflow_folder = folder / "mlflow-model"
+    mlflow.sklearn.save_model(
+        pipeline,
+        str(mlflow_folder),
+        serialization_format="cloudpickle",
+        signature=Model.load(str(registered)).signature,
+        code_paths=code,
+        pip_requirements=[],  # --env-manager local: nothing is installed from them
+    )
+    joblib_file = folder / "mlserver-model" / "model.joblib"
+    joblib_file.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(pipeline, joblib_file)
+    return PeerModels(mlflow_folder, joblib_file, code_folder, n_jobs)
 
 
 def _plain(frame: Any) -> list[list[Any]]:

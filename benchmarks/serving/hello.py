@@ -1,13 +1,21 @@
-"""A bare ASGI app: reads the request body, answers a fixed JSON prediction (the HTTP ceiling)."""
+"""A bare ASGI app: reads the request body, answers a fixed JSON prediction (the HTTP ceiling).
+
+``python -m benchmarks.serving.hello PORT WORKERS`` serves it on uvicorn as ``conveyor
+serve`` starts uvicorn: through Conveyor's own ``run_workers`` (its listening socket and
+uvicorn settings) for several workers, with the same uvicorn settings in one process for
+one worker; access log off, as in ``conveyor serve``.
+"""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-__all__ = ["app"]
+__all__ = ["app", "factory", "main"]
 
 _BODY = b'{"predictions": ["no"]}'
 _HEADERS = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(_BODY))]
+HOST = "127.0.0.1"
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -27,27 +35,32 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": _BODY})
 
 
+def factory() -> Any:
+    """The app, for ``run_workers`` (it takes an app factory, as ``conveyor serve`` does)."""
+    return app
+
+
 def main() -> None:
-    """``python -m benchmarks.serving.hello PORT WORKERS``: uvicorn workers on a socket created
-    with ``IPPROTO_TCP``, so asyncio sets TCP_NODELAY on every connection.
-
-    ``uvicorn --workers N`` binds ``socket.socket(family=...)`` (protocol 0); connections
-    accepted from it keep protocol 0 and asyncio then skips TCP_NODELAY, so every keep-alive
-    response waits for a delayed ACK (~40 ms). This variant shows the ceiling without that.
-    """
-    import socket
-    import sys
-
+    """Serve the app on ``PORT`` with ``WORKERS`` processes, as ``conveyor serve`` would."""
     import uvicorn
-    from uvicorn.supervisors import Multiprocess
+
+    from conveyor.serving.shutdown import run_workers
 
     port, workers = int(sys.argv[1]), int(sys.argv[2])
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    sock.set_inheritable(True)
-    config = uvicorn.Config("benchmarks.serving.hello:app", workers=workers, log_level="info")
-    Multiprocess(config, sockets=[sock]).run()
+    if workers > 1:
+        run_workers(
+            "benchmarks.serving.hello:factory",
+            host=HOST,
+            port=port,
+            workers=workers,
+            graceful_timeout=0,
+            access_log=False,
+        )
+        return
+    config = uvicorn.Config(
+        app, host=HOST, port=port, log_level="info", access_log=False, server_header=False
+    )
+    uvicorn.Server(config).run()
 
 
 if __name__ == "__main__":

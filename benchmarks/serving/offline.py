@@ -1,15 +1,20 @@
-"""In-process prediction on the rows the batched requests carry: the ceiling without HTTP."""
+"""In-process prediction on the rows the batched requests carry: the ceiling without HTTP.
+
+The pipeline is the one ``conveyor serve`` runs (every step's ``n_jobs`` at 1); the ONNX
+path goes through Conveyor's own model slot (ONNX Runtime, 1 thread).
+"""
 
 from __future__ import annotations
 
 import functools
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.serving.demo import DemoModel
+from benchmarks.serving.demo import DemoModel, served_pipeline
 
-__all__ = ["offline_points"]
+__all__ = ["InProcess"]
 
 
 def _rows_per_s(predict: Callable[[], Any], rows: int, seconds: float) -> float:
@@ -39,36 +44,54 @@ def _onnx_predictor(model: DemoModel) -> Callable[[Any], Callable[[], Any]]:
     return make
 
 
-def offline_points(
-    model: DemoModel, sizes: tuple[int, ...], seconds: float
-) -> list[dict[str, Any]]:
-    """Rows per second of ``pipeline.predict`` (and ONNX Runtime when available) per size.
+@dataclass
+class InProcess:
+    """The loaded models, measured again in every round.
 
-    Args:
+    Attributes:
         model: the model and rows.
-        sizes: rows per call.
-        seconds: how long to repeat each measure.
-
-    Returns:
-        One record per (runtime, size); ONNX is ``not available`` with the reason when the
-        build or the model has no ONNX path.
+        pipeline: the fitted pipeline, one thread per step.
+        onnx: a maker of ONNX predict calls, or the reason there is none.
     """
-    pipeline = model.registry().load_pipeline(f"models:/{model.name}/{model.champion}")
-    points: list[dict[str, Any]] = []
-    for rows in sizes:
-        frame = model.rows.head(rows)
-        rate = _rows_per_s(functools.partial(pipeline.predict, frame), rows, seconds)
-        points.append({"runtime": "pipeline.predict", "rows": rows, "rows_per_s": rate})
-    try:
-        make = _onnx_predictor(model)
-    except Exception as exc:  # any failure means "no ONNX path here"
-        reason = f"{type(exc).__name__}: {exc}"[:300]
-        points += [
-            {"runtime": "onnx", "rows": n, "status": "not available", "reason": reason}
-            for n in sizes
-        ]
+
+    model: DemoModel
+    pipeline: Any
+    onnx: Callable[[Any], Callable[[], Any]] | str
+
+    @classmethod
+    def load(cls, model: DemoModel) -> InProcess:
+        """Load the pipeline and, when the build and the model have one, the ONNX path."""
+        pipeline, _ = served_pipeline(model)
+        onnx: Callable[[Any], Callable[[], Any]] | str
+        try:
+            onnx = _onnx_predictor(model)
+        except Exception as exc:  # any failure means "no ONNX path here"
+            onnx = f"{type(exc).__name__}: {exc}"[:300]
+        return cls(model, pipeline, onnx)
+
+    def measure(self, sizes: tuple[int, ...], seconds: float) -> list[dict[str, Any]]:
+        """Rows per second of ``pipeline.predict`` and of ONNX Runtime, per size.
+
+        Returns:
+            One record per (runtime, size); ONNX is ``not available`` with the reason when
+            the build or the model has no ONNX path.
+        """
+        points: list[dict[str, Any]] = []
+        for rows in sizes:
+            predict = functools.partial(self.pipeline.predict, self.model.rows.head(rows))
+            rate = _rows_per_s(predict, rows, seconds)
+            points.append({"runtime": "pipeline.predict", "rows": rows, "rows_per_s": rate})
+        for rows in sizes:
+            if isinstance(self.onnx, str):
+                points.append(
+                    {
+                        "runtime": "onnx",
+                        "rows": rows,
+                        "status": "not available",
+                        "reason": self.onnx,
+                    }
+                )
+                continue
+            rate = _rows_per_s(self.onnx(self.model.rows.head(rows)), rows, seconds)
+            points.append({"runtime": "onnx", "rows": rows, "rows_per_s": rate})
         return points
-    for rows in sizes:
-        rate = _rows_per_s(make(model.rows.head(rows)), rows, seconds)
-        points.append({"runtime": "onnx", "rows": rows, "rows_per_s": rate})
-    return points

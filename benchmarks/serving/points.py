@@ -1,232 +1,279 @@
-"""The measured points: each server at 16 and 64 connections, batches, offline, hot swap.
+"""The matrix of targets, and one round's measurement of one target.
 
-A point whose server option does not exist in the build under test is recorded as
-``not available``; a server that fails to start or a load run that fails is recorded as
-``failed`` with the reason. Neither stops the run.
+A target is one server setting (or the in-process baseline, or the hot swap); each round
+starts it afresh, warms it up, measures its points and stops it. A target whose server
+option does not exist in the build under test is recorded as ``not available``; a server
+that fails to start or a load run that fails is recorded as ``failed`` with the reason.
+Neither stops the run.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from benchmarks.serving import targets
-from benchmarks.serving.demo import DemoModel, mlflow_body, v2_pandas_body
+from benchmarks.serving.demo import DemoModel, PeerModels, mlflow_body, v2_pandas_body
 from benchmarks.serving.load import LoadGenerator
+from benchmarks.serving.offline import InProcess
+from benchmarks.serving.swap import hot_swap
 from benchmarks.serving.targets import ServeFeatures, Server, TargetError
 
-__all__ = ["BATCH_CONNECTIONS", "BATCH_ROWS", "CONNECTIONS", "Bench", "Variant", "variants"]
+__all__ = [
+    "BATCH_CONNECTIONS",
+    "BATCH_ROWS",
+    "CONNECTIONS",
+    "GOAL_CONNECTIONS",
+    "IN_PROCESS_S",
+    "WARM_UP_S",
+    "Bench",
+    "Target",
+    "batching_options",
+    "describe",
+    "matrix",
+]
 
 CONNECTIONS = (16, 64)
+GOAL_CONNECTIONS = 16
 BATCH_ROWS = (100, 1000)
 BATCH_CONNECTIONS = 4
 NOT_AVAILABLE, FAILED, OK = "not available", "failed", "ok"
 WARM_UP_S = 1.0
+IN_PROCESS_S = 3.0  # most seconds per in-process measure
 
 
 @dataclass(frozen=True)
-class Variant:
-    """One way of running ``conveyor serve``.
+class Target:
+    """One thing measured in every round.
 
     Attributes:
-        group: key in the results (``conveyor-onnx``, ``conveyor-pyfunc-batched``, ...).
+        key: its name in the results (``conveyor-onnx-2w``, ``mlflow-2w``, ...).
         label: what the tables call it.
+        kind: ``hello``, ``conveyor``, ``mlflow``, ``mlserver``, ``in-process`` or ``swap``.
+        part: the ``--skip`` name that leaves it out.
+        workers: server processes answering requests (0: no server).
+        connections: the connection counts of its single-row points.
         options: extra ``conveyor serve`` options.
+        batches: also requests of :data:`BATCH_ROWS` rows.
         missing: why it cannot run in this build (None: it can).
     """
 
-    group: str
+    key: str
     label: str
-    options: tuple[str, ...]
+    kind: str
+    part: str
+    workers: int = 0
+    connections: tuple[int, ...] = ()
+    options: tuple[str, ...] = ()
+    batches: bool = False
     missing: str | None = None
 
 
-def variants(features: ServeFeatures) -> list[Variant]:
-    """The ``conveyor serve`` variants, available or not in this build."""
-    pyfunc = ("--runtime", "pyfunc") if features.runtime else ()
+def batching_options(features: ServeFeatures) -> tuple[str, ...]:
+    """``conveyor serve``'s micro-batching limits, the same as MLServer's (none if the
+    build has no micro-batching)."""
+    return targets.BATCHING_OPTIONS if features.batching else ()
+
+
+def matrix(features: ServeFeatures) -> list[Target]:
+    """What the goals and the comparisons need, and no more (``make bench`` has a budget)."""
     no_runtime = None if features.runtime else "no --runtime option in this build"
     no_batching = None if features.batching else "no --batch-max-rows option in this build"
+    batching = batching_options(features)
     batching_off = ("--batch-max-rows", "1") if features.batching else ()
+    pyfunc = ("--runtime", "pyfunc") if features.runtime else ()
+    onnx = ("--runtime", "onnx", *batching)
+    goal, peers_workers = (GOAL_CONNECTIONS,), targets.MLSERVER_WORKERS
+    mlserver = f"MLServer {targets.MLSERVER_PINS[0].split('==')[1]}, adaptive batching"
     return [
-        Variant("conveyor-onnx", "Conveyor, ONNX Runtime", ("--runtime", "onnx"), no_runtime),
-        Variant(
-            "conveyor-onnx-nomon",
-            "Conveyor, ONNX Runtime, monitoring off",
-            ("--runtime", "onnx", "--no-monitoring"),
-            no_runtime,
+        Target("hello-1w", "bare ASGI hello", "hello", "hello", 1, goal),
+        Target("hello-2w", "bare ASGI hello", "hello", "hello", 2, CONNECTIONS),
+        _conveyor("conveyor-onnx-1w", "ONNX Runtime", 1, goal, onnx, missing=no_runtime),
+        _conveyor("conveyor-onnx-2w", "ONNX Runtime", 2, CONNECTIONS, onnx, missing=no_runtime),
+        _conveyor(
+            "conveyor-pipeline-batched-2w",
+            "pipeline + micro-batching",
+            2,
+            CONNECTIONS,
+            (*pyfunc, *batching),
+            missing=no_batching,
         ),
-        Variant(
-            "conveyor-pyfunc-batched", "Conveyor, pipeline + micro-batching", pyfunc, no_batching
+        _conveyor(
+            "conveyor-pipeline-2w",
+            "pipeline, no batching",
+            2,
+            CONNECTIONS,
+            (*pyfunc, *batching_off),
         ),
-        Variant("conveyor-pyfunc", "Conveyor, pipeline, no batching", pyfunc + batching_off),
+        Target("mlflow-2w", "mlflow models serve", "mlflow", "mlflow", 2, CONNECTIONS),
+        Target("mlserver-2w", mlserver, "mlserver", "mlserver", peers_workers, CONNECTIONS),
+        Target("in-process", "in-process prediction", "in-process", "batches"),
+        Target("swap", "hot swap (1 worker)", "swap", "swap", 1),
     ]
+
+
+def _conveyor(
+    key: str,
+    what: str,
+    workers: int,
+    connections: tuple[int, ...],
+    options: tuple[str, ...],
+    *,
+    missing: str | None = None,
+) -> Target:
+    """A ``conveyor serve`` target; on 2 workers, the batched requests too."""
+    return Target(
+        key,
+        f"Conveyor, {what}",
+        "conveyor",
+        "conveyor",
+        workers,
+        connections,
+        options,
+        batches=workers == 2 and "no batching" not in what,
+        missing=missing,
+    )
+
+
+def describe(target: Target) -> dict[str, Any]:
+    """The target as recorded in the results."""
+    return asdict(target)
 
 
 @dataclass
 class Bench:
-    """The state of one benchmark run: the load generator, the model, what was measured."""
+    """What every round measures with: the load generator, the model, its peer copies.
+
+    Attributes:
+        load: the load generator.
+        model: the served model and its rows.
+        features: the ``conveyor serve`` options of the build under test.
+        seconds: seconds per point.
+        logs: where server logs go.
+        peers: the peers' copies of the pipeline, or why there are none.
+        mlserver_bin: MLServer's executable, or why there is none.
+        in_process: the in-process models, or why there are none.
+    """
 
     load: LoadGenerator
     model: DemoModel
     features: ServeFeatures
     seconds: float
     logs: Path
-    points: list[dict[str, Any]] = field(default_factory=list)
-    offline: list[dict[str, Any]] = field(default_factory=list)
-    swap: dict[str, Any] = field(default_factory=dict)
+    peers: PeerModels | str
+    mlserver_bin: Path | str
+    in_process: InProcess | str
 
-    # -- recording ---------------------------------------------------------------------
-    def record(self, group: str, label: str, workers: int, **values: Any) -> dict[str, Any]:
-        """Append one point (status defaults to ok) and print a line about it."""
-        point = {"group": group, "label": label, "workers": workers, "rows": 1, **values}
-        point.setdefault("status", OK)
-        self.points.append(point)
-        if point["status"] == OK:
-            print(
-                f"  {label}, {workers}w, {point['connections']} conns, {point['rows']} rows:"
-                f" {point['rps']:.0f} req/s p50 {point['p50_ms']:.1f} ms"
-                f" p99 {point['p99_ms']:.1f} ms errors {point['non_2xx']}"
-                f"+{point['socket_errors']}",
-                flush=True,
+    def run(self, target: Target) -> dict[str, Any]:
+        """One round of ``target``: its points, or ``status`` and ``reason``."""
+        if target.missing is not None:
+            return {"status": NOT_AVAILABLE, "reason": target.missing}
+        if target.kind == "in-process":
+            if isinstance(self.in_process, str):
+                return {"status": FAILED, "reason": self.in_process}
+            seconds = min(self.seconds, IN_PROCESS_S)
+            return {"status": OK, "points": self.in_process.measure(BATCH_ROWS, seconds)}
+        if target.kind == "swap":
+            options = batching_options(self.features)
+            return hot_swap(
+                self.model, self.load, seconds=self.seconds, logs=self.logs, options=options
             )
-        else:
-            print(f"  {label}, {workers}w: {point['status']}: {point.get('reason')}", flush=True)
-        return point
+        try:
+            start = self._starter(target)
+        except TargetError as exc:
+            return {"status": FAILED, "reason": str(exc)[-600:]}
+        return self._serve(target, start)
 
-    def skipped(self, group: str, label: str, workers: int, status: str, reason: str) -> None:
-        """Record every connection count of a point as not run."""
-        for connections in CONNECTIONS:
-            self.record(
-                group, label, workers, connections=connections, status=status, reason=reason[-600:]
+    def _starter(self, target: Target) -> Callable[[], contextlib.AbstractContextManager[Server]]:
+        logs, workers = self.logs, target.workers
+        if target.kind == "hello":
+            return lambda: targets.hello_app(workers=workers, logs=logs)
+        if target.kind == "conveyor":
+            config, options = self.model.config, target.options
+            return lambda: targets.conveyor_serve(
+                config, workers=workers, options=options, logs=logs
             )
+        if isinstance(self.peers, str):
+            raise TargetError(f"the peers' model copies could not be made: {self.peers}")
+        if target.kind == "mlflow":
+            folder = self.peers.mlflow_folder
+            return lambda: targets.mlflow_serve(folder, workers=workers, logs=logs)
+        if isinstance(self.mlserver_bin, str):
+            raise TargetError(self.mlserver_bin)
+        binary, peers = self.mlserver_bin, self.peers
+        return lambda: targets.mlserver(
+            binary, peers.joblib_file, model_name="model", code=peers.code_folder, logs=logs
+        )
 
-    def measure(
-        self, server: Server, path: str, body: str, *, connections: int, count: bool = False
+    def _serve(
+        self, target: Target, start: Callable[[], contextlib.AbstractContextManager[Server]]
     ) -> dict[str, Any]:
+        path, body = self._request(target, rows=1)
+        started = time.perf_counter()
+        try:
+            with start() as server:
+                record: dict[str, Any] = {
+                    "status": OK,
+                    "start_s": round(time.perf_counter() - started, 1),
+                    "runtime": self._runtime(server) if target.kind == "conveyor" else None,
+                    "points": [],
+                }
+                self._warm_up(server, path, body)
+                for connections in target.connections:
+                    point = self._measure(server, path, body, connections=connections)
+                    record["points"].append({"rows": 1, **point})
+                    _say(target, point)
+                if target.batches:
+                    record["points"] += self._batches(server, target)
+                record["access_log_lines"] = server.access_log_lines()
+        except TargetError as exc:
+            return {"status": FAILED, "reason": str(exc)[-600:]}
+        return record
+
+    def _request(self, target: Target, *, rows: int) -> tuple[str, str]:
+        frame = self.model.rows.head(rows)
+        if target.kind == "mlserver":
+            return "/v2/models/model/infer", v2_pandas_body(frame)
+        return "/invocations", mlflow_body(frame)
+
+    def _batches(self, server: Server, target: Target) -> list[dict[str, Any]]:
+        """Requests of 100 and 1,000 rows at 4 connections: rows per second."""
+        points = []
+        for rows in BATCH_ROWS:
+            path, body = self._request(target, rows=rows)
+            point = {
+                "rows": rows,
+                **self._measure(server, path, body, connections=BATCH_CONNECTIONS),
+            }
+            if point.get("status", OK) == OK:
+                point["rows_per_s"] = point["rps"] * rows
+            points.append(point)
+            _say(target, point)
+        return points
+
+    def _measure(self, server: Server, path: str, body: str, *, connections: int) -> dict[str, Any]:
         """One load run as a dict (``status: failed`` with the reason when it fails)."""
         try:
             result = self.load.run(
-                server.url + path,
-                body,
-                connections=connections,
-                seconds=self.seconds,
-                count_versions=count,
+                server.url + path, body, connections=connections, seconds=self.seconds
             )
         except (RuntimeError, OSError) as exc:
             return {"connections": connections, "status": FAILED, "reason": str(exc)[-600:]}
         if result.requests == 0:
             reason = f"no response completed in {self.seconds:g} s (latency above the run length)"
             return {"connections": connections, "status": FAILED, "reason": reason}
-        return {"connections": connections, **result.to_dict()}
+        return {"connections": connections, "status": OK, **result.to_dict()}
 
-    def warm_up(self, server: Server, path: str, body: str) -> None:
+    def _warm_up(self, server: Server, path: str, body: str) -> None:
         """A short discarded run: connections open, first-request costs paid."""
         with contextlib.suppress(RuntimeError, OSError):
-            self.load.run(server.url + path, body, connections=CONNECTIONS[0], seconds=WARM_UP_S)
-
-    @contextlib.contextmanager
-    def serving(
-        self, group: str, label: str, workers: int, start: Callable[[], Any]
-    ) -> Iterator[Server | None]:
-        """Start a server; on failure record the point as failed and yield None."""
-        print(f"{label}, {workers} worker(s): starting", flush=True)
-        with contextlib.ExitStack() as stack:
-            try:
-                server: Server | None = stack.enter_context(start())
-            except TargetError as exc:
-                self.skipped(group, label, workers, FAILED, str(exc))
-                server = None
-            yield server
-
-    # -- points ------------------------------------------------------------------------
-    def single_rows(
-        self,
-        server: Server,
-        group: str,
-        label: str,
-        workers: int,
-        *,
-        path: str,
-        body: str,
-        **extra: Any,
-    ) -> None:
-        """Single-row requests at each connection count, after a warm-up."""
-        self.warm_up(server, path, body)
-        for connections in CONNECTIONS:
-            self.record(
-                group,
-                label,
-                workers,
-                **extra,
-                **self.measure(server, path, body, connections=connections),
-            )
-
-    def hello(self) -> None:
-        """The bare ASGI app: the ceiling of the HTTP stack (also with TCP_NODELAY, 2 workers)."""
-        body = mlflow_body(self.model.rows.head(1))
-        runs = [("hello", "bare ASGI hello", 1, False), ("hello", "bare ASGI hello", 2, False)]
-        runs.append(("hello-nodelay", "bare ASGI hello, TCP_NODELAY socket", 2, True))
-        for group, label, workers, nodelay in runs:
-            start = functools.partial(
-                targets.hello_app, workers=workers, logs=self.logs, nodelay=nodelay
-            )
-            with self.serving(group, label, workers, start) as server:
-                if server is not None:
-                    self.single_rows(server, group, label, workers, path="/invocations", body=body)
-
-    def conveyor(self, *, batched: bool) -> None:
-        """Every ``conveyor serve`` variant at 1 and 2 workers; batches on 2 workers."""
-        body = mlflow_body(self.model.rows.head(1))
-        primary_pyfunc = next(
-            v
-            for v in variants(self.features)
-            if v.group.startswith("conveyor-pyfunc") and v.missing is None
-        )
-        for variant in variants(self.features):
-            for workers in (1, 2):
-                if variant.missing is not None:
-                    self.skipped(
-                        variant.group, variant.label, workers, NOT_AVAILABLE, variant.missing
-                    )
-                    continue
-                self._conveyor_variant(
-                    variant,
-                    workers,
-                    body,
-                    batches=batched
-                    and workers == 2
-                    and variant.group in ("conveyor-onnx", primary_pyfunc.group),
-                )
-
-    def _conveyor_variant(
-        self, variant: Variant, workers: int, body: str, *, batches: bool
-    ) -> None:
-        start = lambda: targets.conveyor_serve(  # noqa: E731
-            self.model.config, workers=workers, options=variant.options, logs=self.logs
-        )
-        with self.serving(variant.group, variant.label, workers, start) as server:
-            if server is None:
-                if batches:
-                    self._batch_skipped(variant, FAILED, "server did not start")
-                return
-            runtime = self._runtime(server)
-            self.single_rows(
-                server,
-                variant.group,
-                variant.label,
-                workers,
-                path="/invocations",
-                body=body,
-                runtime=runtime,
-            )
-            if batches:
-                self.batches(server, variant, runtime)
+            self.load.run(server.url + path, body, connections=GOAL_CONNECTIONS, seconds=WARM_UP_S)
 
     def _runtime(self, server: Server) -> str:
         with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
@@ -234,68 +281,14 @@ class Bench:
             return str(meta["parameters"]["runtime"])
         return "unknown"
 
-    def batches(self, server: Server, variant: Variant, runtime: str) -> None:
-        """Requests of 100 and 1,000 rows at 4 connections: rows per second."""
-        for rows in BATCH_ROWS:
-            body = mlflow_body(self.model.rows.head(rows))
-            point = self.measure(server, "/invocations", body, connections=BATCH_CONNECTIONS)
-            if point.get("status", OK) == OK:
-                point["rows_per_s"] = point["rps"] * rows
-            self.record(variant.group, variant.label, 2, **{**point, "rows": rows}, runtime=runtime)
 
-    def _batch_skipped(self, variant: Variant, status: str, reason: str) -> None:
-        for rows in BATCH_ROWS:
-            self.record(
-                variant.group,
-                variant.label,
-                2,
-                connections=BATCH_CONNECTIONS,
-                rows=rows,
-                status=status,
-                reason=reason,
-            )
-
-    def mlflow(self) -> None:
-        """``mlflow models serve`` (2 workers) on the champion version."""
-        uri = f"models:/{self.model.name}/{self.model.champion}"
-        start = lambda: targets.mlflow_serve(  # noqa: E731
-            self.model.tracking_uri, uri, workers=2, logs=self.logs
-        )
-        body = mlflow_body(self.model.rows.head(1))
-        with self.serving("mlflow", "mlflow models serve", 2, start) as server:
-            if server is not None:
-                self.single_rows(
-                    server, "mlflow", "mlflow models serve", 2, path="/invocations", body=body
-                )
-
-    def mlserver(self, work: Path) -> None:
-        """Seldon MLServer + mlserver-sklearn, adaptive batching, V2 with the pandas codec."""
-        import joblib
-
-        label = "MLServer 1.7.1, adaptive batching"
-        try:
-            mlserver_bin = targets.ensure_mlserver()
-        except (TargetError, OSError, ValueError) as exc:
-            self.skipped("mlserver", label, targets.MLSERVER_WORKERS, FAILED, str(exc))
-            return
-        folder = work / "mlserver" / "model"
-        folder.mkdir(parents=True, exist_ok=True)
-        pipeline = self.model.registry().load_pipeline(
-            f"models:/{self.model.name}/{self.model.champion}"
-        )
-        joblib.dump(pipeline, folder / "model.joblib")
-        name = "model"
-        start = lambda: targets.mlserver(  # noqa: E731
-            mlserver_bin, folder / "model.joblib", model_name=name, logs=self.logs
-        )
-        body = v2_pandas_body(self.model.rows.head(1))
-        with self.serving("mlserver", label, targets.MLSERVER_WORKERS, start) as server:
-            if server is not None:
-                self.single_rows(
-                    server,
-                    "mlserver",
-                    label,
-                    targets.MLSERVER_WORKERS,
-                    path=f"/v2/models/{name}/infer",
-                    body=body,
-                )
+def _say(target: Target, point: dict[str, Any]) -> None:
+    head = f"    {point['connections']} conns, {point.get('rows', 1)} rows:"
+    if point.get("status") != OK:
+        print(f"{head} {point['status']}: {point.get('reason')}", flush=True)
+        return
+    print(
+        f"{head} {point['rps']:,.0f} req/s, p50 {point['p50_ms']:.1f} ms, "
+        f"p99 {point['p99_ms']:.1f} ms, errors {point['non_2xx']}+{point['socket_errors']}",
+        flush=True,
+    )

@@ -1,134 +1,47 @@
-"""Markdown tables and goals of a serving benchmark run; the docs section and the JSON file."""
+"""The serving benchmark's Markdown: provenance and settings, tables, goals.
+
+Rendered from the results file only (``summary.summarize`` made its ``summary``).
+"""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DOC", "END", "RESULTS", "START", "evaluate_goals", "render", "write"]
+from benchmarks import publish
+from benchmarks.markers import write_between
+
+__all__ = ["DOC", "END", "RESULTS", "SECTION", "START", "render", "spread"]
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results-serving.json"
 DOC = ROOT / "docs" / "benchmarks.md"
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
 START, END = "<!-- serving:start -->", "<!-- serving:end -->"
-SECTION_HEAD = """## Serving
-
-`python -m benchmarks.serving` ([benchmarks/serving/](../benchmarks/serving/)) measures
-`conveyor serve` against `mlflow models serve`, Seldon MLServer 1.7.1 (adaptive batching) and a
-bare ASGI "hello" app on the same uvicorn settings, on the same registered model (the demo
-project's LightGBM pipeline), in the same run, with wrk (1 thread) on the same 2-core machine:
-single-row JSON requests at 16 and 64 connections, batches of 100 and 1,000 rows against
-in-process prediction, and p99 while the `champion` alias is swapped every second. Options the
-build under test lacks are reported as "not available". `--seconds N` sets the time per point
-(default 10), `--quick` runs 2 s per point; raw numbers in `benchmarks/results-serving.json`.
-"""
-
-GROUPS = (
-    "hello",
-    "hello-nodelay",
-    "conveyor-onnx",
-    "conveyor-pyfunc-batched",
-    "conveyor-pyfunc",
-    "mlflow",
-    "mlserver",
-)
+SUMMARY_START, SUMMARY_END = "<!-- serving-summary:start -->", "<!-- serving-summary:end -->"
+SECTION = "## Serving"
 
 
-def _find(
-    points: list[dict[str, Any]], group: str, workers: int | None, connections: int, rows: int = 1
-) -> dict[str, Any] | None:
-    for p in points:
-        if (
-            (p["group"], p["connections"], p["rows"]) == (group, connections, rows)
-            and (workers is None or p["workers"] == workers)
-            and p["status"] == "ok"
-        ):
-            return p
-    return None
-
-
-def _ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> float | None:
-    if a is None or b is None or not b["rps"]:
-        return None
-    return float(a["rps"]) / float(b["rps"])
-
-
-def _x(value: float | None) -> str:
-    if value is None:
+def spread(s: dict[str, float] | None, fmt: str = "{:,.0f}") -> str:
+    if s is None:
         return "-"
+    if s["min"] == s["max"]:
+        return fmt.format(s["median"])
+    return f"{fmt.format(s['median'])} ({fmt.format(s['min'])}-{fmt.format(s['max'])})"
+
+
+def _x(value: float, *, percent: bool = False) -> str:
+    if percent:
+        return f"{value:.0%}"
     return f"{value:.1f}x" if value >= 1 else f"{value:.2f}x"
 
 
-def evaluate_goals(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The issue's goals, at 16 connections, Conveyor on 2 workers like its peers."""
-    onnx = _find(points, "conveyor-onnx", 2, 16)
-    batched = _find(points, "conveyor-pyfunc-batched", 2, 16)
-    mlflow, mlserver = _find(points, "mlflow", None, 16), _find(points, "mlserver", None, 16)
-    # The ceiling is the faster hello: uvicorn --workers 2 pays a delayed-ACK floor per request.
-    hellos = [_find(points, g, 2, 16) for g in ("hello", "hello-nodelay")]
-    hello = max((h for h in hellos if h is not None), key=lambda h: h["rps"], default=None)
-    goals = []
-    ratio = _ratio(onnx, mlflow)
-    p99 = None if onnx is None else float(onnx["p99_ms"])
-    goals.append(
-        {
-            "goal": "ONNX path >= 20x MLflow's throughput, p99 <= 20 ms",
-            "measured": None if ratio is None else f"{ratio:.1f}x, p99 {p99:.1f} ms",
-            "met": None if ratio is None or p99 is None else ratio >= 20 and p99 <= 20,
-        }
-    )
-    ratio = _ratio(batched, mlserver)
-    goals.append(
-        {
-            "goal": "pipeline path with batching >= 2x MLServer's batched throughput",
-            "measured": None if ratio is None else f"{ratio:.1f}x",
-            "met": None if ratio is None else ratio >= 2,
-        }
-    )
-    ratio = _ratio(onnx, hello)
-    goals.append(
-        {
-            "goal": "ONNX path >= 40% of the bare ASGI app (its faster 2-worker run)",
-            "measured": None if ratio is None else f"{ratio:.0%}",
-            "met": None if ratio is None else ratio >= 0.4,
-        }
-    )
-    for workers in (1, 2):
-        on = _find(points, "conveyor-onnx", workers, 16)
-        off = _find(points, "conveyor-onnx-nomon", workers, 16)
-        ratio = _ratio(on, off)
-        goals.append(
-            {
-                "goal": f"monitoring on >= 90% of off (ONNX, {workers} worker(s))",
-                "measured": None if ratio is None else f"{ratio:.0%}",
-                "met": None if ratio is None else ratio >= 0.9,
-            }
-        )
-    return goals
-
-
-def _errors(p: dict[str, Any]) -> str:
-    return f"{p['non_2xx']} / {p['socket_errors']}"
-
-
-def _single_table(points: list[dict[str, Any]]) -> list[str]:
-    lines = [
-        "| server | workers | runtime | conns | req/s | p50 ms | p99 ms | non-2xx / socket err. |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for group in GROUPS:
-        for p in points:
-            if p["group"] != group or p["rows"] != 1:
-                continue
-            head = f"| {p['label']} | {p['workers']} | {p.get('runtime', '-')} | {p['connections']}"
-            if p["status"] != "ok":
-                lines.append(f"{head} | {p['status']}: {_short(p.get('reason'))} | | | |")
-                continue
-            lines.append(
-                f"{head} | {p['rps']:,.0f} | {p['p50_ms']:.1f} | {p['p99_ms']:.1f} | {_errors(p)} |"
-            )
-    return lines
+def _spread_x(s: dict[str, float] | None, *, percent: bool = False) -> str:
+    if s is None:
+        return "-"
+    low, mid, high = (_x(s[k], percent=percent) for k in ("min", "median", "max"))
+    return mid if s["min"] == s["max"] else f"{mid} ({low}-{high})"
 
 
 def _short(reason: Any) -> str:
@@ -136,151 +49,208 @@ def _short(reason: Any) -> str:
     return text if len(text) <= 90 else text[:87] + "..."
 
 
-def _ratio_table(points: list[dict[str, Any]]) -> list[str]:
+def _header(result: dict[str, Any]) -> list[str]:
+    meta, st, s = result["meta"], result["settings"], result["summary"]
+    rounds = len(result["rounds"])
+    seeds = ", ".join(str(r["seed"]) for r in result["rounds"])
+    env = ", ".join(f"{k}={v}" for k, v in st["thread_env"].items())
+    registered = ", ".join(f"{k} {v}" for k, v in st["registered_n_jobs"].items()) or "-"
+    log_lines = sum(t["access_log_lines"] for t in s["targets"].values())
+    batching = st["micro_batching"]
+    features = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in st["serve_features"].items())
+    versions = ", ".join(f"{k} {v}" for k, v in result["versions"].items())
+    return [
+        f"Measured in `benchmarks/results-serving.json` ({meta['date'][:10]}, {meta['machine']}, "
+        f"commit {meta['commit'][:10]}; load average {meta['load_average_start']} at the start, "
+        f"{result['load_average_end']} at the end; {rounds} interleaved round(s) in "
+        f"{meta['seconds'] / 60:.0f} min); `python -m benchmarks.serving` reproduces it.",
+        "",
+        f"Method: each round starts every target afresh in an order shuffled with the round's "
+        f"seed ({seeds}; the orders are in the results file), warms it up for "
+        f"{st['warm_up_s']:g} s, then loads it for {st['seconds_per_point']:g} s per point "
+        f"with {st['load_generator']} on the same machine. Figures: median (min-max) over the "
+        "rounds; ratios are taken within a round, then summarised; a goal is met only if it is "
+        "met in every round.",
+        "",
+        f"Settings, the same for every server: environment {env}; one estimator thread "
+        f"(every pipeline step's `n_jobs` = {st['estimator_n_jobs']}: `conveyor serve` sets it "
+        "at load, the peers are given the same fitted pipeline saved that way; registered: "
+        f"{registered}); ONNX Runtime {st['onnx_runtime_threads']} intra-/inter-op thread; "
+        f"access log {st['access_log']} ({log_lines} request lines in all the servers' logs); "
+        f"micro-batching, where a server has it, at most {batching['max_rows']} rows or "
+        f"{batching['max_wait_ms']:g} ms (Conveyor's `--batch-max-rows`/`--batch-max-wait-ms`, "
+        "MLServer's `max_batch_size`/`max_batch_time`); the same number of workers on both "
+        f"sides of every comparison (MLServer: {st['mlserver']['workers']} parallel inference "
+        "workers behind its HTTP process). Single-row requests at "
+        f"{' and '.join(str(c) for c in st['connections'])} connections (goals at "
+        f"{st['goal_connections']}); batches of "
+        f"{' and '.join(f'{r:,}' for r in st['batch_rows'])} rows at "
+        f"{st['batch_connections']} connections. `conveyor serve` options in this build: "
+        f"{features}. Versions: {versions}.",
+    ]
+
+
+def _single_table(result: dict[str, Any]) -> list[str]:
+    s = result["summary"]
+    rounds = len(result["rounds"])
+    by_key = {t["key"]: t for t in result["settings"]["targets"]}
     lines = [
-        "| Conveyor | workers | conns | vs mlflow (2w) | vs MLServer | vs hello (same workers) |",
+        "| server | workers | conns | req/s | p50 ms | p99 ms | rounds ok "
+        "| non-2xx / socket err. |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for p in s["points"]:
+        if p["rows"] != 1:
+            continue
+        target, facts = by_key[p["key"]], s["targets"][p["key"]]
+        head = f"| {target['label']} | {target['workers']} | {p['connections']}"
+        if not p["rounds_ok"]:
+            lines.append(f"{head} | {_short(facts['problem'])} | | | 0/{rounds} | |")
+            continue
+        lines.append(
+            f"{head} | {spread(p['rps'])} | {spread(p['p50_ms'], '{:.1f}')} | "
+            f"{spread(p['p99_ms'], '{:.1f}')} | {p['rounds_ok']}/{rounds} | "
+            f"{p['non_2xx']} / {p['socket_errors']} |"
+        )
+    return lines
+
+
+def _ratio_table(result: dict[str, Any]) -> list[str]:
+    by_key = {t["key"]: t for t in result["settings"]["targets"]}
+    lines = [
+        "| Conveyor | against | alike | conns | req/s ratio | per round |",
         "|---|---|---|---|---|---|",
     ]
-    for p in points:
-        if not p["group"].startswith("conveyor") or p["rows"] != 1 or p["status"] != "ok":
-            continue
-        c = p["connections"]
-        vs = (
-            _find(points, "mlflow", None, c),
-            _find(points, "mlserver", None, c),
-            _find(points, "hello", p["workers"], c),
-        )
-        cells = " | ".join(_x(_ratio(p, other)) for other in vs)
-        lines.append(f"| {p['label']} | {p['workers']} | {c} | {cells} |")
-    return lines
-
-
-def _batch_table(points: list[dict[str, Any]], offline: list[dict[str, Any]]) -> list[str]:
-    lines = [
-        "| server | rows/request | req/s | rows/s | p99 ms | offline rows/s | served / offline |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for p in points:
-        if p["rows"] == 1:
-            continue
-        runtime = "onnx" if p["group"] == "conveyor-onnx" else "pipeline.predict"
-        base = next(
-            (
-                o
-                for o in offline
-                if o["runtime"] == runtime and o["rows"] == p["rows"] and "rows_per_s" in o
-            ),
-            None,
-        )
-        if p["status"] != "ok":
-            lines.append(
-                f"| {p['label']} | {p['rows']:,} | {p['status']}: "
-                f"{_short(p.get('reason'))} | | | | |"
-            )
-            continue
-        ratio = f"{p['rows_per_s'] / base['rows_per_s']:.0%}" if base else "-"
-        offline_rate = f"{base['rows_per_s']:,.0f} ({runtime})" if base else "-"
+    for r in result["summary"]["ratios"]:
+        a, b = by_key[r["a"]], by_key[r["b"]]
+        per_round = ", ".join("-" if x is None else _x(x) for x in r["per_round"])
         lines.append(
-            f"| {p['label']} (2w) | {p['rows']:,} | {p['rps']:,.1f} | {p['rows_per_s']:,.0f}"
-            f" | {p['p99_ms']:.1f} | {offline_rate} | {ratio} |"
+            f"| {a['label']} ({a['workers']}w) | {b['label']} ({b['workers']}w) | {r['alike']} | "
+            f"{r['connections']} | {_spread_x(r['ratio'])} | {per_round} |"
         )
-    for o in offline:
-        if "rows_per_s" not in o:
-            lines.append(
-                f"| in-process {o['runtime']} | {o['rows']:,} | {o['status']}: "
-                f"{_short(o.get('reason'))} | | | | |"
-            )
     return lines
 
 
-def _version(key: str, count: int) -> str:
-    return f"{key}: {count}" if key in ("error", "none") else f"v{key}: {count}"
-
-
-def _swap_table(swap: dict[str, Any]) -> list[str]:
-    if not swap:
-        return ["Hot swap: skipped."]
-    if swap.get("status") != "ok":
-        return [f"Hot swap: {swap.get('status', 'not run')}: {_short(swap.get('reason'))}"]
+def _batch_table(result: dict[str, Any]) -> list[str]:
+    by_key = {t["key"]: t for t in result["settings"]["targets"]}
+    points = {(p["key"], p["rows"]): p for p in result["summary"]["points"] if p["rows"] > 1}
     lines = [
-        f"Hot swap (1 worker, {swap['connections']} connections, {swap['seconds']:g} s per run;"
-        f" `champion` moved and `POST /admin/reload` every second: {swap['swaps']} swaps,"
-        f" {swap['swaps_during_load']} while the load ran, {swap['failed_reloads']} reloads"
-        " failed):",
+        "| server | rows/request | rows/s served | p99 ms | rows/s in-process | served / "
+        "in-process |",
+        "|---|---|---|---|---|---|",
+    ]
+    for b in result["summary"]["batched"]:
+        target, p = by_key.get(b["key"]), points.get((b["key"], b["rows"]))
+        if target is None or p is None:
+            continue
+        ratio = b["served_over_in_process"]
+        lines.append(
+            f"| {target['label']} ({target['workers']}w) | {b['rows']:,} | "
+            f"{spread(b['served_rows_per_s'])} | {spread(p['p99_ms'], '{:.1f}')} | "
+            f"{spread(b['in_process_rows_per_s'])} ({b['runtime']}) | "
+            f"{spread(ratio, '{:.0%}')} |"
+        )
+    return lines
+
+
+def _swap_lines(result: dict[str, Any]) -> list[str]:
+    w = result["summary"]["swap"]
+    if w is None:
+        return ["Hot swap: skipped."]
+    if not w["rounds_ok"]:
+        return [f"Hot swap: {_short(w['problem'])}"]
+    st = result["settings"]["hot_swap"]
+
+    def versions(name: str) -> str:
+        counts = w["versions"][name]
+        return ", ".join(
+            f"{k}: {n}" if k in ("error", "none") else f"v{k}: {n}"
+            for k, n in sorted(counts.items())
+        )
+
+    lines = [
+        f"Hot swap ({st['workers']} worker, {st['connections']} connections, {st['seconds']:g} s "
+        "per run, the steady run just before the swap run on the same server; `champion` moved "
+        f"and `POST /admin/reload` every second: {w['swaps_during_load']} swaps while the load "
+        f"ran, {w['failed_reloads']} reloads failed, {w['errors']} requests failed, over "
+        f"{w['rounds_ok']} round(s)):",
         "",
-        "| run | req/s | p50 ms | p99 ms | max ms | non-2xx / socket err. | answers per version |",
-        "|---|---|---|---|---|---|---|",
+        "| run | req/s | p50 ms | p99 ms | max ms | answers per version (all rounds) |",
+        "|---|---|---|---|---|---|",
     ]
     for name in ("steady", "swap"):
-        r = swap[name]
-        versions = ", ".join(_version(k, n) for k, n in sorted(r["versions"].items())) or "-"
         lines.append(
-            f"| {name} | {r['rps']:,.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} |"
-            f" {r['max_ms']:.1f} | {_errors(r)} | {versions} |"
+            f"| {name} | {spread(w[f'{name}_rps'])} | {spread(w[f'{name}_p50_ms'], '{:.1f}')} |"
+            f" {spread(w[f'{name}_p99_ms'], '{:.1f}')} | {spread(w[f'{name}_max_ms'], '{:.1f}')}"
+            f" | {versions(name)} |"
         )
+    lines += ["", f"p99 during swaps / steady p99: {_spread_x(w['p99_ratio'])}."]
     return lines
 
 
-def _features(results: dict[str, Any]) -> str:
-    names = {
-        "runtime": "--runtime",
-        "batching": "--batch-max-rows/--batch-max-wait-ms",
-        "max_concurrency": "--max-concurrency",
-    }
-    flags = results["serve_features"]
-    return ", ".join(f"{names[k]} {'yes' if v else 'no'}" for k, v in flags.items())
+def _goal_round_text(x: dict[str, Any] | None, *, percent: bool) -> str:
+    if x is None:
+        return "-"
+    p99 = f", p99 {x['p99_ms']:.1f} ms" if "p99_ms" in x else ""
+    return f"{_x(x['ratio'], percent=percent)}{p99}"
 
 
-def render(results: dict[str, Any]) -> str:
-    """Markdown of one run: single-row table, ratios, batches, hot swap, goals."""
-    m = results["machine"]
-    points = results["points"]
+def _goal_table(result: dict[str, Any]) -> list[str]:
+    by_key = {t["key"]: t for t in result["settings"]["targets"]}
     lines = [
-        f"Measured {results['date']} on {m['cpu_count']} cores, Python {m['python']};"
-        f" load: {m['load_generator']} on the same machine; {results['seconds']:g} s per"
-        f" point; load average {m['loadavg_start']:.1f} at the start, {m['loadavg_end']:.1f} at"
-        " the end (above 2 the machine was busy with other work: compare ratios only)."
-        f" `conveyor serve` options in this build: {_features(results)}.",
-        "",
-        "Single-row requests:",
-        "",
-        *_single_table(points),
-        "",
-        "`TCP_NODELAY socket`: the hello app's 2 uvicorn workers on a listening socket made with"
-        " `IPPROTO_TCP`. `uvicorn --workers N` binds with protocol 0, so asyncio does not set"
-        " TCP_NODELAY on accepted connections and each keep-alive response waits for a delayed"
-        " ACK (~40 ms floor per request); `conveyor serve --workers N` and"
-        " `mlflow models serve -w N` start uvicorn that way.",
-        "",
-        "Throughput ratios (same run):",
-        "",
-        *_ratio_table(points),
-        "",
-        "Batched requests (4 connections) vs prediction in-process on the same rows:",
-        "",
-        *_batch_table(points, results["offline"]),
-        "",
-        *_swap_table(results["swap"]),
-        "",
-        "Goals (16 connections; Conveyor with 2 workers, like `mlflow models serve -w 2`):",
-        "",
-        "| goal | measured | met |",
-        "|---|---|---|",
+        "| goal | compared | per round | median (min-max) | verdict |",
+        "|---|---|---|---|---|",
     ]
-    for g in results["goals"]:
-        met = {True: "yes", False: "no", None: "not measured"}[g["met"]]
-        lines.append(f"| {g['goal']} | {g['measured'] or '-'} | {met} |")
+    for g in result["summary"]["goals"]:
+        a, b = by_key.get(g["a"]), by_key.get(g["b"])
+        compared = "-"
+        if a is not None and b is not None:
+            compared = f"{a['label']} ({a['workers']}w) / {b['label']} ({b['workers']}w)"
+        percent = g["at_least"] < 1
+        per_round = "; ".join(_goal_round_text(x, percent=percent) for x in g["per_round"])
+        median = _spread_x(g["ratio"], percent=percent)
+        if g["p99_ms"] is not None:
+            median += f", p99 {spread(g['p99_ms'], '{:.1f}')} ms"
+        verdict = "not measured"
+        if g["measured"]:
+            verdict = f"{publish.verdict(g['met'])} ({g['met_rounds']} of {g['rounds']} rounds)"
+        lines.append(f"| {g['goal']} | {compared} | {per_round} | {median} | {verdict} |")
+    return lines
+
+
+def render_summary(result: dict[str, Any]) -> str:
+    """The goals, for docs/architecture.md."""
+    meta = result["meta"]
+    lines = [
+        f"Measured {meta['date'][:10]} at commit {meta['commit'][:10]},"
+        f" {result['settings']['goal_connections']} connections, every ratio within a round"
+        " (full tables and settings in [benchmarks.md](benchmarks.md#serving)):",
+        "",
+    ]
+    return "\n".join(lines + _goal_table(result))
+
+
+def render(result: dict[str, Any]) -> str:
+    """The Markdown between the ``serving`` markers; the goals in docs/architecture.md are
+    rewritten beside it."""
+    write_between(ARCHITECTURE, SUMMARY_START, SUMMARY_END, render_summary(result))
+    connections = result["settings"]["goal_connections"]
+    sections: list[tuple[str, Callable[[dict[str, Any]], list[str]]]] = [
+        ("Single-row requests:", _single_table),
+        ("Throughput ratios, within each round:", _ratio_table),
+        (
+            f"Batched requests ({result['settings']['batch_connections']} connections) against "
+            "prediction in-process on the same rows, in the same round:",
+            _batch_table,
+        ),
+        ("", _swap_lines),
+        (
+            f"Goals ({connections} connections; the monitoring overhead is measured below):",
+            _goal_table,
+        ),
+    ]
+    lines = _header(result)
+    for title, table in sections:
+        lines += ["", title, ""] if title else [""]
+        lines += table(result)
     return "\n".join(lines)
-
-
-def write(results: dict[str, Any], table: str) -> None:
-    """Write the JSON results and replace (or append) the Serving section's table."""
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    doc = DOC.read_text(encoding="utf-8")  # re-read: other sections change under us
-    if START in doc and END in doc:
-        head, _, rest = doc.partition(START)
-        _, _, tail = rest.partition(END)
-        doc = f"{head}{START}\n{table}\n{END}{tail}"
-    else:
-        doc = f"{doc.rstrip()}\n\n{SECTION_HEAD}\n{START}\n{table}\n{END}\n"
-    DOC.write_text(doc, encoding="utf-8")

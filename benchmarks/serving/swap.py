@@ -69,7 +69,12 @@ class _Swapper:
 
 
 def hot_swap(
-    model: DemoModel, load: LoadGenerator, *, seconds: float, logs: Any, options: tuple[str, ...]
+    model: DemoModel,
+    load: LoadGenerator,
+    *,
+    seconds: float,
+    logs: Any,
+    options: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Steady run, then swap run, on one server (1 worker, admin token set).
 

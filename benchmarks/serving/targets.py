@@ -5,7 +5,12 @@
 - ``mlflow models serve`` on the same registered version;
 - Seldon MLServer + mlserver-sklearn in their own venv (``.venv-bench-mlserver``), serving
   the same fitted pipeline saved with joblib, adaptive batching on;
-- a bare ASGI "hello" app (``benchmarks.serving.hello``) on the same uvicorn settings.
+- a bare ASGI "hello" app (``benchmarks.serving.hello``) on uvicorn, started as
+  ``conveyor serve`` starts it.
+
+Every server gets the same environment (:data:`THREAD_ENV`: one OpenMP/BLAS thread) and
+runs without an access log; micro-batching, where a server has it, waits for the same
+number of rows and milliseconds (:data:`BATCH_MAX_ROWS`, :data:`BATCH_MAX_WAIT_MS`).
 """
 
 from __future__ import annotations
@@ -26,21 +31,25 @@ from pathlib import Path
 import httpx
 
 __all__ = [
+    "BATCH_MAX_ROWS",
+    "BATCH_MAX_WAIT_MS",
+    "BATCHING_OPTIONS",
     "BIN",
-    "MLSERVER_BATCH_SIZE",
-    "MLSERVER_BATCH_TIME_S",
     "MLSERVER_VENV",
     "MLSERVER_WORKERS",
     "ROOT",
     "ServeFeatures",
     "Server",
+    "THREAD_ENV",
     "TargetError",
+    "access_log_lines",
     "conveyor_serve",
     "detect_features",
     "ensure_mlserver",
     "hello_app",
     "mlflow_serve",
     "mlserver",
+    "server_env",
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,8 +60,20 @@ MLSERVER_PINS = ("mlserver==1.7.1", "mlserver-sklearn==1.7.1", "uvloop==0.21.0")
 # event loop in thread 'MainThread'"), so it is pinned. The model's libraries are pinned to
 # the versions of this venv so the joblib pickle loads exactly as it was saved.
 MODEL_PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas", "joblib", "lightgbm")
-MLSERVER_BATCH_SIZE = 64
-MLSERVER_BATCH_TIME_S = 0.01
+# The same thread settings for every server. Conveyor also sets every estimator's n_jobs to
+# 1 when it loads a pipeline (an explicit n_jobs beats OMP_NUM_THREADS in LightGBM), and the
+# peers are handed the same pipeline with n_jobs=1 (see ``demo.served_pipeline``).
+THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+# Micro-batching where a server has it: Conveyor's --batch-max-rows/--batch-max-wait-ms and
+# MLServer's max_batch_size/max_batch_time get the same values.
+BATCH_MAX_ROWS = 64
+BATCH_MAX_WAIT_MS = 10.0
+BATCHING_OPTIONS = (
+    "--batch-max-rows",
+    str(BATCH_MAX_ROWS),
+    "--batch-max-wait-ms",
+    f"{BATCH_MAX_WAIT_MS:g}",
+)
 MLSERVER_WORKERS = 2
 STARTUP_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 20.0
@@ -103,11 +124,20 @@ def free_port() -> int:
 
 
 def base_env() -> dict[str, str]:
-    """The environment of every server: ours without MLflow/Conveyor variables, venv first."""
+    """Our environment without MLflow/Conveyor variables, venv first (also used by
+    ``benchmarks.images``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "CONVEYOR_"))}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"
     return env
+
+
+def server_env() -> dict[str, str]:
+    """The environment of every server under test: :func:`base_env`, :data:`THREAD_ENV`,
+    and uvicorn's access log off for servers that start uvicorn from its command line
+    (``mlflow models serve``)."""
+    env = {k: v for k, v in base_env().items() if not k.startswith("UVICORN_")}
+    return {**env, "UVICORN_ACCESS_LOG": "false", **THREAD_ENV}
 
 
 @dataclass
@@ -123,6 +153,10 @@ class Server:
         """The end of the server's log."""
         return self.log.read_text(encoding="utf-8", errors="replace")[-chars:]
 
+    def access_log_lines(self) -> int:
+        """Lines of the server's log that log a POST (0 when the access log is off)."""
+        return access_log_lines(self.log)
+
     def stop(self) -> None:
         """SIGTERM to the whole process group, SIGKILL after a grace period."""
         with contextlib.suppress(ProcessLookupError):
@@ -133,6 +167,12 @@ class Server:
             os.killpg(self.process.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=5)
+
+
+def access_log_lines(log: Path) -> int:
+    """Lines of ``log`` that log a request to a POST endpoint (uvicorn's access log format)."""
+    with log.open(encoding="utf-8", errors="replace") as lines:
+        return sum('"POST /' in line for line in lines)
 
 
 @contextlib.contextmanager
@@ -182,12 +222,13 @@ def conveyor_serve(
     logs: Path,
     env: dict[str, str] | None = None,
 ) -> contextlib.AbstractContextManager[Server]:
-    """``conveyor serve -c CONFIG`` (the champion; alias polling off, no drain delay)."""
+    """``conveyor serve -c CONFIG`` (the champion; alias polling off, no drain delay; its
+    access log is off by default)."""
     port = free_port()
     argv = [str(BIN / "conveyor"), "serve", "-c", str(config), "--port", str(port)]
     argv += ["--workers", str(workers), "--poll-interval", "0", "--drain-seconds", "0"]
     argv += list(options)
-    environment = {**base_env(), "COLUMNS": "200", **(env or {})}
+    environment = {**server_env(), "COLUMNS": "200", **(env or {})}
     return _running(
         f"conveyor-w{workers}",
         argv,
@@ -200,35 +241,39 @@ def conveyor_serve(
 
 
 def mlflow_serve(
-    tracking_uri: str, model_uri: str, *, workers: int, logs: Path
+    model_folder: Path, *, workers: int, logs: Path
 ) -> contextlib.AbstractContextManager[Server]:
-    """``mlflow models serve --env-manager local`` on the embedded store."""
-    port = free_port()
-    argv = [str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local"]
-    argv += ["-w", str(workers), "-p", str(port), "-h", "127.0.0.1"]
-    env = {**base_env(), "MLFLOW_TRACKING_URI": tracking_uri}
-    return _running("mlflow", argv, port=port, ready_path="/ping", logs=logs, env=env, cwd=logs)
+    """``mlflow models serve --env-manager local`` on a local MLflow model folder.
 
-
-def hello_app(
-    *, workers: int, logs: Path, nodelay: bool = False
-) -> contextlib.AbstractContextManager[Server]:
-    """The bare ASGI app on uvicorn, with ``conveyor serve``'s uvicorn settings.
-
-    ``nodelay``: on a listening socket made with ``IPPROTO_TCP`` (see ``hello.main``).
+    MLflow starts ``uvicorn`` from its command line: ``UVICORN_ACCESS_LOG=false`` (in
+    :func:`server_env`) turns its access log off.
     """
     port = free_port()
-    argv = [sys.executable, "-m", "uvicorn", "benchmarks.serving.hello:app", "--host"]
-    argv += ["127.0.0.1", "--port", str(port), "--workers", str(workers), "--log-level", "info"]
-    if nodelay:
-        argv = [sys.executable, "-m", "benchmarks.serving.hello", str(port), str(workers)]
+    argv = [str(BIN / "mlflow"), "models", "serve", "-m", str(model_folder)]
+    argv += ["--env-manager", "local", "-w", str(workers), "-p", str(port), "-h", "127.0.0.1"]
     return _running(
-        f"hello-w{workers}{'-nodelay' if nodelay else ''}",
+        f"mlflow-w{workers}",
+        argv,
+        port=port,
+        ready_path="/ping",
+        logs=logs,
+        env=server_env(),
+        cwd=logs,
+    )
+
+
+def hello_app(*, workers: int, logs: Path) -> contextlib.AbstractContextManager[Server]:
+    """The bare ASGI app on uvicorn started as ``conveyor serve`` starts it (see
+    ``benchmarks.serving.hello``), access log off."""
+    port = free_port()
+    argv = [sys.executable, "-m", "benchmarks.serving.hello", str(port), str(workers)]
+    return _running(
+        f"hello-w{workers}",
         argv,
         port=port,
         ready_path="/",
         logs=logs,
-        env=base_env(),
+        env=server_env(),
         cwd=ROOT,
     )
 
@@ -272,9 +317,11 @@ def ensure_mlserver() -> Path:
 
 
 def mlserver(
-    mlserver_bin: Path, model_file: Path, *, model_name: str, logs: Path
+    mlserver_bin: Path, model_file: Path, *, model_name: str, code: Path, logs: Path
 ) -> contextlib.AbstractContextManager[Server]:
-    """MLServer with mlserver-sklearn serving ``model_file`` (joblib), adaptive batching on."""
+    """MLServer with mlserver-sklearn serving ``model_file`` (joblib), adaptive batching on
+    (its access log follows ``debug``: off); ``code`` (the modules the pickle names, not in
+    MLServer's venv) on its ``PYTHONPATH``."""
     folder = model_file.parent
     http, grpc, metrics = free_port(), free_port(), free_port()
     settings = {
@@ -288,19 +335,19 @@ def mlserver(
     model = {
         "name": model_name,
         "implementation": "mlserver_sklearn.SKLearnModel",
-        "max_batch_size": MLSERVER_BATCH_SIZE,
-        "max_batch_time": MLSERVER_BATCH_TIME_S,
+        "max_batch_size": BATCH_MAX_ROWS,
+        "max_batch_time": BATCH_MAX_WAIT_MS / 1000,
         "parameters": {"uri": f"./{model_file.name}"},
     }
     (folder / "settings.json").write_text(json.dumps(settings))
     (folder / "model-settings.json").write_text(json.dumps(model))
     argv = [str(mlserver_bin), "start", str(folder)]
     return _running(
-        "mlserver",
+        f"mlserver-w{MLSERVER_WORKERS}",
         argv,
         port=http,
         ready_path=f"/v2/models/{model_name}/ready",
         logs=logs,
-        env=base_env(),
+        env={**server_env(), "PYTHONPATH": str(code)},
         cwd=folder,
     )
