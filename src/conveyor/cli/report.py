@@ -43,11 +43,12 @@ _BRIEFS: dict[str, Callable[[dict[str, Any]], str]] = {
 
 
 class StepProgress:
-    """Shows a spinner on the running step and one line per finished step."""
+    """Shows a spinner on the running steps and one line per finished step."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
         self._status: Status | None = None
+        self._running: dict[str, str] = {}
 
     def __enter__(self) -> StepProgress:
         return self
@@ -69,18 +70,20 @@ class StepProgress:
     def update(self, event: StepEvent) -> None:
         """Render one progress event."""
         name = f"{event.step.name:<9}"
-        if event.kind == "start":
-            self.stop()
-            self._status = self.console.status(f"{name} {event.step.title}...")
-            self._status.start()
-            return
         self.stop()
-        if event.kind == "failed":
-            self.console.print(f"[red]✘ {name}[/] {escape(redact(event.error or ''))}")
-            return
-        tag = "[dim]cached[/]" if event.kind == "cached" else f"{event.seconds:6.2f}s"
-        brief = _BRIEFS[event.step.name](event.summary or {})
-        self.console.print(f"[green]✔[/] {name} {tag}  {brief}")
+        if event.kind == "start":
+            self._running[event.step.name] = f"{name} {event.step.title}..."
+        else:
+            self._running.pop(event.step.name, None)
+            if event.kind == "failed":
+                self.console.print(f"[red]✘ {name}[/] {escape(redact(event.error or ''))}")
+            else:
+                tag = "[dim]cached[/]" if event.kind == "cached" else f"{event.seconds:6.2f}s"
+                brief = _BRIEFS[event.step.name](event.summary or {})
+                self.console.print(f"[green]✔[/] {name} {tag}  {brief}")
+        if self._running:  # steps beside each other share the spinner, newest last
+            self._status = self.console.status("\n".join(self._running.values()))
+            self._status.start()
 
 
 def _metric_rows(run: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -104,7 +107,8 @@ def print_summary(
     promote = steps["promote"]["summary"]
     total = sum(s.get("seconds", 0.0) for s in steps.values())
     info = Table.grid(padding=(0, 2))
-    info.add_row("run", f"{run['run_id']} ({total:.1f}s)")
+    # Step seconds, not wall time: steps beside each other overlap, cached ones took none.
+    info.add_row("run", f"{run['run_id']} ({total:.1f}s of step time)")
     info.add_row("data", f"md5 {version['md5']} ({ingest['rows']:,} rows)")
     check = "skipped" if validate.get("skipped") else f"passed ({validate['evaluated']} checks)"
     info.add_row("validation", check)

@@ -28,6 +28,7 @@ from conveyor.pipeline.context import RunContext
 from conveyor.pipeline.interrupts import check_interrupted, watching_interrupts
 from conveyor.pipeline.lock import LockHolder, project_lock
 from conveyor.pipeline.project import Project
+from conveyor.pipeline.side import SIDE_STEPS, SideWorker
 from conveyor.pipeline.steps import STEPS, Step, cache_key, step_named
 from conveyor.pipeline.store import RunStore, new_run_id, utc_now
 
@@ -83,6 +84,7 @@ class PipelineRunner:
         on_wait: Callable[[LockHolder], None] | None = None,
         steps: tuple[Step, ...] = STEPS,
         publish_metrics: bool = True,
+        side_steps: frozenset[str] = SIDE_STEPS,
     ) -> None:
         """Bind the runner to a project.
 
@@ -91,6 +93,8 @@ class PipelineRunner:
             on_event: called with each step's progress.
             on_wait: called when another run holds the project's lock and this one waits.
             steps: the pipeline (the training pipeline by default).
+            side_steps: steps run in a worker process beside the others when more than
+                one step runs (``pipeline.side``); empty runs every step in this process.
         """
         self.project = project
         self.steps = steps
@@ -98,6 +102,7 @@ class PipelineRunner:
         self.on_event = on_event or (lambda event: None)
         self.publish_metrics = publish_metrics  # off for dry runs (conveyor reproduce)
         self.on_wait = on_wait
+        self.side_steps = side_steps
         self.last_run_id: str | None = None
 
     def run(self, *, force: bool = False) -> dict[str, Any]:
@@ -143,13 +148,25 @@ class PipelineRunner:
         ctx = self._context(run_id, record)
         record["status"] = "running"
         self.store.write_record(run_id, record)
+        steps = list(steps)
+        side = SideWorker() if len(steps) > 1 and self.side_steps else None
         try:
             with watching_interrupts():
                 for step in steps:
-                    self._run_one(step, ctx, record, force=force)
+                    self._run_one(step, ctx, record, force=force, side=side)
+                    self._collect(side, ctx, record, until=None)
+                self._collect(side, ctx, record, until="all")
         except BaseException as exc:
+            if side is not None and isinstance(exc, KeyboardInterrupt):
+                side.interrupt()
+            elif side is not None:
+                for name in side.pending:  # beside the step that failed: not failed themselves
+                    record["steps"][name].update(status="stopped", error="the run failed first")
             self._fail(record, exc)
             raise
+        finally:
+            if side is not None:
+                side.stop()
         finished = all(s.name in record["steps"] for s in self.steps)
         record["status"] = "succeeded" if finished else "partial"
         record["finished_at"] = utc_now()
@@ -181,29 +198,98 @@ class PipelineRunner:
                 ctx.keys[name] = entry["key"]
         return ctx
 
-    def _run_one(self, step: Step, ctx: RunContext, record: dict[str, Any], *, force: bool) -> None:
+    def _run_one(
+        self,
+        step: Step,
+        ctx: RunContext,
+        record: dict[str, Any],
+        *,
+        force: bool,
+        side: SideWorker | None,
+    ) -> None:
         for upstream in step.needs:
+            if side is not None and upstream in side.pending:
+                self._collect(side, ctx, record, until=upstream)
             ctx.output(upstream)  # a clear error when an upstream step has not run
         parts = step.key_parts(ctx)
         key = cache_key(step, parts, code_version()) if parts is not None else None
         hit = None if (force or key is None) else self._cached(step, key)
         ctx.keys[step.name] = key or f"uncached-{ctx.run_id}"
         started = time.perf_counter()
-        status: Literal["succeeded", "cached"] = "cached" if hit else "succeeded"
         if hit is not None:
             folder, summary = hit
-        else:
-            folder, summary = self._execute_step(step, ctx, record, key)
-            check_interrupted()  # the signal may have been swallowed inside the step
-        self._finish(
-            step,
-            ctx=ctx,
-            record=record,
-            folder=folder,
-            summary=summary,
-            status=status,
-            started=started,
+            self._finish(
+                step,
+                ctx=ctx,
+                record=record,
+                folder=folder,
+                summary=summary,
+                status="cached",
+                seconds=time.perf_counter() - started,
+            )
+            return
+        folder = self._begin_step(step, ctx, record)
+        if side is not None and step.name in self.side_steps and step in STEPS:
+            side.submit(step.name, ctx, folder)
+            return
+        summary = step.execute(ctx, folder)
+        check_interrupted()  # the signal may have been swallowed inside the step
+        self._complete_step(
+            step, ctx, record, folder, summary, seconds=time.perf_counter() - started
         )
+
+    def _collect(
+        self,
+        side: SideWorker | None,
+        ctx: RunContext,
+        record: dict[str, Any],
+        *,
+        until: str | None,
+    ) -> None:
+        """Record the side steps that are done: without ``until`` only those finished by
+        now; with a step name, waiting up to that one; with ``"all"``, waiting for all.
+
+        Raises:
+            Exception: what a side step raised, once every other side step has ended.
+        """
+        if side is None:
+            return
+        while side.pending:
+            block = until == "all" or (until is not None and until in side.pending)
+            if block:  # nothing runs here meanwhile: what is held in memory can go
+                ctx.memo.clear()
+            outcome = side.next_outcome(block=block)
+            if outcome is None:
+                return
+            step = self._step(outcome.step)
+            if outcome.error is not None:
+                self._collect_rest(side, ctx, record)
+                raise outcome.error
+            assert outcome.summary is not None
+            self._complete_step(
+                step,
+                ctx,
+                record,
+                ctx.store.run_dir(ctx.run_id) / step.name,
+                outcome.summary,
+                seconds=outcome.seconds,
+            )
+
+    def _collect_rest(self, side: SideWorker, ctx: RunContext, record: dict[str, Any]) -> None:
+        """After one side step failed: record how the others end, then the run fails."""
+        while side.pending:
+            outcome = side.next_outcome(block=True)
+            if outcome is None or outcome.error is not None or outcome.summary is None:
+                continue
+            step = self._step(outcome.step)
+            self._complete_step(
+                step,
+                ctx,
+                record,
+                ctx.store.run_dir(ctx.run_id) / step.name,
+                outcome.summary,
+                seconds=outcome.seconds,
+            )
 
     def _cached(self, step: Step, key: str) -> tuple[Path, dict[str, Any]] | None:
         """The outputs and summary of an earlier identical step; None when there are none
@@ -218,21 +304,41 @@ class PipelineRunner:
             return None
         return (folder, summary) if isinstance(summary, dict) else None
 
-    def _execute_step(
-        self, step: Step, ctx: RunContext, record: dict[str, Any], key: str | None
-    ) -> tuple[Path, dict[str, Any]]:
+    def _begin_step(self, step: Step, ctx: RunContext, record: dict[str, Any]) -> Path:
+        """Record the step as running; its fresh output folder."""
         self.on_event(StepEvent("start", step))
         record["steps"][step.name] = {"status": "running", "started_at": utc_now()}
         self.store.write_record(ctx.run_id, record)
         folder = self.store.step_dir(ctx.run_id, step.name)
         (folder / ".complete").unlink(missing_ok=True)
-        summary = step.execute(ctx, folder)
+        return folder
+
+    def _complete_step(
+        self,
+        step: Step,
+        ctx: RunContext,
+        record: dict[str, Any],
+        folder: Path,
+        summary: dict[str, Any],
+        *,
+        seconds: float,
+    ) -> None:
+        """Index a step's finished outputs under its key(s) and record it."""
+        key = ctx.keys[step.name]
         extra = summary.pop("extra_keys", [])
         self.store.save_json(folder, "_summary", summary)
-        keys = [key] if key else []
+        keys = [] if key.startswith("uncached-") else [key]
         keys += [cache_key(step, p, code_version()) for p in extra]
         self.store.cache_store(step.name, keys, folder, ctx.run_id)
-        return folder, summary
+        self._finish(
+            step,
+            ctx=ctx,
+            record=record,
+            folder=folder,
+            summary=summary,
+            status="succeeded",
+            seconds=seconds,
+        )
 
     def _finish(
         self,
@@ -243,9 +349,8 @@ class PipelineRunner:
         folder: Path,
         summary: dict[str, Any],
         status: Literal["succeeded", "cached"],
-        started: float,
+        seconds: float,
     ) -> None:
-        seconds = time.perf_counter() - started
         ctx.outputs[step.name], ctx.summaries[step.name] = folder, summary
         record["steps"][step.name] = {
             "status": status,

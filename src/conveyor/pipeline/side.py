@@ -1,0 +1,304 @@
+"""Steps the model does not wait for, run in a second process beside the run.
+
+Validation and versioning need only the cleaned table, and nothing the model is built
+from needs them: split, train and evaluate read the cleaned table too. Their cost is
+mostly fixed (importing Great Expectations takes seconds, DVC hashes and copies the
+file), so on a fresh run they are a large share of the overhead over a plain script.
+A worker process therefore runs them while the run's own process splits, trains and
+evaluates; the runner waits for them before any step that needs them, so the
+validation gate still stands before registration, and a failed validation still fails
+the run.
+
+The worker is started on the first step it takes (a run whose side steps are all cached
+starts none), runs its steps one at a time in the order given, and is stopped with the
+run. It is in its own process group, so a Ctrl-C in the terminal reaches the run only;
+the run passes it on and waits for the step to wind down (a registration in progress
+ends its MLflow run as killed and registers nothing). It dies with the run's process if
+that is killed (Linux), so it never works for a run that is gone. Registration and
+promotion run there too, after evaluation: the runner hands a step over only once the
+steps it needs are done, so the validation gate still stands before registration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from conveyor.errors import PipelineError
+from conveyor.pipeline.interrupts import check_interrupted, watching_interrupts
+
+if TYPE_CHECKING:
+    from conveyor.pipeline.context import RunContext
+    from conveyor.pipeline.project import Project
+
+__all__ = ["SIDE_STEPS", "SideOutcome", "SideWorker"]
+
+log = logging.getLogger(__name__)
+
+SIDE_STEPS = frozenset({"validate", "version", "register", "promote"})
+"""Steps that run beside the model's steps when a whole run is executed."""
+
+_STOP_SECONDS = 5.0
+_WIND_DOWN_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class SideOutcome:
+    """What a step run in the worker returned.
+
+    Attributes:
+        step: the step's name.
+        summary: its summary (None when it raised).
+        seconds: how long it ran in the worker.
+        error: the exception it raised, if it did.
+    """
+
+    step: str
+    summary: dict[str, Any] | None
+    seconds: float
+    error: BaseException | None = None
+
+
+@dataclass(frozen=True)
+class _Task:
+    project: Project
+    run_id: str
+    step: str
+    folder: Path
+    outputs: dict[str, Path]
+    summaries: dict[str, dict[str, Any]]
+    keys: dict[str, str]
+
+
+class SideWorker:
+    """One worker process running side steps in order; started on first use."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+        self._conn: Connection | None = None
+        self._pending: deque[str] = deque()
+
+    @property
+    def pending(self) -> tuple[str, ...]:
+        """Steps handed to the worker whose outcome has not been collected yet."""
+        return tuple(self._pending)
+
+    def submit(self, step: str, ctx: RunContext, folder: Path) -> None:
+        """Hand one step to the worker (it starts the worker if needed)."""
+        task = _Task(
+            project=ctx.project,
+            run_id=ctx.run_id,
+            step=step,
+            folder=folder,
+            outputs=dict(ctx.outputs),
+            summaries=dict(ctx.summaries),
+            keys=dict(ctx.keys),
+        )
+        try:
+            self._connection().send(task)
+        except OSError as exc:  # the worker is gone (killed, out of memory)
+            raise self._gone(step) from exc
+        self._pending.append(step)
+
+    def next_outcome(self, *, block: bool) -> SideOutcome | None:
+        """The outcome of the oldest pending step; None if it is not done and not ``block``.
+
+        Raises:
+            PipelineError: the worker died before it answered.
+        """
+        if not self._pending:
+            return None
+        conn = self._connection()
+        if not block and not conn.poll(0):
+            return None
+        try:
+            outcome: SideOutcome = conn.recv()
+        except (EOFError, OSError) as exc:
+            raise self._gone(self._pending.popleft()) from exc
+        self._pending.popleft()
+        return outcome
+
+    def _gone(self, step: str) -> PipelineError:
+        process, code = self._process, None
+        if process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = process.wait(_STOP_SECONDS)
+        return PipelineError(
+            f"the worker process running step {step!r} beside the run stopped"
+            f" (exit code {code}); run again to resume from the last finished step"
+        )
+
+    def interrupt(self) -> None:
+        """Pass a Ctrl-C on to the worker and wait (a while) for its step to wind down:
+        a registration in progress ends its MLflow run as killed and registers nothing."""
+        process = self._process
+        if process is None or not self._pending:
+            return
+        process.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + _WIND_DOWN_SECONDS
+        while self._pending and self._conn is not None:
+            if not self._conn.poll(max(0.0, deadline - time.monotonic())):
+                break
+            try:
+                self.next_outcome(block=True)
+            except PipelineError:
+                break
+
+    def stop(self) -> None:
+        """Stop the worker now (idle or not); its unfinished step leaves no complete output."""
+        process, self._process = self._process, None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self._pending.clear()
+        if process is None:
+            return
+        process.terminate()
+        try:
+            process.wait(_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            # A fresh interpreter (no fork of a threaded process), started as a module: unlike
+            # multiprocessing's spawn it never re-runs the caller's __main__ script.
+            ours, theirs = socket.socketpair()
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+            argv = [sys.executable, "-m", "conveyor.pipeline.side", str(theirs.fileno())]
+            process = subprocess.Popen(
+                [*argv, str(os.getpid())],
+                pass_fds=(theirs.fileno(),),
+                env=env,
+                process_group=0,  # a Ctrl-C in the terminal reaches the run only
+            )
+            theirs.close()
+            with contextlib.suppress(OSError):  # the model's steps first: a busy core
+                os.setpriority(os.PRIO_PROCESS, process.pid, 19)  # slows LightGBM down
+            self._process, self._conn = process, Connection(ours.detach())
+        return self._conn
+
+
+def _serve(conn: Connection, parent: int) -> None:
+    """The worker's loop: run each task received, send back its outcome."""
+    _die_with_parent()
+    if os.getppid() != parent:  # the run died before the line above took effect
+        return
+    _quiet_progress_locks()
+    warmed = False
+    while True:
+        try:
+            task: _Task = conn.recv()
+        except (EOFError, OSError):
+            return
+        with watching_interrupts():
+            conn.send(_run(task))
+        if not warmed and not conn.poll(0):  # idle until the model is evaluated: get ready
+            warmed = True
+            _prewarm(task.project)
+
+
+def _quiet_progress_locks() -> None:
+    """tqdm (Great Expectations' and DVC's progress bars) guards its output with a
+    process-shared lock by default, which this process would leave to the resource
+    tracker when it is stopped; a thread lock does the same job here."""
+    import threading
+
+    from tqdm import tqdm  # type: ignore[import-untyped]
+
+    tqdm.set_lock(threading.RLock())
+
+
+def _prewarm(project: Project) -> None:
+    """Import what registration uses and open the MLflow store while the run evaluates."""
+    started = time.perf_counter()
+    try:
+        from conveyor.registry.serialization import import_skops
+        from conveyor.registry.store import ModelRegistry
+
+        import_skops()
+        if project.config.serving.onnx.enabled:
+            import onnxruntime  # noqa: F401
+            import skl2onnx  # noqa: F401
+        _ = ModelRegistry(project.tracking_uri).client
+    except Exception as exc:  # registration itself reports what is wrong
+        log.debug("warming up for registration failed: %s", exc)
+    except KeyboardInterrupt:
+        return
+    log.debug("warmed up for registration in %.1fs", time.perf_counter() - started)
+
+
+def _run(task: _Task) -> SideOutcome:
+    from conveyor.pipeline.context import RunContext
+    from conveyor.pipeline.steps import step_named
+    from conveyor.pipeline.store import RunStore
+
+    project = task.project
+    store = RunStore(project.runs_dir, project.cache_dir)
+    ctx = RunContext(
+        project=project,
+        run_id=task.run_id,
+        store=store,
+        outputs=task.outputs,
+        summaries=task.summaries,
+        keys=task.keys,
+    )
+    started = time.perf_counter()
+    try:
+        summary = step_named(task.step).execute(ctx, task.folder)
+        check_interrupted()  # the signal may have been swallowed inside the step
+    except KeyboardInterrupt:  # forwarded by the run, which records the interruption
+        return SideOutcome(task.step, None, time.perf_counter() - started, KeyboardInterrupt())
+    except Exception as exc:  # sent back whole: the run records and raises it
+        log.debug("side step %s failed", task.step, exc_info=True)
+        return SideOutcome(task.step, None, time.perf_counter() - started, _picklable(exc))
+    return SideOutcome(task.step, summary, time.perf_counter() - started)
+
+
+def _picklable(exc: Exception) -> BaseException:
+    """The exception itself when it survives pickling, else a PipelineError saying it."""
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return PipelineError(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this process when the run's process dies (``PR_SET_PDEATHSIG``)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except OSError:
+        log.debug("PR_SET_PDEATHSIG unavailable", exc_info=True)
+
+
+def main() -> None:
+    """``python -m conveyor.pipeline.side FD PARENT_PID``: the worker process."""
+    # Through the package, not this __main__ copy: what it sends must unpickle in the run.
+    import importlib
+
+    package = importlib.import_module("conveyor.pipeline.side")
+    package._serve(Connection(int(sys.argv[1])), int(sys.argv[2]))
+
+
+if __name__ == "__main__":
+    main()

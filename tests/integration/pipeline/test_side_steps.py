@@ -1,0 +1,113 @@
+"""Validation, versioning, registration and promotion in a worker process beside the run.
+
+Real runs of the whole pipeline on a small demo table: the worker is a real process
+running the real steps (Great Expectations, DVC, MLflow).
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from conveyor.config import ConveyorConfig
+from conveyor.data.synthetic import write_demo_dataset
+from conveyor.errors import DataValidationError, PipelineError
+from conveyor.pipeline.project import Project
+from conveyor.pipeline.runner import PipelineRunner, StepEvent
+from conveyor.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+WORKER = "conveyor.pipeline.side"
+
+
+def workers() -> list[psutil.Process]:
+    """This process's side-step workers still alive."""
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if WORKER in " ".join(child.cmdline()) and child.status() != psutil.STATUS_ZOMBIE:
+                found.append(child)
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+def demo_project(tmp_path: Path, **sections: Any) -> Project:
+    data = write_demo_dataset(tmp_path / "data.csv", n_rows=1500, seed=3, messy=True)
+    config = ConveyorConfig.model_validate(
+        {
+            "name": "side",
+            "data": {"source": str(data), "target": "churned"},
+            "training": {"models": [{"type": "logistic_regression"}]},
+            "serving": {"onnx": {"enabled": False}},
+            **sections,
+        }
+    )
+    return Project.open(config, config_dir=tmp_path, settings=Settings())
+
+
+def test_a_whole_run_completes_every_step(tmp_path: Path) -> None:
+    record = PipelineRunner(demo_project(tmp_path)).run()
+    statuses = {name: step["status"] for name, step in record["steps"].items()}
+    assert statuses == dict.fromkeys(
+        ("ingest", "validate", "version", "split", "train", "evaluate", "register", "promote"),
+        "succeeded",
+    )
+
+
+def test_the_worker_is_gone_after_the_run(tmp_path: Path) -> None:
+    PipelineRunner(demo_project(tmp_path)).run()
+    assert workers() == []
+
+
+def test_a_failed_validation_beside_training_fails_the_run(tmp_path: Path) -> None:
+    project = demo_project(tmp_path, validation={"max_null_fraction": 0.0})
+    with pytest.raises(DataValidationError):
+        PipelineRunner(project).run()
+
+
+def test_a_failed_validation_beside_training_registers_nothing(tmp_path: Path) -> None:
+    project = demo_project(tmp_path, validation={"max_null_fraction": 0.0})
+    runner = PipelineRunner(project)
+    with pytest.raises(DataValidationError):
+        runner.run()
+    record = runner.store.read_record(runner.last_run_id or "")
+    assert (record["steps"]["validate"]["status"], "register" in record["steps"]) == (
+        "failed",
+        False,
+    )
+
+
+def kill_worker_when(step: str) -> Any:
+    def on_event(event: StepEvent) -> None:
+        if event.kind == "start" and event.step.name == step:
+            for worker in workers():
+                worker.send_signal(signal.SIGKILL)
+
+    return on_event
+
+
+def test_a_killed_worker_fails_the_run_with_a_clear_error(tmp_path: Path) -> None:
+    runner = PipelineRunner(demo_project(tmp_path), on_event=kill_worker_when("train"))
+    with pytest.raises(PipelineError, match=r"worker process running step .* stopped"):
+        runner.run()
+
+
+def test_a_killed_worker_leaves_no_registered_version(tmp_path: Path) -> None:
+    runner = PipelineRunner(demo_project(tmp_path), on_event=kill_worker_when("train"))
+    with pytest.raises(PipelineError):
+        runner.run()
+    record = runner.store.read_record(runner.last_run_id or "")
+    assert record["steps"].get("register", {}).get("status") != "succeeded"
+
+
+def test_the_next_run_after_a_killed_worker_succeeds(tmp_path: Path) -> None:
+    project = demo_project(tmp_path)
+    with pytest.raises(PipelineError):
+        PipelineRunner(project, on_event=kill_worker_when("train")).run()
+    assert PipelineRunner(project).run()["status"] == "succeeded"
