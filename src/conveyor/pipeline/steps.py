@@ -234,19 +234,18 @@ def _evaluate_key(ctx: RunContext) -> list[Any]:
 
 
 def _evaluate(ctx: RunContext, out: Path) -> dict[str, Any]:
-    from conveyor.training.evaluate import evaluate_model, split_features_target
-    from conveyor.training.importance import permutation_importances
-    from conveyor.training.plots import save_evaluation_plots
+    from conveyor.training.held_out import evaluate_held_out
 
     model, test = ctx.model("train", "model"), ctx.frame("split", "test")
-    evaluation = evaluate_model(model, test, schema=ctx.schema, task=ctx.task)
-    features, target = split_features_target(test, ctx.schema)
-    importance = permutation_importances(
-        model, features, target, task=ctx.task, metric=ctx.config.training.metric
+    report = evaluate_held_out(
+        model,
+        test,
+        schema=ctx.schema,
+        task=ctx.task,
+        metric=ctx.config.training.metric,
+        plots_dir=out / "plots",
     )
-    plots = save_evaluation_plots(
-        model, test, schema=ctx.schema, task=ctx.task, out_dir=out / "plots", importance=importance
-    )
+    evaluation, importance, plots = report.evaluation, report.importance, report.plots
     ctx.store.save_json(out, "evaluation", evaluation.to_dict())
     ctx.store.save_json(out, "importance", importance.to_dict())
     return {

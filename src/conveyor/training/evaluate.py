@@ -25,11 +25,14 @@ if TYPE_CHECKING:
 __all__ = [
     "METRICS_BY_TASK",
     "Evaluation",
+    "Predictions",
     "default_metric",
     "evaluate_model",
     "higher_is_better",
     "metric_directions",
+    "model_outputs",
     "positive_label",
+    "predict_rows",
     "score_predictions",
     "split_features_target",
     "validate_metric",
@@ -68,6 +71,59 @@ class Evaluation:
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
         return {"metrics": dict(self.metrics), "rows": self.rows}
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """A model's predictions on labelled rows, made once and shared by metrics and plots.
+
+    Attributes:
+        target: the rows' true values.
+        predicted: the predicted label (the most probable class) or value, per row.
+        proba: class probabilities, one column per class (None for regression).
+        classes: the model's classes in column order (None for regression).
+    """
+
+    target: np.ndarray
+    predicted: np.ndarray
+    proba: np.ndarray | None = None
+    classes: np.ndarray | None = None
+
+    @classmethod
+    def from_outputs(
+        cls, target: np.ndarray, outputs: np.ndarray, classes: np.ndarray | None
+    ) -> Predictions:
+        """From the model's outputs: class probabilities (given ``classes``) or values."""
+        if classes is None:
+            return cls(target, outputs)
+        # One pass over the rows: the predicted label is the most probable class.
+        return cls(target, classes[outputs.argmax(axis=1)], outputs, classes)
+
+    @property
+    def outputs(self) -> np.ndarray:
+        """What the model returned: class probabilities or predicted values."""
+        return self.predicted if self.proba is None else self.proba
+
+    def rows(self, positions: np.ndarray) -> Predictions:
+        """The predictions of the rows at ``positions`` only."""
+        return Predictions.from_outputs(
+            self.target[positions], self.outputs[positions], self.classes
+        )
+
+    def replaced(self, rows: np.ndarray, outputs: np.ndarray) -> Predictions:
+        """These predictions with the model's outputs for ``rows`` (a mask) replaced."""
+        merged = self.outputs.copy()
+        merged[rows] = outputs
+        return Predictions.from_outputs(self.target, merged, self.classes)
+
+    def metrics(self, task: Task, only: str | None = None) -> dict[str, float]:
+        """Every metric of the task that is defined on these rows (or just ``only``)."""
+        if self.proba is None or self.classes is None:
+            return _regression_metrics(self.target, self.predicted, only)
+        classes = list(self.classes)
+        if task == "binary":
+            return _binary_metrics(self.target, self.predicted, self.proba, classes, only)
+        return _multiclass_metrics(self.target, self.predicted, self.proba, classes, only)
 
 
 def default_metric(task: Task) -> str:
@@ -158,7 +214,7 @@ def evaluate_model(
     features, target = split_features_target(test, schema)
     if len(target) == 0:
         raise TrainingError(f"no rows with a value in target {schema.target!r} to evaluate on")
-    metrics = score_predictions(pipeline, features, target, task=task)
+    metrics = predict_rows(pipeline, features, target, task=task).metrics(task)
     return Evaluation(metrics=metrics, rows=len(target))
 
 
@@ -183,24 +239,57 @@ def score_predictions(
     Raises:
         TrainingError: the model cannot predict these rows.
     """
+    return predict_rows(pipeline, features, target, task=task).metrics(task)
+
+
+def predict_rows(pipeline: Any, features: Any, target: np.ndarray, *, task: Task) -> Predictions:
+    """Predict ``features`` once: the labels or values, and the class probabilities.
+
+    Args:
+        pipeline: the fitted model (``predict``; ``predict_proba`` and ``classes_`` for
+            classification).
+        features: the rows' feature columns (or a matrix, for an estimator without
+            preprocessing).
+        target: their true values.
+        task: the learning task.
+
+    Returns:
+        The predictions, with ``target``.
+
+    Raises:
+        TrainingError: the model cannot predict these rows.
+    """
+    import numpy as np
+
+    try:
+        classes = None if task == "regression" else np.asarray(pipeline.classes_)
+    except AttributeError as exc:
+        raise TrainingError(f"model could not predict the evaluation rows: {exc}") from exc
+    return Predictions.from_outputs(target, model_outputs(pipeline, features, task=task), classes)
+
+
+def model_outputs(pipeline: Any, features: Any, *, task: Task) -> np.ndarray:
+    """The class probabilities (``predict_proba``) or, for regression, the predictions.
+
+    Raises:
+        TrainingError: the model cannot predict these rows.
+    """
     import numpy as np
 
     try:
         if task == "regression":
-            return _regression_metrics(target, pipeline.predict(features))
-        classes = list(pipeline.classes_)
-        proba = pipeline.predict_proba(features)
-        # One pass over the rows: the predicted label is the most probable class.
-        predicted = np.asarray(pipeline.classes_)[proba.argmax(axis=1)]
+            return np.asarray(pipeline.predict(features))
+        return np.asarray(pipeline.predict_proba(features))
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise TrainingError(f"model could not predict the evaluation rows: {exc}") from exc
-    if task == "binary":
-        return _binary_metrics(target, predicted, proba, classes)
-    return _multiclass_metrics(target, predicted, proba, classes)
 
 
 def _binary_metrics(
-    target: np.ndarray, predicted: np.ndarray, proba: np.ndarray, classes: list[Any]
+    target: np.ndarray,
+    predicted: np.ndarray,
+    proba: np.ndarray,
+    classes: list[Any],
+    only: str | None,
 ) -> dict[str, float]:
     from sklearn import metrics as skm
 
@@ -216,11 +305,16 @@ def _binary_metrics(
             "accuracy": lambda: skm.accuracy_score(target, predicted),
         },
         both_classes=bool(is_positive.any() and (~is_positive).any()),
+        only=only,
     )
 
 
 def _multiclass_metrics(
-    target: np.ndarray, predicted: np.ndarray, proba: np.ndarray, classes: list[Any]
+    target: np.ndarray,
+    predicted: np.ndarray,
+    proba: np.ndarray,
+    classes: list[Any],
+    only: str | None,
 ) -> dict[str, float]:
     from sklearn import metrics as skm
 
@@ -234,10 +328,13 @@ def _multiclass_metrics(
             "accuracy": lambda: skm.accuracy_score(target, predicted),
         },
         both_classes=len(set(target.tolist())) == len(classes),
+        only=only,
     )
 
 
-def _regression_metrics(target: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+def _regression_metrics(
+    target: np.ndarray, predicted: np.ndarray, only: str | None
+) -> dict[str, float]:
     from sklearn import metrics as skm
 
     actual = target.astype("float64")
@@ -248,14 +345,19 @@ def _regression_metrics(target: np.ndarray, predicted: np.ndarray) -> dict[str, 
             "r2": lambda: skm.r2_score(actual, predicted),
         },
         both_classes=len(actual) >= 2,
+        only=only,
     )
 
 
-def _collect(computations: dict[str, Callable[[], Any]], *, both_classes: bool) -> dict[str, float]:
-    """Run each metric; leave out (and log) those undefined on this data."""
+def _collect(
+    computations: dict[str, Callable[[], Any]], *, both_classes: bool, only: str | None
+) -> dict[str, float]:
+    """Run each metric (or just ``only``); leave out (and log) those undefined on this data."""
     ranking = {"roc_auc", "pr_auc", "roc_auc_ovr", "r2"}
     metrics: dict[str, float] = {}
     for name, compute in computations.items():
+        if only is not None and name != only:
+            continue
         if name in ranking and not both_classes:
             log.warning("metric %s is undefined on these rows (a class is absent); left out", name)
             continue

@@ -1,14 +1,24 @@
-"""Evaluation plots (PNG) of a fitted pipeline on held-out data."""
+"""Evaluation plots (PNG) of a fitted pipeline on held-out data.
+
+Drawn on bare ``matplotlib.figure.Figure`` objects rendered by Agg (pyplot is never
+imported), from predictions made once (``Predictions``): the curves and counts come from
+scikit-learn's metric functions, the drawing is plain matplotlib.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from conveyor.errors import TrainingError
-from conveyor.training.evaluate import positive_label, split_features_target
+from conveyor.training.evaluate import (
+    Predictions,
+    positive_label,
+    predict_rows,
+    split_features_target,
+)
 from conveyor.training.importance import PermutationImportance, permutation_importances
 
 if TYPE_CHECKING:
@@ -19,12 +29,26 @@ if TYPE_CHECKING:
 
     from conveyor.data.schema import TableSchema, Task
 
-__all__ = ["draw_importance", "save_evaluation_plots", "save_importance_plot"]
+__all__ = [
+    "PLOT_ROWS",
+    "draw_confusion_matrix",
+    "draw_importance",
+    "plot_rows",
+    "save_evaluation_plots",
+    "save_importance_plot",
+    "save_prediction_plots",
+]
 
 log = logging.getLogger(__name__)
 
 TOP_FEATURES = 20
+PLOT_ROWS = 20000
 _SAMPLE_SEED = 0
+# Plots whose axes run from 0 to 1 (nothing else varies in width) get fixed margins:
+# a constrained layout costs a second drawing pass. Plots labelled with class names,
+# feature names or target values keep it.
+_FIXED_LAYOUT = frozenset({"roc_curve.png", "pr_curve.png", "calibration.png"})
+_MARGINS = {"left": 0.1, "right": 0.97, "bottom": 0.12, "top": 0.92}
 
 
 def save_evaluation_plots(
@@ -34,7 +58,7 @@ def save_evaluation_plots(
     schema: TableSchema,
     task: Task,
     out_dir: Path,
-    max_rows: int = 20000,
+    max_rows: int = PLOT_ROWS,
     metric: str | None = None,
     importance: PermutationImportance | None = None,
 ) -> list[Path]:
@@ -53,7 +77,7 @@ def save_evaluation_plots(
         schema: column roles.
         task: the learning task.
         out_dir: folder for the PNG files (created).
-        max_rows: plot a seeded sample of at most this many rows.
+        max_rows: plot a seeded sample of at most this many rows with a target.
         metric: the metric permutation importance scores (default: the task's).
         importance: an importance already computed on these held-out rows (then it is
             drawn, not recomputed).
@@ -64,37 +88,68 @@ def save_evaluation_plots(
     Raises:
         TrainingError: no rows to plot, or the model cannot predict them.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    if len(test) > max_rows:
-        test = test.sample(n=max_rows, random_state=_SAMPLE_SEED)
     features, target = split_features_target(test, schema)
     if len(target) == 0:
         raise TrainingError(f"no rows with a value in target {schema.target!r} to plot")
+    sample = plot_rows(len(target), max_rows=max_rows)
+    if sample is not None:
+        features, target = features.iloc[sample], target[sample]
+    predictions = predict_rows(pipeline, features, target, task=task)
+    paths = save_prediction_plots(predictions, task=task, out_dir=out_dir)
+    if importance is None:
+        importance = permutation_importances(
+            pipeline, features, target, task=task, metric=metric, predictions=predictions
+        )
+    paths.append(save_importance_plot(importance, out_dir / "feature_importance.png"))
+    return paths
+
+
+def plot_rows(rows: int, *, max_rows: int = PLOT_ROWS) -> np.ndarray | None:
+    """The positions of a seeded sample of ``max_rows`` of ``rows``; None: plot them all."""
+    import numpy as np
+
+    if rows <= max_rows:
+        return None
+    return np.sort(np.random.default_rng(_SAMPLE_SEED).choice(rows, max_rows, replace=False))
+
+
+def save_prediction_plots(predictions: Predictions, *, task: Task, out_dir: Path) -> list[Path]:
+    """Draw the task's plots of held-out predictions (all but the importance plot).
+
+    Args:
+        predictions: the model's predictions of the rows to plot, with their targets.
+        task: the learning task.
+        out_dir: folder for the PNG files (created).
+
+    Returns:
+        The paths written, in the order ``save_evaluation_plots`` names them.
+
+    Raises:
+        TrainingError: no rows, or a plot cannot be drawn from these predictions.
+    """
+    if len(predictions.target) == 0:
+        raise TrainingError("no rows to plot")
     out_dir.mkdir(parents=True, exist_ok=True)
     drawers = _REGRESSION if task == "regression" else _BINARY if task == "binary" else _MULTI
     paths = []
     try:
         for name, draw in drawers:
-            figure = _figure(4.5)
-            draw(figure.add_subplot(), pipeline, features, target)
+            fixed = name in _FIXED_LAYOUT
+            figure = _figure(4.5, layout=None if fixed else "constrained")
+            draw(figure.add_subplot(), predictions)
+            if fixed:
+                figure.subplots_adjust(**_MARGINS)
             paths.append(_save(figure, out_dir / name))
-        if importance is None:
-            importance = permutation_importances(
-                pipeline, features, target, task=task, metric=metric
-            )
-        paths.append(save_importance_plot(importance, out_dir / "feature_importance.png"))
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise TrainingError(f"could not draw evaluation plots: {exc}") from exc
     return paths
 
 
-def _figure(height: float) -> Figure:
-    """A fresh figure detached from pyplot (nothing global to close)."""
+def _figure(height: float, *, layout: Literal["constrained"] | None = "constrained") -> Figure:
+    """A fresh figure detached from pyplot (nothing global to close), drawn by Agg."""
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(6.5, height), dpi=100, layout="constrained")
+    return Figure(figsize=(6.5, height), dpi=100, layout=layout)
 
 
 def _save(figure: Figure, path: Path) -> Path:
@@ -104,77 +159,125 @@ def _save(figure: Figure, path: Path) -> Path:
 
 
 # -- classification ---------------------------------------------------------------------
-def _positive_scores(pipeline: Any, features: pd.DataFrame) -> tuple[Any, np.ndarray]:
-    classes = list(pipeline.classes_)
+def _positive_scores(predictions: Predictions) -> tuple[Any, np.ndarray, np.ndarray]:
+    """The positive label, whether each row is positive, and its probability of being so."""
+    if predictions.proba is None or predictions.classes is None:
+        raise TypeError("a classifier's predictions carry probabilities")
+    classes = list(predictions.classes)
     positive = positive_label(classes)
-    return positive, pipeline.predict_proba(features)[:, classes.index(positive)]
+    scores = predictions.proba[:, classes.index(positive)]
+    return positive, predictions.target == positive, scores
 
 
-def _roc(ax: Axes, pipeline: Any, features: pd.DataFrame, target: np.ndarray) -> None:
-    from sklearn.metrics import RocCurveDisplay
+def _roc(ax: Axes, predictions: Predictions) -> None:
+    from sklearn.metrics import auc, roc_curve
 
-    positive, scores = _positive_scores(pipeline, features)
-    RocCurveDisplay.from_predictions(target, scores, pos_label=positive, ax=ax, name="model")
+    positive, is_positive, scores = _positive_scores(predictions)
+    fpr, tpr, _ = roc_curve(is_positive, scores)
+    ax.plot(fpr, tpr, label=f"model (AUC = {auc(fpr, tpr):0.2f})")
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
+    _unit_square(ax, "False Positive Rate", "True Positive Rate", positive)
     ax.legend(loc="lower right")
     ax.set_title(f"ROC curve (positive class: {positive})")
 
 
-def _pr(ax: Axes, pipeline: Any, features: pd.DataFrame, target: np.ndarray) -> None:
-    from sklearn.metrics import PrecisionRecallDisplay
+def _pr(ax: Axes, predictions: Predictions) -> None:
+    from sklearn.metrics import average_precision_score, precision_recall_curve
 
-    positive, scores = _positive_scores(pipeline, features)
-    PrecisionRecallDisplay.from_predictions(
-        target, scores, pos_label=positive, ax=ax, name="model", plot_chance_level=True
+    positive, is_positive, scores = _positive_scores(predictions)
+    precision, recall, _ = precision_recall_curve(is_positive, scores)
+    average = average_precision_score(is_positive, scores)
+    ax.plot(recall, precision, drawstyle="steps-post", label=f"model (AP = {average:0.2f})")
+    prevalence = float(is_positive.mean())
+    ax.plot(
+        (0, 1),
+        (prevalence, prevalence),
+        color="k",
+        linestyle="--",
+        label=f"Chance level (AP = {prevalence:0.2f})",
     )
+    _unit_square(ax, "Recall", "Precision", positive)
     ax.legend(loc="lower left")
     ax.set_title(f"Precision-recall curve (positive class: {positive})")
 
 
-def _calibration(ax: Axes, pipeline: Any, features: pd.DataFrame, target: np.ndarray) -> None:
-    from sklearn.calibration import CalibrationDisplay
-
-    positive, scores = _positive_scores(pipeline, features)
-    CalibrationDisplay.from_predictions(
-        target, scores, pos_label=positive, n_bins=10, strategy="quantile", ax=ax, name="model"
+def _unit_square(ax: Axes, xlabel: str, ylabel: str, positive: Any) -> None:
+    ax.set(
+        xlabel=f"{xlabel} (Positive label: {positive})",
+        xlim=(-0.01, 1.01),
+        ylabel=f"{ylabel} (Positive label: {positive})",
+        ylim=(-0.01, 1.01),
+        aspect="equal",
     )
+
+
+def _calibration(ax: Axes, predictions: Predictions) -> None:
+    from sklearn.calibration import calibration_curve
+
+    positive, is_positive, scores = _positive_scores(predictions)
+    observed, predicted = calibration_curve(is_positive, scores, n_bins=10, strategy="quantile")
+    ax.plot([0, 1], [0, 1], "k:", label="Perfectly calibrated")
+    ax.plot(predicted, observed, marker="s", linestyle="-", label="model")
+    ax.legend(loc="lower right")
     ax.set_xlabel(f"Mean predicted probability of {positive}")
     ax.set_ylabel(f"Observed fraction of {positive}")
     ax.set_title("Calibration (10 quantile bins)")
 
 
-def _confusion(ax: Axes, pipeline: Any, features: pd.DataFrame, target: np.ndarray) -> None:
-    from sklearn.metrics import ConfusionMatrixDisplay
+def draw_confusion_matrix(ax: Axes, predictions: Predictions) -> None:
+    """Counts of (true class, predicted class) as a heat map, each count written in its cell.
 
-    classes = list(pipeline.classes_)
-    ConfusionMatrixDisplay.from_predictions(
-        target,
-        pipeline.predict(features),
-        labels=classes,
-        ax=ax,
-        colorbar=False,
-        cmap="Blues",
-        xticks_rotation="vertical" if len(classes) > 4 else "horizontal",
-    )
-    ax.set_title(f"Confusion matrix ({len(target)} rows)")
+    Args:
+        ax: the axes to draw on.
+        predictions: a classifier's predictions (rows of a class it does not know are left out).
+    """
+    import numpy as np
+
+    counts, classes = _confusion_counts(predictions)
+    image = ax.imshow(counts, interpolation="nearest", cmap="Blues")
+    dark, light = image.cmap(1.0), image.cmap(0)
+    middle = (counts.max() + counts.min()) / 2.0
+    for row, column in np.ndindex(counts.shape):
+        count = int(counts[row, column])
+        text = min(format(count, ".2g"), format(count, "d"), key=len)
+        colour = dark if count < middle else light
+        ax.text(column, row, text, ha="center", va="center", color=colour)
+    ticks = list(range(len(classes)))
+    ax.set(xticks=ticks, yticks=ticks, xticklabels=classes, yticklabels=classes)
+    ax.set(xlabel="Predicted label", ylabel="True label", ylim=(len(classes) - 0.5, -0.5))
+    ax.tick_params(axis="x", labelrotation=90 if len(classes) > 4 else 0)
+    ax.set_title(f"Confusion matrix ({len(predictions.target)} rows)")
+
+
+def _confusion_counts(predictions: Predictions) -> tuple[np.ndarray, list[str]]:
+    """Rows: true class, columns: predicted class (rows of an unknown class left out)."""
+    import numpy as np
+    import pandas as pd
+
+    if predictions.proba is None or predictions.classes is None:
+        raise TypeError("a classifier's predictions carry probabilities")
+    n = len(predictions.classes)
+    true = pd.Index(list(predictions.classes)).get_indexer(predictions.target)
+    known = true >= 0
+    cells = true[known] * n + predictions.proba.argmax(axis=1)[known]
+    counts: np.ndarray = np.bincount(cells, minlength=n * n).reshape(n, n)
+    return counts, [str(c) for c in predictions.classes]
 
 
 # -- regression ---------------------------------------------------------------------------
-def _residuals(ax: Axes, pipeline: Any, features: pd.DataFrame, target: np.ndarray) -> None:
-    predicted = pipeline.predict(features)
-    residuals = target.astype("float64") - predicted
+def _residuals(ax: Axes, predictions: Predictions) -> None:
+    predicted = predictions.predicted
+    residuals = predictions.target.astype("float64") - predicted
     ax.scatter(predicted, residuals, s=8, alpha=0.5)
     ax.axhline(0.0, color="grey", linestyle="--")
     ax.set_xlabel("Predicted value")
     ax.set_ylabel("Residual (actual - predicted)")
-    ax.set_title(f"Residuals ({len(target)} rows)")
+    ax.set_title(f"Residuals ({len(residuals)} rows)")
 
 
-def _predicted_vs_actual(
-    ax: Axes, pipeline: Any, features: pd.DataFrame, target: np.ndarray
-) -> None:
-    actual = target.astype("float64")
-    predicted = pipeline.predict(features)
+def _predicted_vs_actual(ax: Axes, predictions: Predictions) -> None:
+    actual = predictions.target.astype("float64")
+    predicted = predictions.predicted
     ax.scatter(actual, predicted, s=8, alpha=0.5)
     low, high = float(min(actual.min(), predicted.min())), float(max(actual.max(), predicted.max()))
     ax.plot([low, high], [low, high], color="grey", linestyle="--", label="perfect prediction")
@@ -198,9 +301,6 @@ def save_importance_plot(
     Returns:
         ``path``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     figure = _figure(max(3.0, 0.3 * min(top, len(importance.mean)) + 1.5))
     draw_importance(figure.add_subplot(), importance, top=top)
     return _save(figure, path)
@@ -235,14 +335,14 @@ def draw_importance(
     ax.set_title(f"Feature importance ({shown}; bars: mean, whiskers: std)")
 
 
-_Drawer = Callable[["Axes", Any, "pd.DataFrame", "np.ndarray"], None]
+_Drawer = Callable[["Axes", Predictions], None]
 _BINARY: tuple[tuple[str, _Drawer], ...] = (
     ("roc_curve.png", _roc),
     ("pr_curve.png", _pr),
-    ("confusion_matrix.png", _confusion),
+    ("confusion_matrix.png", draw_confusion_matrix),
     ("calibration.png", _calibration),
 )
-_MULTI: tuple[tuple[str, _Drawer], ...] = (("confusion_matrix.png", _confusion),)
+_MULTI: tuple[tuple[str, _Drawer], ...] = (("confusion_matrix.png", draw_confusion_matrix),)
 _REGRESSION: tuple[tuple[str, _Drawer], ...] = (
     ("residuals.png", _residuals),
     ("predicted_vs_actual.png", _predicted_vs_actual),

@@ -18,6 +18,7 @@ from conveyor.training.evaluate import (
     higher_is_better,
     metric_directions,
     positive_label,
+    predict_rows,
     validate_metric,
 )
 
@@ -40,6 +41,17 @@ class FixedModel:
 
 
 SCHEMA = TableSchema(target="y", numeric=("f",))
+
+
+@pytest.mark.parametrize("metric", METRICS_BY_TASK["binary"])
+def test_scoring_one_metric_gives_its_value_among_all(metric: str) -> None:
+    target = np.array(["no", "yes", "yes", "no"], dtype=object)
+    p_yes = [0.1, 0.8, 0.4, 0.6]
+    model = FixedModel(["no", "yes"], [[1 - p, p] for p in p_yes], [])
+    predictions = predict_rows(model, pd.DataFrame({"f": [0.0] * 4}), target, task="binary")
+    assert predictions.metrics("binary", only=metric) == {
+        metric: predictions.metrics("binary")[metric]
+    }
 
 
 def test_binary_metrics_match_hand_computed_values() -> None:

@@ -5,14 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from conveyor.config import ModelSpec
 from conveyor.data.schema import TableSchema, Task
 from conveyor.errors import TrainingError
+from conveyor.training.evaluate import Predictions
 from conveyor.training.importance import PermutationImportance
-from conveyor.training.plots import draw_importance, save_evaluation_plots, save_importance_plot
+from conveyor.training.plots import (
+    draw_confusion_matrix,
+    draw_importance,
+    save_evaluation_plots,
+    save_importance_plot,
+)
 from conveyor.training.train import train_model
 
 if TYPE_CHECKING:
@@ -138,3 +145,18 @@ def test_a_column_name_with_dollar_signs_is_drawn_as_text(tmp_path: Path) -> Non
     # Unescaped, matplotlib would parse $\undefined$ as mathtext and fail to draw.
     path = save_importance_plot(IMPORTANCE, tmp_path / "importance.png")
     assert path.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_the_confusion_matrix_draws_scikit_learns_counts() -> None:
+    from matplotlib.figure import Figure
+    from sklearn.metrics import confusion_matrix
+
+    rng = np.random.default_rng(0)
+    classes = np.array(["high", "low", "mid"], dtype=object)
+    proba = rng.dirichlet([1.0, 1.0, 1.0], size=300)
+    target = rng.choice(["high", "low", "mid", "unheard-of"], size=300).astype(object)
+    predictions = Predictions.from_outputs(target, proba, classes)
+    ax = Figure().add_subplot()
+    draw_confusion_matrix(ax, predictions)
+    expected = confusion_matrix(target, predictions.predicted, labels=list(classes))
+    np.testing.assert_array_equal(ax.images[0].get_array(), expected)
