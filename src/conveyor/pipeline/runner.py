@@ -28,7 +28,7 @@ from conveyor.pipeline.context import RunContext
 from conveyor.pipeline.interrupts import check_interrupted, watching_interrupts
 from conveyor.pipeline.lock import LockHolder, project_lock
 from conveyor.pipeline.project import Project
-from conveyor.pipeline.side import SIDE_STEPS, SideWorker
+from conveyor.pipeline.side import SIDE_STEPS, SideWorker, worth_running_beside
 from conveyor.pipeline.steps import STEPS, Step, cache_key, step_named
 from conveyor.pipeline.store import RunStore, new_run_id, utc_now
 
@@ -229,7 +229,12 @@ class PipelineRunner:
             )
             return
         folder = self._begin_step(step, ctx, record)
-        if side is not None and step.name in self.side_steps and step in STEPS:
+        if (
+            side is not None
+            and step.name in self.side_steps
+            and step in STEPS
+            and worth_running_beside(ctx.summaries.get("ingest", {}))
+        ):
             side.submit(step.name, ctx, folder)
             return
         summary = step.execute(ctx, folder)

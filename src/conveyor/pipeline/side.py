@@ -42,12 +42,19 @@ if TYPE_CHECKING:
     from conveyor.pipeline.context import RunContext
     from conveyor.pipeline.project import Project
 
-__all__ = ["SIDE_STEPS", "SideOutcome", "SideWorker"]
+__all__ = ["BESIDE_MAX_CELLS", "SIDE_STEPS", "SideOutcome", "SideWorker", "worth_running_beside"]
 
 log = logging.getLogger(__name__)
 
 SIDE_STEPS = frozenset({"validate", "version", "register", "promote"})
 """Steps that run beside the model's steps when a whole run is executed."""
+
+BESIDE_MAX_CELLS = 4_000_000
+"""The largest cleaned table (rows x columns) whose side steps run beside the run. The
+worker holds its own libraries and its own copy of the table: for a small table that is
+a few hundred MB against seconds of fixed import cost saved; for a large one the seconds
+saved are a small share of the run while the copy grows with the table, so its side
+steps run in the run's own process, one after the other."""
 
 _STOP_SECONDS = 5.0
 _WIND_DOWN_SECONDS = 60.0
@@ -79,6 +86,16 @@ class _Task:
     outputs: dict[str, Path]
     summaries: dict[str, dict[str, Any]]
     keys: dict[str, str]
+
+
+def worth_running_beside(ingest: dict[str, Any]) -> bool:
+    """Whether a run whose ingest step summarised ``ingest`` runs its side steps beside.
+
+    Args:
+        ingest: the ingest step's summary (``rows`` and ``columns`` of the cleaned table).
+    """
+    cells = int(ingest.get("rows", 0)) * int(ingest.get("columns", 0))
+    return cells <= BESIDE_MAX_CELLS
 
 
 class SideWorker:

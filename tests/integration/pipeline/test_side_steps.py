@@ -16,6 +16,7 @@ import pytest
 from conveyor.config import ConveyorConfig
 from conveyor.data.synthetic import write_demo_dataset
 from conveyor.errors import DataValidationError, PipelineError
+from conveyor.pipeline import side
 from conveyor.pipeline.project import Project
 from conveyor.pipeline.runner import PipelineRunner, StepEvent
 from conveyor.settings import Settings
@@ -111,3 +112,17 @@ def test_the_next_run_after_a_killed_worker_succeeds(tmp_path: Path) -> None:
     with pytest.raises(PipelineError):
         PipelineRunner(project, on_event=kill_worker_when("train")).run()
     assert PipelineRunner(project).run()["status"] == "succeeded"
+
+
+def test_a_table_above_the_limit_runs_its_side_steps_in_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(side, "BESIDE_MAX_CELLS", 0)
+    seen: list[int] = []
+
+    def count_workers(event: StepEvent) -> None:
+        if event.kind == "start" and event.step.name in ("train", "register"):
+            seen.append(len(workers()))
+
+    record = PipelineRunner(demo_project(tmp_path), on_event=count_workers).run()
+    assert (record["status"], seen) == ("succeeded", [0, 0])
