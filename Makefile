@@ -21,7 +21,7 @@ export SCARF_ANALYTICS := false
 # Podman's settings for these machines (runc, cgroupfs, lower ulimits): deploy/podman/.
 export CONTAINERS_CONF := $(CURDIR)/deploy/podman/containers.conf
 
-.PHONY: setup system-deps monitoring-deps bench-deps demo test test-fast lint bench clean airflow airflow-up sbom audit images stack-up stack-down k8s-rules soak bench-scale bench-drift bench-airflow
+.PHONY: setup system-deps monitoring-deps bench-deps demo test test-fast lint bench clean airflow airflow-up sbom audit images stack-up stack-down k8s-rules soak bench-scale bench-images bench-backup bench-drift bench-airflow
 
 # The project's Python environment, pinned by requirements.lock (torch is the CPU build).
 $(STAMP): pyproject.toml requirements.lock
@@ -141,14 +141,22 @@ lint: setup
 	$(BIN)/mypy --strict deploy/compose/stack.py deploy/k8s/render_rules.py deploy/k8s/deploy.py deploy/rollout/rollout.py
 	$(BIN)/lint-imports
 
+# The speed comparisons, each against its baseline in interleaved rounds (about half an
+# hour here); the longer ones have their own targets below.
 bench: setup bench-deps system-deps
 	$(BIN)/python -m benchmarks.run
 	$(BIN)/python -m benchmarks.serving
 	$(BIN)/python -m benchmarks.serving.overhead
 	$(BIN)/python -m benchmarks.batch_scoring
-	$(BIN)/python -m benchmarks.backup_restore
-	$(BIN)/python -m benchmarks.images
 	$(BIN)/python -m benchmarks.rollout
+
+# Image size, build and start-up against MLflow's build-docker (builds images with podman).
+bench-images: setup system-deps
+	$(BIN)/python -m benchmarks.images
+
+# Backup and restore of a project's registry, runs and data.
+bench-backup: setup system-deps
+	$(BIN)/python -m benchmarks.backup_restore
 
 # How a fresh run scales with data volume, up to 5 million rows (not in bench: about
 # 25 minutes here); docs/benchmarks.md#scaling-with-data-volume.
