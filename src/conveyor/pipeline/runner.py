@@ -28,7 +28,7 @@ from conveyor.pipeline.context import RunContext
 from conveyor.pipeline.interrupts import check_interrupted, watching_interrupts
 from conveyor.pipeline.lock import LockHolder, project_lock
 from conveyor.pipeline.project import Project
-from conveyor.pipeline.side import SIDE_STEPS, SideWorker, worth_running_beside
+from conveyor.pipeline.side import SIDE_STEPS, SideOutcome, SideWorker, worth_running_beside
 from conveyor.pipeline.steps import STEPS, Step, cache_key, step_named
 from conveyor.pipeline.store import RunStore, new_run_id, utc_now
 
@@ -266,35 +266,25 @@ class PipelineRunner:
             outcome = side.next_outcome(block=block)
             if outcome is None:
                 return
-            step = self._step(outcome.step)
             if outcome.error is not None:
                 self._collect_rest(side, ctx, record)
                 raise outcome.error
-            assert outcome.summary is not None
-            self._complete_step(
-                step,
-                ctx,
-                record,
-                ctx.store.run_dir(ctx.run_id) / step.name,
-                outcome.summary,
-                seconds=outcome.seconds,
-            )
+            self._record_side(outcome, ctx, record)
 
     def _collect_rest(self, side: SideWorker, ctx: RunContext, record: dict[str, Any]) -> None:
         """After one side step failed: record how the others end, then the run fails."""
         while side.pending:
             outcome = side.next_outcome(block=True)
-            if outcome is None or outcome.error is not None or outcome.summary is None:
-                continue
-            step = self._step(outcome.step)
-            self._complete_step(
-                step,
-                ctx,
-                record,
-                ctx.store.run_dir(ctx.run_id) / step.name,
-                outcome.summary,
-                seconds=outcome.seconds,
-            )
+            if outcome is not None and outcome.error is None:
+                self._record_side(outcome, ctx, record)
+
+    def _record_side(self, outcome: SideOutcome, ctx: RunContext, record: dict[str, Any]) -> None:
+        """Record a side step that succeeded in the worker, as if it had run here."""
+        if outcome.summary is None:
+            return
+        step = self._step(outcome.step)
+        folder = ctx.store.run_dir(ctx.run_id) / step.name
+        self._complete_step(step, ctx, record, folder, outcome.summary, seconds=outcome.seconds)
 
     def _cached(self, step: Step, key: str) -> tuple[Path, dict[str, Any]] | None:
         """The outputs and summary of an earlier identical step; None when there are none
