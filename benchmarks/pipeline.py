@@ -126,3 +126,22 @@ def _only_record(project: Path) -> dict[str, Any]:
     if len(records) != 1:
         raise RuntimeError(f"expected one run record in {project}, found {len(records)}")
     return records[0]
+
+
+def beside_note() -> str:
+    """Which steps run beside the others on a small table, for the step tables' caption."""
+    from conveyor.pipeline.side import BESIDE_MAX_CELLS, SIDE_STEPS
+    from conveyor.pipeline.steps import STEPS
+
+    beside = [s.name for s in STEPS if s.name in SIDE_STEPS]
+    others = [s.name for s in STEPS if s.name in ("split", "train", "evaluate")]
+    return (
+        f"on a table of at most {BESIDE_MAX_CELLS:,} cells (rows x columns),"
+        f" {_listed(beside)} run in a worker beside {_listed(others)},"
+        " so the steps add up to more than the run"
+    )
+
+
+def _listed(names: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return names[0] if len(names) < 2 else f"{', '.join(names[:-1])} and {names[-1]}"

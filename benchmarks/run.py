@@ -30,7 +30,6 @@ from typing import Any
 from benchmarks import pipeline, publish
 from benchmarks.markers import write_between
 from benchmarks.process import BIN, ROOT, timed
-from conveyor.pipeline.side import BESIDE_MAX_CELLS
 
 RESULTS = ROOT / "benchmarks" / "results.json"
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -188,9 +187,7 @@ def render(result: dict[str, Any]) -> str:
         "A goal is met only when every round meets it.",
         "",
         "Where the time of a fresh `conveyor run` goes (median seconds per step, and of the"
-        f" whole run). On a table of at most {BESIDE_MAX_CELLS:,} cells (rows x columns),"
-        " validate, version, register and promote run in a worker beside split, train and"
-        " evaluate, so the steps add up to more than the run:",
+        f" whole run). On {pipeline.beside_note()}:",
         "",
     ]
     names = list(pipeline.step_medians(result["raw"][rows[0]]))

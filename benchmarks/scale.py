@@ -21,7 +21,6 @@ from typing import Any
 from benchmarks import pipeline, publish
 from benchmarks.process import ROOT
 from benchmarks.run import spread
-from conveyor.pipeline.side import BESIDE_MAX_CELLS
 
 RESULTS = ROOT / "benchmarks" / "results-scale.json"
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -73,10 +72,8 @@ def render(result: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "Median seconds per step of a fresh `conveyor run`, and of the whole run (on a table of"
-        f" at most {BESIDE_MAX_CELLS:,} cells (rows x columns), validate, version, register"
-        " and promote run beside split, train and evaluate, so the steps add up to more than"
-        " the run):",
+        "Median seconds per step of a fresh `conveyor run`, and of the whole run"
+        f" ({pipeline.beside_note()}):",
         "",
         "| rows | " + " | ".join(names) + " |",
         "|---" * (len(names) + 1) + "|",

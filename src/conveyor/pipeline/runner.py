@@ -28,7 +28,13 @@ from conveyor.pipeline.context import RunContext
 from conveyor.pipeline.interrupts import check_interrupted, watching_interrupts
 from conveyor.pipeline.lock import LockHolder, project_lock
 from conveyor.pipeline.project import Project
-from conveyor.pipeline.side import SIDE_STEPS, SideOutcome, SideWorker, worth_running_beside
+from conveyor.pipeline.side import (
+    SIDE_STEPS,
+    SideOutcome,
+    SideWorker,
+    worth_running_beside,
+    worth_warming,
+)
 from conveyor.pipeline.steps import STEPS, Step, cache_key, step_named
 from conveyor.pipeline.store import RunStore, new_run_id, utc_now
 
@@ -149,11 +155,13 @@ class PipelineRunner:
         record["status"] = "running"
         self.store.write_record(run_id, record)
         steps = list(steps)
-        side = SideWorker() if len(steps) > 1 and self.side_steps else None
+        side = self._side_worker(steps)
         try:
             with watching_interrupts():
                 for step in steps:
                     self._run_one(step, ctx, record, force=force, side=side)
+                    if step.name == "ingest" and side is not None:
+                        self._stop_if_not_beside(side, ctx)
                     self._collect(side, ctx, record, until=None)
                 self._collect(side, ctx, record, until="all")
         except BaseException as exc:
@@ -175,6 +183,38 @@ class PipelineRunner:
         self._publish_metrics(record)
         self.store.write_record(run_id, record)
         return record
+
+    def _side_worker(self, steps: list[Step]) -> SideWorker | None:
+        """The worker for side steps, if more than one step runs; started (and importing
+        Great Expectations) right away when validation runs on a small local file."""
+        if len(steps) < 2 or not self.side_steps:
+            return None
+        side = SideWorker()
+        names = {s.name for s in steps}
+        if "validate" in self.side_steps & names and worth_warming(self.project.config.data.source):
+            side.warm()
+        return side
+
+    @staticmethod
+    def _prepare(step: Step, ctx: RunContext) -> None:
+        """Let a step do what needs none of its upstream steps while they finish beside
+        it; a failure there is left for the step itself to report."""
+        if step.prepare is None:
+            return
+        started = time.perf_counter()
+        try:
+            step.prepare(ctx)
+        except Exception as exc:
+            log.debug("preparing step %s failed: %s", step.name, exc)
+            return
+        log.debug("prepared step %s in %.1fs", step.name, time.perf_counter() - started)
+
+    @staticmethod
+    def _stop_if_not_beside(side: SideWorker, ctx: RunContext) -> None:
+        """Stop a worker warmed for a table that turned out too large to run side steps
+        beside: its libraries' memory goes to the table instead."""
+        if not side.pending and not worth_running_beside(ctx.summaries.get("ingest", {})):
+            side.stop()
 
     def _open_record(self, run_id: str) -> dict[str, Any]:
         if (self.store.run_dir(run_id) / "record.json").is_file():
@@ -207,6 +247,8 @@ class PipelineRunner:
         force: bool,
         side: SideWorker | None,
     ) -> None:
+        if side is not None and any(u in side.pending for u in step.needs):
+            self._prepare(step, ctx)
         for upstream in step.needs:
             if side is not None and upstream in side.pending:
                 self._collect(side, ctx, record, until=upstream)

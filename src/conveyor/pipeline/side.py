@@ -9,14 +9,19 @@ evaluates; the runner waits for them before any step that needs them, so the
 validation gate still stands before registration, and a failed validation still fails
 the run.
 
-The worker is started on the first step it takes (a run whose side steps are all cached
-starts none), runs its steps one at a time in the order given, and is stopped with the
-run. It is in its own process group, so a Ctrl-C in the terminal reaches the run only;
-the run passes it on and waits for the step to wind down (a registration in progress
-ends its MLflow run as killed and registers nothing). It dies with the run's process if
-that is killed (Linux), so it never works for a run that is gone. Registration and
-promotion run there too, after evaluation: the runner hands a step over only once the
-steps it needs are done, so the validation gate still stands before registration.
+The worker is started on the first step it takes, or, when the source is a small local
+file, when the run starts: it then imports Great Expectations while the run reads and
+cleans the table, so validation starts as soon as the table is there. It runs its steps
+one at a time in the order given, and is stopped with the run (or as soon as the cleaned
+table turns out too large to run side steps beside). It is in its own process group, so a
+Ctrl-C in the terminal reaches the run only; the run passes it on and waits for the step
+to wind down. It dies with the run's process if that is killed (Linux), so it never works
+for a run that is gone.
+
+Registration and promotion run in the run's own process, which has the model's libraries
+loaded already. While registration waits for validation and versioning to finish, it
+imports MLflow, skops and the ONNX converter (``Step.prepare``); nothing is written to
+the registry before the gate.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import PipelineError
@@ -42,11 +48,19 @@ if TYPE_CHECKING:
     from conveyor.pipeline.context import RunContext
     from conveyor.pipeline.project import Project
 
-__all__ = ["BESIDE_MAX_CELLS", "SIDE_STEPS", "SideOutcome", "SideWorker", "worth_running_beside"]
+__all__ = [
+    "BESIDE_MAX_CELLS",
+    "SIDE_STEPS",
+    "WARM_MAX_SOURCE_BYTES",
+    "SideOutcome",
+    "SideWorker",
+    "worth_running_beside",
+    "worth_warming",
+]
 
 log = logging.getLogger(__name__)
 
-SIDE_STEPS = frozenset({"validate", "version", "register", "promote"})
+SIDE_STEPS = frozenset({"validate", "version"})
 """Steps that run beside the model's steps when a whole run is executed."""
 
 BESIDE_MAX_CELLS = 4_000_000
@@ -55,6 +69,13 @@ worker holds its own libraries and its own copy of the table: for a small table 
 a few hundred MB against seconds of fixed import cost saved; for a large one the seconds
 saved are a small share of the run while the copy grows with the table, so its side
 steps run in the run's own process, one after the other."""
+
+WARM_MAX_SOURCE_BYTES = 32 * 2**20
+"""The largest local source file for which the worker starts with the run, before the
+table is read. A CSV of that size holds about 4,000,000 cells (the demo table takes about
+7 bytes a cell), so its table usually runs its side steps beside; a larger source, a
+folder, a database or an object store starts the worker on its first step instead, so a
+large table never has the worker's libraries in memory beside it while it is read."""
 
 _STOP_SECONDS = 5.0
 _WIND_DOWN_SECONDS = 60.0
@@ -78,6 +99,11 @@ class SideOutcome:
 
 
 @dataclass(frozen=True)
+class _Warm:
+    """Ask the worker to import what validation needs before its first step arrives."""
+
+
+@dataclass(frozen=True)
 class _Task:
     project: Project
     run_id: str
@@ -98,6 +124,21 @@ def worth_running_beside(ingest: dict[str, Any]) -> bool:
     return cells <= BESIDE_MAX_CELLS
 
 
+def worth_warming(source: str) -> bool:
+    """Whether the worker starts with a run reading ``source``, before the table is read.
+
+    Args:
+        source: the config's ``data.source``.
+    """
+    if "://" in source:
+        return False
+    try:
+        stat = Path(source).stat()
+    except OSError:
+        return False  # ingest reports it
+    return S_ISREG(stat.st_mode) and stat.st_size <= WARM_MAX_SOURCE_BYTES
+
+
 class SideWorker:
     """One worker process running side steps in order; started on first use."""
 
@@ -110,6 +151,11 @@ class SideWorker:
     def pending(self) -> tuple[str, ...]:
         """Steps handed to the worker whose outcome has not been collected yet."""
         return tuple(self._pending)
+
+    def warm(self) -> None:
+        """Start the worker now and have it import what validation needs."""
+        with contextlib.suppress(OSError):  # gone already: the first step reports it
+            self._connection().send(_Warm())
 
     def submit(self, step: str, ctx: RunContext, folder: Path) -> None:
         """Hand one step to the worker (it starts the worker if needed)."""
@@ -214,17 +260,16 @@ def _serve(conn: Connection, parent: int) -> None:
     if os.getppid() != parent:  # the run died before the line above took effect
         return
     _quiet_progress_locks()
-    warmed = False
     while True:
         try:
-            task: _Task = conn.recv()
+            task: _Task | _Warm = conn.recv()
         except (EOFError, OSError):
             return
+        if isinstance(task, _Warm):
+            _warm_for_validation()
+            continue
         with watching_interrupts():
             conn.send(_run(task))
-        if not warmed and not conn.poll(0):  # idle until the model is evaluated: get ready
-            warmed = True
-            _prewarm(task.project)
 
 
 def _quiet_progress_locks() -> None:
@@ -238,23 +283,18 @@ def _quiet_progress_locks() -> None:
     tqdm.set_lock(threading.RLock())
 
 
-def _prewarm(project: Project) -> None:
-    """Import what registration uses and open the MLflow store while the run evaluates."""
+def _warm_for_validation() -> None:
+    """Import Great Expectations (seconds) while the run reads and cleans the table."""
     started = time.perf_counter()
     try:
-        from conveyor.registry.serialization import import_skops
-        from conveyor.registry.store import ModelRegistry
+        from conveyor.data.validation import load_great_expectations
 
-        import_skops()
-        if project.config.serving.onnx.enabled:
-            import onnxruntime  # noqa: F401
-            import skl2onnx  # noqa: F401
-        _ = ModelRegistry(project.tracking_uri).client
-    except Exception as exc:  # registration itself reports what is wrong
-        log.debug("warming up for registration failed: %s", exc)
+        load_great_expectations()
+    except Exception as exc:  # validation itself reports what is wrong
+        log.debug("warming up for validation failed: %s", exc)
     except KeyboardInterrupt:
         return
-    log.debug("warmed up for registration in %.1fs", time.perf_counter() - started)
+    log.debug("warmed up for validation in %.1fs", time.perf_counter() - started)
 
 
 def _run(task: _Task) -> SideOutcome:

@@ -34,6 +34,7 @@ LINEAGE_ARTIFACT = "reports/lineage.json"
 
 KeyFn = Callable[[RunContext], list[Any] | None]
 ExecuteFn = Callable[[RunContext, Path], dict[str, Any]]
+PrepareFn = Callable[[RunContext], None]
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ class Step:
         needs: steps whose outputs it reads.
         key_parts: what the result depends on; ``None`` means never reuse from cache.
         execute: does the work, writes outputs into the folder, returns the summary.
+        prepare: work that needs none of its upstream steps (imports, mostly), run while
+            the step waits for upstream steps still running beside it; ``execute`` must
+            not rely on it having run.
     """
 
     name: str
@@ -53,6 +57,7 @@ class Step:
     needs: tuple[str, ...]
     key_parts: KeyFn
     execute: ExecuteFn
+    prepare: PrepareFn | None = None
 
 
 # -- ingest -------------------------------------------------------------------
@@ -307,6 +312,19 @@ def _lineage_tags(ctx: RunContext, champion: str | None) -> dict[str, str]:
     return {key: redact(value) for key, value in tags.items()}  # a remote may hold a password
 
 
+def _prepare_register(ctx: RunContext) -> None:
+    """Import what registration uses and list the installed packages (the model's pinned
+    requirements), while validation and versioning finish beside the run."""
+    from conveyor.registry.serialization import import_skops, pin_requirements_ready
+    from conveyor.registry.store import ModelRegistry  # noqa: F401
+
+    import_skops()
+    if ctx.config.serving.onnx.enabled:
+        import onnxruntime  # noqa: F401
+        import skl2onnx  # noqa: F401
+    pin_requirements_ready()
+
+
 def _register(ctx: RunContext, out: Path) -> dict[str, Any]:
     from conveyor.registry.store import ModelRegistry
 
@@ -537,6 +555,7 @@ STEPS: tuple[Step, ...] = (
         ("evaluate", "validate", "version"),
         _register_key,
         _register,
+        _prepare_register,
     ),
     Step("promote", "Apply the promotion gate", ("register", "evaluate"), _promote_key, _promote),
 )

@@ -53,6 +53,7 @@ __all__ = [
     "code_paths",
     "import_skops",
     "is_trusted_type",
+    "pin_requirements_ready",
     "pip_requirements",
     "referenced_types",
 ]
@@ -390,6 +391,16 @@ def pip_requirements(choice: SerializationChoice) -> list[str]:
             raise RegistryError(f"package {package!r} used by the model is not installed") from exc
         pins[dist] = f"{dist}=={version.split('+', 1)[0]}"
     return list(pins.values())
+
+
+def pin_requirements_ready() -> None:
+    """List the installed packages now, as :func:`pip_requirements` and MLflow's own
+    requirement check will (each reads every installed package's metadata once a
+    process: most of a second), so a worker can do it before the model is there."""
+    from mlflow.utils.requirements_utils import warn_dependency_requirement_mismatches
+
+    _package_owners()
+    warn_dependency_requirement_mismatches(["mlflow"])  # fills MLflow's package map
 
 
 @lru_cache(maxsize=1)

@@ -6,7 +6,9 @@ running the real steps (Great Expectations, DVC, MLflow).
 
 from __future__ import annotations
 
+import dataclasses
 import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from conveyor.errors import DataValidationError, PipelineError
 from conveyor.pipeline import side
 from conveyor.pipeline.project import Project
 from conveyor.pipeline.runner import PipelineRunner, StepEvent
+from conveyor.pipeline.steps import STEPS, Step
 from conveyor.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -114,6 +117,17 @@ def test_the_next_run_after_a_killed_worker_succeeds(tmp_path: Path) -> None:
     assert PipelineRunner(project).run()["status"] == "succeeded"
 
 
+def test_a_small_source_starts_the_worker_before_ingest(tmp_path: Path) -> None:
+    seen: list[int] = []
+
+    def count_workers(event: StepEvent) -> None:
+        if event.kind == "start" and event.step.name == "ingest":
+            seen.append(len(workers()))
+
+    PipelineRunner(demo_project(tmp_path), on_event=count_workers).run()
+    assert seen == [1]
+
+
 def test_a_table_above_the_limit_runs_its_side_steps_in_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -126,3 +140,52 @@ def test_a_table_above_the_limit_runs_its_side_steps_in_process(
 
     record = PipelineRunner(demo_project(tmp_path), on_event=count_workers).run()
     assert (record["status"], seen) == ("succeeded", [0, 0])
+
+
+def with_register_prepare(prepare: Any) -> tuple[Step, ...]:
+    """The pipeline, with ``prepare`` as registration's preparation."""
+    return tuple(
+        dataclasses.replace(s, prepare=prepare) if s.name == "register" else s for s in STEPS
+    )
+
+
+def test_registration_prepares_while_validation_runs_beside(tmp_path: Path) -> None:
+    # The worker is stopped when training starts, so its steps are still running when
+    # registration comes up; the preparation lets it go on (a timer does, should it not
+    # be called).
+    beside_then: list[bool] = []
+    stopped: list[psutil.Process] = []
+
+    def resume() -> None:
+        for worker in stopped:
+            worker.resume()
+
+    def stop_worker(event: StepEvent) -> None:
+        if event.kind == "start" and event.step.name == "train":
+            stopped.extend(workers())
+            for worker in stopped:
+                worker.suspend()
+
+    runner = PipelineRunner(demo_project(tmp_path), on_event=stop_worker)
+
+    def prepare(ctx: Any) -> None:
+        steps = runner.store.read_record(ctx.run_id)["steps"]
+        beside_then.append(any(steps[n]["status"] == "running" for n in ("validate", "version")))
+        resume()
+
+    runner.steps = with_register_prepare(prepare)
+    safety = threading.Timer(60, resume)
+    safety.start()
+    try:
+        runner.run()
+    finally:
+        safety.cancel()
+    assert (len(stopped), beside_then) == (1, [True])
+
+
+def test_a_failing_preparation_leaves_registration_to_run(tmp_path: Path) -> None:
+    def prepare(ctx: Any) -> None:
+        raise RuntimeError("no imports today")
+
+    runner = PipelineRunner(demo_project(tmp_path), steps=with_register_prepare(prepare))
+    assert runner.run()["steps"]["register"]["status"] == "succeeded"

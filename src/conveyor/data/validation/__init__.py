@@ -32,9 +32,14 @@ if TYPE_CHECKING:
     from conveyor.config import ValidationConfig
     from conveyor.data.schema import TableSchema
 
-__all__ = ["ExpectationFailure", "ValidationReport", "validate_batch"]
+__all__ = ["ExpectationFailure", "ValidationReport", "load_great_expectations", "validate_batch"]
 
 log = logging.getLogger(__name__)
+
+
+def load_great_expectations() -> None:
+    """Import Great Expectations now (seconds), ahead of the first validation."""
+    import great_expectations  # noqa: F401
 
 
 def validate_batch(
