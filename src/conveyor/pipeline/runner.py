@@ -196,18 +196,18 @@ class PipelineRunner:
         return side
 
     @staticmethod
-    def _prepare(step: Step, ctx: RunContext) -> None:
+    def _prepare(step: Step, ctx: RunContext) -> float:
         """Let a step do what needs none of its upstream steps while they finish beside
-        it; a failure there is left for the step itself to report."""
+        it; a failure there is left for the step itself to report. Returns the seconds
+        it took."""
         if step.prepare is None:
-            return
+            return 0.0
         started = time.perf_counter()
         try:
             step.prepare(ctx)
         except Exception as exc:
             log.debug("preparing step %s failed: %s", step.name, exc)
-            return
-        log.debug("prepared step %s in %.1fs", step.name, time.perf_counter() - started)
+        return time.perf_counter() - started
 
     @staticmethod
     def _stop_if_not_beside(side: SideWorker, ctx: RunContext) -> None:
@@ -247,8 +247,9 @@ class PipelineRunner:
         force: bool,
         side: SideWorker | None,
     ) -> None:
+        prepared = 0.0  # counted in the step's own time
         if side is not None and any(u in side.pending for u in step.needs):
-            self._prepare(step, ctx)
+            prepared = self._prepare(step, ctx)
         for upstream in step.needs:
             if side is not None and upstream in side.pending:
                 self._collect(side, ctx, record, until=upstream)
@@ -281,9 +282,8 @@ class PipelineRunner:
             return
         summary = step.execute(ctx, folder)
         check_interrupted()  # the signal may have been swallowed inside the step
-        self._complete_step(
-            step, ctx, record, folder, summary, seconds=time.perf_counter() - started
-        )
+        seconds = prepared + time.perf_counter() - started
+        self._complete_step(step, ctx, record, folder, summary, seconds=seconds)
 
     def _collect(
         self,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -149,38 +150,55 @@ def with_register_prepare(prepare: Any) -> tuple[Step, ...]:
     )
 
 
-def test_registration_prepares_while_validation_runs_beside(tmp_path: Path) -> None:
-    # The worker is stopped when training starts, so its steps are still running when
-    # registration comes up; the preparation lets it go on (a timer does, should it not
-    # be called).
-    beside_then: list[bool] = []
-    stopped: list[psutil.Process] = []
+def run_holding_the_worker(tmp_path: Path, prepare: Any) -> tuple[dict[str, Any], int]:
+    """A whole run whose worker is stopped when training starts, so its steps are still
+    running when registration comes up; registration's preparation calls ``prepare``
+    (with the run's steps as recorded then) and lets the worker go on (a timer does,
+    should it not be called). Returns the run record and how many workers were held."""
+    held: list[psutil.Process] = []
 
     def resume() -> None:
-        for worker in stopped:
+        for worker in held:
             worker.resume()
 
-    def stop_worker(event: StepEvent) -> None:
+    def hold_worker(event: StepEvent) -> None:
         if event.kind == "start" and event.step.name == "train":
-            stopped.extend(workers())
-            for worker in stopped:
+            held.extend(workers())
+            for worker in held:
                 worker.suspend()
 
-    runner = PipelineRunner(demo_project(tmp_path), on_event=stop_worker)
+    runner = PipelineRunner(demo_project(tmp_path), on_event=hold_worker)
 
-    def prepare(ctx: Any) -> None:
-        steps = runner.store.read_record(ctx.run_id)["steps"]
-        beside_then.append(any(steps[n]["status"] == "running" for n in ("validate", "version")))
+    def preparation(ctx: Any) -> None:
+        prepare(runner.store.read_record(ctx.run_id)["steps"])
         resume()
 
-    runner.steps = with_register_prepare(prepare)
+    runner.steps = with_register_prepare(preparation)
     safety = threading.Timer(60, resume)
     safety.start()
     try:
-        runner.run()
+        record = runner.run()
     finally:
         safety.cancel()
-    assert (len(stopped), beside_then) == (1, [True])
+    return record, len(held)
+
+
+def test_registration_prepares_while_validation_runs_beside(tmp_path: Path) -> None:
+    beside_then: list[bool] = []
+
+    def prepare(steps: dict[str, Any]) -> None:
+        beside_then.append(any(steps[n]["status"] == "running" for n in ("validate", "version")))
+
+    _, held = run_holding_the_worker(tmp_path, prepare)
+    assert (held, beside_then) == (1, [True])
+
+
+def test_registrations_time_includes_its_preparation(tmp_path: Path) -> None:
+    def prepare(steps: dict[str, Any]) -> None:
+        time.sleep(2.0)
+
+    record, _ = run_holding_the_worker(tmp_path, prepare)
+    assert record["steps"]["register"]["seconds"] >= 2.0
 
 
 def test_a_failing_preparation_leaves_registration_to_run(tmp_path: Path) -> None:
