@@ -187,7 +187,7 @@ def render(result: dict[str, Any]) -> str:
         "A goal is met only when every round meets it.",
         "",
         "Where the time of a fresh `conveyor run` goes (median seconds per step, and of the"
-        f" whole run). On {pipeline.beside_note()}:",
+        f" whole run). {_sentence(pipeline.beside_note())}:",
         "",
     ]
     names = list(pipeline.step_medians(result["raw"][rows[0]]))
@@ -232,6 +232,10 @@ def render_summary(result: dict[str, Any]) -> str:
         f" {GOAL_MEMORY}x the plain script's there ({publish.verdict(goals['memory'])}).",
     ]
     return "\n".join(lines)
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _cell(raw: list[dict[str, Any]], key: str, fmt: str = "{:.1f}", unit: str = "") -> str:
