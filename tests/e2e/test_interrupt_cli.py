@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import pytest
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
@@ -107,3 +108,52 @@ def test_stop_during_register_then_resume(
     lineage_v2 = cli("lineage", "churn-demo", "2", "-c", config)
     assert lineage_v2.returncode == 1, "the interrupted run left a second version behind"
     assert "has no version '2'" in lineage_v2.stderr
+
+
+def interrupt_while_validating(cli: Cli, project: Path) -> subprocess.Popen[str]:
+    """A run stopped by Ctrl-C while validation runs beside it (the worker may still be
+    importing Great Expectations); returns the finished process."""
+    assert cli("demo", "--dir", str(project), "--rows", "1500").returncode == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "CONVEYOR_"))}
+    proc = subprocess.Popen(
+        [CONVEYOR, "run", "-c", str(project / "conveyor.yaml")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for_step(project, "validate")
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    return proc
+
+
+def test_ctrl_c_while_validating_beside_ends_the_run_as_interrupted(
+    cli: Cli, tmp_path: Path
+) -> None:
+    project = tmp_path / "demo"
+    proc = interrupt_while_validating(cli, project)
+    records = [json.loads(r.read_text()) for r in project.glob(".conveyor/runs/*/record.json")]
+    assert (proc.returncode, [r["status"] for r in records]) == (130, ["interrupted"])
+
+
+def test_ctrl_c_while_validating_beside_leaves_no_worker(cli: Cli, tmp_path: Path) -> None:
+    proc = interrupt_while_validating(cli, tmp_path / "demo")
+    deadline = time.monotonic() + 10  # a worker told to stop is given 5 s before a kill
+    while time.monotonic() < deadline and side_workers_of(proc.pid):
+        time.sleep(0.1)
+    assert side_workers_of(proc.pid) == []
+
+
+def side_workers_of(run_pid: int) -> list[int]:
+    """Side-step workers started by the run with this process id, still alive."""
+    found = []
+    for process in psutil.process_iter(["cmdline", "status"]):
+        cmdline = process.info["cmdline"] or []
+        if (
+            "conveyor.pipeline.side" in cmdline
+            and cmdline[-1:] == [str(run_pid)]
+            and process.info["status"] != psutil.STATUS_ZOMBIE
+        ):
+            found.append(process.pid)
+    return found

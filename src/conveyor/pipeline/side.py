@@ -266,7 +266,8 @@ def _serve(conn: Connection, parent: int) -> None:
         except (EOFError, OSError):
             return
         if isinstance(task, _Warm):
-            _warm_for_validation()
+            if not _warm_for_validation():
+                return  # Ctrl-C, passed on by the run: the steps sent meanwhile never start
             continue
         with watching_interrupts():
             conn.send(_run(task))
@@ -283,8 +284,12 @@ def _quiet_progress_locks() -> None:
     tqdm.set_lock(threading.RLock())
 
 
-def _warm_for_validation() -> None:
-    """Import Great Expectations (seconds) while the run reads and cleans the table."""
+def _warm_for_validation() -> bool:
+    """Import Great Expectations (seconds) while the run reads and cleans the table.
+
+    Returns:
+        False when a Ctrl-C, passed on by the run, arrived meanwhile.
+    """
     started = time.perf_counter()
     try:
         from conveyor.data.validation import load_great_expectations
@@ -293,8 +298,9 @@ def _warm_for_validation() -> None:
     except Exception as exc:  # validation itself reports what is wrong
         log.debug("warming up for validation failed: %s", exc)
     except KeyboardInterrupt:
-        return
+        return False
     log.debug("warmed up for validation in %.1fs", time.perf_counter() - started)
+    return True
 
 
 def _run(task: _Task) -> SideOutcome:

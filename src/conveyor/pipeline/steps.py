@@ -315,13 +315,12 @@ def _lineage_tags(ctx: RunContext, champion: str | None) -> dict[str, str]:
 def _prepare_register(ctx: RunContext) -> None:
     """Import what registration uses and list the installed packages (the model's pinned
     requirements), while validation and versioning finish beside the run."""
+    from conveyor.registry.onnx_export import load_converter
     from conveyor.registry.serialization import import_skops, pin_requirements_ready
-    from conveyor.registry.store import ModelRegistry  # noqa: F401
 
     import_skops()
     if ctx.config.serving.onnx.enabled:
-        import onnxruntime  # noqa: F401
-        import skl2onnx  # noqa: F401
+        load_converter()
     pin_requirements_ready()
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "OnnxStatus",
     "build_feeds",
     "export_onnx",
+    "load_converter",
     "model_inputs",
 ]
 
@@ -307,6 +308,12 @@ def export_onnx(
         first = result if first is None or first.status == "unsupported" else first
     assert first is not None  # there is always a precision to try
     return _timed(first, started)
+
+
+def load_converter() -> None:
+    """Import the ONNX converter and runtime now (most of a second), ahead of an export."""
+    import onnxruntime  # noqa: F401
+    import skl2onnx  # noqa: F401
 
 
 def _precisions(pipeline: Any) -> tuple[str, ...]:

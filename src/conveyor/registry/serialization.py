@@ -396,7 +396,7 @@ def pip_requirements(choice: SerializationChoice) -> list[str]:
 def pin_requirements_ready() -> None:
     """List the installed packages now, as :func:`pip_requirements` and MLflow's own
     requirement check will (each reads every installed package's metadata once a
-    process: most of a second), so a worker can do it before the model is there."""
+    process), so a run can do it while it waits for the steps before registration."""
     from mlflow.utils.requirements_utils import warn_dependency_requirement_mismatches
 
     _package_owners()

@@ -123,6 +123,10 @@ def test_a_small_source_starts_the_worker_before_ingest(tmp_path: Path) -> None:
 
     def count_workers(event: StepEvent) -> None:
         if event.kind == "start" and event.step.name == "ingest":
+            # Started already; its command line is the worker's once it has exec'd.
+            deadline = time.monotonic() + 10
+            while not workers() and time.monotonic() < deadline:
+                time.sleep(0.05)
             seen.append(len(workers()))
 
     PipelineRunner(demo_project(tmp_path), on_event=count_workers).run()
