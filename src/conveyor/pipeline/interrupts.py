@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from types import FrameType
 
-__all__ = ["check_interrupted", "watching_interrupts"]
+__all__ = ["as_interruption", "check_interrupted", "watching_interrupts"]
 
 _interrupted = threading.Event()
 
@@ -52,3 +52,17 @@ def check_interrupted() -> None:
     """
     if _interrupted.is_set():
         raise KeyboardInterrupt
+
+
+def as_interruption(exc: BaseException) -> BaseException:
+    """``exc``, or a ``KeyboardInterrupt`` caused by it when SIGINT arrived first.
+
+    A Ctrl-C raised inside a library can come out as another error: a database driver
+    that fails to roll back the statement the interrupt broke, a file closed under a copy.
+    The run is still interrupted, not failed.
+    """
+    if isinstance(exc, KeyboardInterrupt) or not _interrupted.is_set():
+        return exc
+    interruption = KeyboardInterrupt()
+    interruption.__cause__ = exc
+    return interruption

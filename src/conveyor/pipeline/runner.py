@@ -25,7 +25,11 @@ from typing import Any, Literal
 from conveyor import __version__
 from conveyor.errors import ConveyorError, DataValidationError, PipelineError
 from conveyor.pipeline.context import RunContext
-from conveyor.pipeline.interrupts import check_interrupted, watching_interrupts
+from conveyor.pipeline.interrupts import (
+    as_interruption,
+    check_interrupted,
+    watching_interrupts,
+)
 from conveyor.pipeline.lock import LockHolder, project_lock
 from conveyor.pipeline.project import Project
 from conveyor.pipeline.side import (
@@ -164,14 +168,17 @@ class PipelineRunner:
                         self._stop_if_not_beside(side, ctx)
                     self._collect(side, ctx, record, until=None)
                 self._collect(side, ctx, record, until="all")
-        except BaseException as exc:
+        except BaseException as raised:
+            exc = as_interruption(raised)
             if side is not None and isinstance(exc, KeyboardInterrupt):
                 side.interrupt()
             elif side is not None:
                 for name in side.pending:  # beside the step that failed: not failed themselves
                     record["steps"][name].update(status="stopped", error="the run failed first")
             self._fail(record, exc)
-            raise
+            if exc is raised:
+                raise
+            raise exc from raised
         finally:
             if side is not None:
                 side.stop()

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import RegistryError, ServiceUnavailableError
+from conveyor.registry.creation import uninterrupted
 from conveyor.registry.dataset_inputs import dataset_source, redact_uri, sample_schema
 from conveyor.registry.outages import registry_error
 from conveyor.registry.serialization import (
@@ -231,7 +232,11 @@ def log_training_run(client: MlflowClient, uri: str, experiment_id: str, run: Tr
     run_id = str(client.create_run(experiment_id, run_name=run.run_name, tags=tags).info.run_id)
     status = "FAILED"
     try:
-        _log_contents(client, uri, run_id, run)
+        # A Ctrl-C waits for the logging to end, then ends the run KILLED: raised inside
+        # MLflow's database calls it can come out as another error (a driver failing to
+        # roll back the statement it broke), and the run would end FAILED.
+        with uninterrupted():
+            _log_contents(client, uri, run_id, run)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"

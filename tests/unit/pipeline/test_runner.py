@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +107,37 @@ def test_interrupt_is_recorded_as_interrupted(project: Project, counter: Counter
     with pytest.raises(KeyboardInterrupt):
         runner.run()
     assert runner.store.read_record(str(runner.last_run_id))["status"] == "interrupted"
+
+
+def converting_step() -> Step:
+    """A step whose library turns the Ctrl-C it receives into an error of its own."""
+
+    def execute(ctx: RunContext, out: Path) -> dict[str, Any]:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # the handler raises here
+        except KeyboardInterrupt:
+            raise OSError(errno.EBADF, "Bad file descriptor") from None
+        return {}
+
+    return Step("convert", "a library converts Ctrl-C", (), lambda ctx: None, execute)
+
+
+def test_an_interrupt_a_library_turned_into_an_error_is_recorded_as_interrupted(
+    project: Project,
+) -> None:
+    runner = PipelineRunner(project, steps=(converting_step(),))
+    with pytest.raises(KeyboardInterrupt):
+        runner.run()
+    assert runner.store.read_record(str(runner.last_run_id))["status"] == "interrupted"
+
+
+def test_an_error_without_an_interrupt_fails_the_run(project: Project, counter: Counter) -> None:
+    counter.fail["c"] = OSError(errno.EBADF, "Bad file descriptor")
+    runner = runner_for(project, counter)
+    with pytest.raises(OSError):
+        runner.run()
+    assert runner.store.read_record(str(runner.last_run_id))["status"] == "failed"
 
 
 def test_single_steps_build_up_a_run(project: Project, counter: Counter) -> None:
