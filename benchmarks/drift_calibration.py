@@ -320,13 +320,10 @@ def render(result: dict[str, Any]) -> str:
 
 def _by_size(rates: dict[str, float]) -> str:
     """``0.0 % of the windows at 500, 1,000 and 5,000 rows``, or one rate per size."""
-
-    def join(items: list[str]) -> str:
-        return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
     values = list(rates.values())
     shown = [_pct(values[0])] if len(set(values)) == 1 else [_pct(v) for v in values]
-    return f"{join(shown)} of the windows at {join([f'{int(size):,}' for size in rates])} rows"
+    sizes = [f"{int(size):,}" for size in rates]
+    return f"{publish.listed(shown)} of the windows at {publish.listed(sizes)} rows"
 
 
 def _range(rates: dict[str, float]) -> str:

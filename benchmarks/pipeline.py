@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks import publish
 from benchmarks.process import BIN, ROOT, timed
 
 TARGET = "churned"
@@ -137,14 +138,9 @@ def beside_note() -> str:
     others = [s.name for s in STEPS if s.name in ("split", "train", "evaluate")]
     return (
         f"on a table of at most {BESIDE_MAX_CELLS:,} cells (rows x columns),"
-        f" {_listed(beside)} run in a worker beside {_listed(others)},"
+        f" {publish.listed(beside)} run in a worker beside {publish.listed(others)},"
         " so the steps add up to more than the run; from a small local file the worker"
         " imports Great Expectations while ingest reads the table, which validate's time"
         " leaves out, and register's time includes the imports it does while it waits for"
-        f" {_listed(beside)}"
+        f" {publish.listed(beside)}"
     )
-
-
-def _listed(names: list[str]) -> str:
-    """``a``, ``a and b``, ``a, b and c``."""
-    return names[0] if len(names) < 2 else f"{', '.join(names[:-1])} and {names[-1]}"

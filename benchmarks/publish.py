@@ -41,6 +41,11 @@ class Publication:
             write_between(doc, self.start, self.end, self.render(result), section=self.section)
 
 
+def listed(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``: items in a rendered sentence."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def main(
     parser: argparse.ArgumentParser,
     measure: Callable[[argparse.Namespace], dict[str, Any]],

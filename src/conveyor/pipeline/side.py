@@ -140,7 +140,8 @@ def worth_warming(source: str) -> bool:
 
 
 class SideWorker:
-    """One worker process running side steps in order; started on first use."""
+    """One worker process running side steps in order; started by :meth:`warm` or on
+    the first step it takes."""
 
     def __init__(self) -> None:
         self._process: subprocess.Popen[bytes] | None = None
