@@ -31,8 +31,12 @@ def sample_schema(frame: pd.DataFrame) -> Any:
     import pandas as pd
     from mlflow.types.utils import _infer_schema
 
-    with_nulls = [frame[frame[c].isna()].head(1) for c in frame.columns if frame[c].hasnans]
-    sample = pd.concat([frame.head(SCHEMA_SAMPLE_ROWS), *with_nulls])
+    # and the first missing value of every column that has one (one row each, by position:
+    # a boolean filter per column would copy the whole table as often)
+    with_nulls = sorted(
+        {int(frame[c].isna().to_numpy().argmax()) for c in frame if frame[c].hasnans}
+    )
+    sample = pd.concat([frame.head(SCHEMA_SAMPLE_ROWS), frame.iloc[with_nulls]])
     try:
         return _infer_schema(sample)
     except Exception:  # MLflow logs a dataset without a schema when it cannot infer one

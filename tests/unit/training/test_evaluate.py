@@ -13,6 +13,7 @@ from conveyor.data.schema import TableSchema
 from conveyor.errors import ConfigError, TrainingError
 from conveyor.training.evaluate import (
     METRICS_BY_TASK,
+    Predictions,
     default_metric,
     evaluate_model,
     higher_is_better,
@@ -154,3 +155,39 @@ def test_a_reloaded_pipeline_evaluates_the_same(
     after = evaluate_model(reloaded, holdout, schema=schema, task="binary")
     assert after == before
     assert before.metrics["roc_auc"] > 0.85
+
+
+def test_multiclass_metrics_count_each_unseen_label_as_its_own_class() -> None:
+    from sklearn import metrics as skm
+
+    rng = np.random.default_rng(3)
+    classes = np.asarray(["a", "b", "c"], dtype=object)
+    target = rng.choice(["a", "b", "c", "new-1", "new-2"], size=300).astype(object)
+    proba = rng.dirichlet([1, 1, 1], size=300)
+    m = Predictions.from_outputs(target, proba, classes).metrics("multiclass")
+    predicted = classes[proba.argmax(axis=1)]
+    assert m["f1_macro"] == pytest.approx(skm.f1_score(target, predicted, average="macro"))
+
+
+@pytest.mark.parametrize(
+    "classes", [[0, 1], [False, True], ["<=50K", ">50K"]], ids=["int", "bool", "text"]
+)
+def test_binary_metrics_equal_scikit_learn_on_the_labels(classes: list[object]) -> None:
+    from sklearn import metrics as skm
+
+    rng = np.random.default_rng(4)
+    target = np.asarray(classes)[rng.integers(0, 2, size=500)]
+    p = rng.random(500)
+    proba = np.column_stack([1 - p, p])
+    predicted = np.asarray(classes)[proba.argmax(axis=1)]
+    m = Predictions.from_outputs(target, proba, np.asarray(classes)).metrics("binary")
+    positive = classes[1]
+    assert m == pytest.approx(
+        {
+            "roc_auc": skm.roc_auc_score(target == positive, p),
+            "pr_auc": skm.average_precision_score(target == positive, p),
+            "f1": skm.f1_score(target, predicted, pos_label=positive),
+            "log_loss": skm.log_loss(target, proba, labels=classes),
+            "accuracy": skm.accuracy_score(target, predicted),
+        }
+    )
