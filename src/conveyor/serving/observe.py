@@ -18,6 +18,7 @@ import logging
 import math
 import threading
 from collections import Counter, OrderedDict, deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -67,7 +68,8 @@ class VersionMonitor:
             regression=not slot.is_classifier, positive=self.positive, size=online_rows
         )
         self.last_drift: DriftReport | None = None
-        self._pending: deque[dict[str, Any]] = deque()
+        self._pending: deque[tuple[dict[str, Any], list[Any], list[float] | None]] = deque()
+        self._class_counters: dict[Any, Any] = {}
         self._pending_rows = 0
         self._lock = threading.Lock()
 
@@ -83,14 +85,25 @@ class VersionMonitor:
             pending, self._pending, self._pending_rows = self._pending, deque(), 0
         if not pending:
             return 0
-        names = {name for columns in pending for name in columns}
+        batches = [self._columns(*observed) for observed in pending]
+        names = {name for columns in batches for name in columns}
         joined: dict[str, list[Any]] = {}
         for name in names:
-            if all(name in columns for columns in pending):
-                joined[name] = [v for columns in pending for v in columns[name]]
+            if all(name in columns for columns in batches):
+                joined[name] = [v for columns in batches for v in columns[name]]
             else:  # a column some batches lack (scores without probabilities): its own rows
-                self.window.add_columns({name: [v for c in pending if name in c for v in c[name]]})
+                self.window.add_columns({name: [v for c in batches if name in c for v in c[name]]})
         return self.window.add_columns(joined)
+
+    def _columns(
+        self, inputs: dict[str, Any], predictions: list[Any], scores: list[float] | None
+    ) -> dict[str, Any]:
+        """One observed batch as the drift window's columns."""
+        columns: dict[str, Any] = dict(inputs)
+        columns["prediction"] = predictions
+        if scores is not None and self.positive is not None:
+            columns[f"score[{self.positive}]"] = scores
+        return columns
 
     def scores(self, prediction: Prediction) -> list[float] | None:
         """The watched score per row: the positive class's probability (binary) or the
@@ -104,31 +117,33 @@ class VersionMonitor:
         return [max(row) for row in proba]
 
     def observe(self, batch: Batch, prediction: Prediction) -> None:
-        """Record one predict call's inputs and outputs (worker thread)."""
-        name, version = self.labels
+        """Record one predict call's inputs and outputs (on the request path: counting
+        and queueing only; the drift window takes the rows at the next :meth:`flush`)."""
+        predictions = prediction.predictions
         if self.slot.is_classifier:
-            for label, count in Counter(str(p) for p in prediction.predictions).items():
-                self.metrics.child(self.metrics.predicted_class, name, version, label).inc(count)
+            for label, count in _counted(predictions):
+                counter = self._class_counters.get(label)
+                if counter is None:
+                    name, version = self.labels
+                    counter = self._class_counters[label] = self.metrics.child(
+                        self.metrics.predicted_class, name, version, str(label)
+                    )
+                counter.inc(count)
         else:
-            summary = self.metrics.child(self.metrics.prediction_value, name, version)
-            for value in prediction.predictions:
+            summary = self.metrics.child(self.metrics.prediction_value, *self.labels)
+            for value in predictions:
                 summary.observe(float(value))
         scores = self.scores(prediction)
         if scores is not None:
-            histogram = self.metrics.child(self.metrics.prediction_score, name, version)
+            histogram = self.metrics.child(self.metrics.prediction_score, *self.labels)
             for score in scores:
                 histogram.observe(score)
         if self.window is not None:
-            columns: dict[str, Any] = dict(batch.columns)
-            columns["prediction"] = prediction.predictions
-            if scores is not None and self.positive is not None:
-                columns[f"score[{self.positive}]"] = scores
-            with self._lock:  # binned later, many batches at once, off the request path
-                self._pending.append(columns)
+            with self._lock:
+                self._pending.append((batch.columns, predictions, scores))
                 self._pending_rows += batch.rows
                 while self._pending_rows > self.window.size and len(self._pending) > 1:
-                    dropped = self._pending.popleft()
-                    self._pending_rows -= len(dropped["prediction"])
+                    self._pending_rows -= len(self._pending.popleft()[1])
 
     def evaluate_drift(self) -> DriftReport | None:
         """Compare the window with the training profile and publish the gauges (blocking)."""
@@ -166,6 +181,13 @@ class VersionMonitor:
         except OverflowError:  # an integer too large for a float
             finite = False
         return None if finite else "expected a finite number"
+
+
+def _counted(labels: list[Any]) -> Iterable[tuple[Any, int]]:
+    """Each predicted label and how often it occurs (one row, the common case, directly)."""
+    if len(labels) == 1:
+        return ((labels[0], 1),)
+    return Counter(labels).items()
 
 
 def _shown(value: Any) -> str:
@@ -218,18 +240,29 @@ class FeedbackStore:
             False when the id is taken (remembered or already labelled): nothing is
             kept or replaced, and the caller should pick a new id.
         """
-        rows = len(entry.predictions)
-        scores = tuple(entry.scores) if entry.scores is not None else None
-        kept: _Entry = (entry.version, tuple(entry.predictions), scores)
+        return self.keep(request_id, entry.version, entry.predictions, entry.scores)
+
+    def keep(
+        self,
+        request_id: str,
+        version: str,
+        predictions: Sequence[Any],
+        scores: Sequence[float] | None,
+    ) -> bool:
+        """:meth:`remember` without building a :class:`Remembered`: the request path's
+        form (every scored request comes through here)."""
+        rows = len(predictions)
+        kept: _Entry = (version, tuple(predictions), None if scores is None else tuple(scores))
         with self._lock:
-            if request_id in self._entries or request_id in self._labelled:
+            entries = self._entries
+            if request_id in entries or request_id in self._labelled:
                 return False
             if rows > self.max_rows:
                 return True
-            self._entries[request_id] = kept
+            entries[request_id] = kept
             self._rows += rows
             while self._rows > self.max_rows:
-                _, dropped = self._entries.popitem(last=False)
+                _, dropped = entries.popitem(last=False)
                 self._rows -= len(dropped[1])
         return True
 

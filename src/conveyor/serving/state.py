@@ -21,7 +21,7 @@ from conveyor.config import RoutingConfig
 from conveyor.serving.batching import MicroBatcher
 from conveyor.serving.inputs import Batch, RawColumns, RequestError, coerce_columns
 from conveyor.serving.metrics import ANSWERED_BY, ServingMetrics, new_request_id
-from conveyor.serving.observe import FeedbackStore, Remembered, VersionMonitor
+from conveyor.serving.observe import FeedbackStore, VersionMonitor
 from conveyor.serving.routing import CHALLENGER, PRIMARY, Route, choose_route
 from conveyor.serving.settings import ServingSettings
 from conveyor.serving.slot import ModelSlot, Prediction
@@ -237,11 +237,12 @@ class ServingState:
         monitor = self.monitor(slot)
         if monitor is None:
             return
-        entry = Remembered(slot.version, prediction.predictions, monitor.scores(prediction))
-        if not self.feedback.remember(str(getattr(request.state, "request_id", "")), entry):
-            request_id = new_request_id()
-            request.state.request_id = request_id
-            self.feedback.remember(request_id, entry)
+        version, predictions = slot.version, prediction.predictions
+        scores = monitor.scores(prediction)
+        state = request.scope.setdefault("state", {})  # request.state, without its wrapper
+        if not self.feedback.keep(str(state.get("request_id", "")), version, predictions, scores):
+            state["request_id"] = request_id = new_request_id()
+            self.feedback.keep(request_id, version, predictions, scores)
 
     def _monitor_of(self, version: str) -> VersionMonitor | None:
         return next((m for _, m in self.monitors() if m.slot.version == version), None)

@@ -106,3 +106,24 @@ def test_a_callers_id_already_remembered_gets_a_new_id_and_replaces_nothing() ->
     assert kept is not None and kept.predictions == ["no"]
     again = state.feedback.peek(issued)
     assert again is not None and again.predictions == ["yes", "no"]
+
+
+def test_predicted_classes_are_counted_per_label_over_single_and_multi_row_batches() -> None:
+    from conveyor.serving.inputs import Batch
+
+    state = state_with(max_concurrency=4, monitoring=True)
+    primary = state.require_slot()
+    monitor = state.monitor(primary)
+    assert monitor is not None
+    one = Batch({"age": [35.0], "job": ["a"]}, 1)
+    three = Batch({"age": [35.0, 36.0, 37.0], "job": ["a", "b", "a"]}, 3)
+    monitor.observe(one, Prediction(["yes"]))
+    monitor.observe(one, Prediction(["no"]))
+    monitor.observe(three, Prediction(["yes", "no", "yes"]))
+    counted = {
+        label: sample(
+            state, "conveyor_predicted_class_total", model="m", version="1", **{"class": label}
+        )
+        for label in ("no", "yes")
+    }
+    assert counted == {"no": 2, "yes": 3}
