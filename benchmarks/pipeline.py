@@ -130,17 +130,20 @@ def _only_record(project: Path) -> dict[str, Any]:
 
 
 def beside_note() -> str:
-    """Which steps run beside the others on a small table, for the step tables' caption."""
-    from conveyor.pipeline.side import BESIDE_MAX_CELLS, SIDE_STEPS
+    """Which steps run beside which others, for the step tables' caption."""
+    from conveyor.pipeline.side import BESIDE_MAX_CELLS, SIDE_STEPS, WAITS_ON_LARGE_TABLE
     from conveyor.pipeline.steps import STEPS
 
     beside = [s.name for s in STEPS if s.name in SIDE_STEPS]
-    others = [s.name for s in STEPS if s.name in ("split", "train", "evaluate")]
+    model = ("split", "train", "evaluate")
+    first_waiting = min(i for i, s in enumerate(STEPS) if s.name in WAITS_ON_LARGE_TABLE)
+    before = [s.name for s in STEPS[:first_waiting] if s.name in model]
     return (
-        f"on a table of at most {BESIDE_MAX_CELLS:,} cells (rows x columns),"
-        f" {publish.listed(beside)} run in a worker beside {publish.listed(others)},"
-        " so the steps add up to more than the run; from a small local file the worker"
-        " imports Great Expectations while ingest reads the table, which validate's time"
-        " leaves out, and register's time includes the imports it does while it waits for"
-        f" {publish.listed(beside)}"
+        f"{publish.listed(beside)} run in a worker beside"
+        f" {publish.listed([s.name for s in STEPS if s.name in model])} on a table of at most"
+        f" {BESIDE_MAX_CELLS:,} cells (rows x columns), and beside {publish.listed(before)}"
+        " only on a larger one (training starts once they are done), so the steps add up to"
+        " more than the run; reading a local file, the worker imports Great Expectations"
+        " while ingest reads the table, which validate's time leaves out; register's time"
+        f" includes the imports it does while it waits for {publish.listed(beside)}"
     )

@@ -94,10 +94,14 @@ def _stratified_split(
             target,
         )
         return _random_split(df, seed, n_test)
+    import numpy as np
+
+    # Split positions, not the frame: the rows are taken once, already in table order
+    # (splitting the frame would copy it shuffled, then again sorted).
     train, test = train_test_split(
-        df, test_size=n_test, random_state=seed, shuffle=True, stratify=labels
+        np.arange(len(df)), test_size=n_test, random_state=seed, shuffle=True, stratify=labels
     )
-    return train.sort_index(), test.sort_index()
+    return df.iloc[np.sort(train)], df.iloc[np.sort(test)]
 
 
 def _time_split(

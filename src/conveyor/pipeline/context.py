@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -70,6 +71,13 @@ class RunContext:
         if memo_key not in self.memo:
             self.memo[memo_key] = self.store.load_frame(self.output(step), name)
         return self.memo[memo_key]
+
+    def forget(self, *, keep: Iterable[str]) -> None:
+        """Drop from memory the outputs of every step but those in ``keep`` (they are
+        read again from the run store if needed)."""
+        kept = set(keep)
+        for memo_key in [k for k in self.memo if k.split("/", 1)[0] not in kept]:
+            del self.memo[memo_key]
 
     def model(self, step: str, name: str) -> Any:
         """A model output of an earlier step (memoised)."""

@@ -34,9 +34,10 @@ from conveyor.pipeline.lock import LockHolder, project_lock
 from conveyor.pipeline.project import Project
 from conveyor.pipeline.side import (
     SIDE_STEPS,
+    WAITS_ON_LARGE_TABLE,
     SideOutcome,
     SideWorker,
-    worth_running_beside,
+    fits_beside,
     worth_warming,
 )
 from conveyor.pipeline.steps import STEPS, Step, cache_key, step_named
@@ -164,8 +165,6 @@ class PipelineRunner:
             with watching_interrupts():
                 for step in steps:
                     self._run_one(step, ctx, record, force=force, side=side)
-                    if step.name == "ingest" and side is not None:
-                        self._stop_if_not_beside(side, ctx)
                     self._collect(side, ctx, record, until=None)
                 self._collect(side, ctx, record, until="all")
         except BaseException as raised:
@@ -216,11 +215,15 @@ class PipelineRunner:
             log.debug("preparing step %s failed: %s", step.name, exc)
         return time.perf_counter() - started
 
-    @staticmethod
-    def _stop_if_not_beside(side: SideWorker, ctx: RunContext) -> None:
-        """Stop a worker warmed for a table that turned out too large to run side steps
-        beside: its libraries' memory goes to the table instead."""
-        if not side.pending and not worth_running_beside(ctx.summaries.get("ingest", {})):
+    def _free_for(
+        self, step: Step, side: SideWorker, ctx: RunContext, record: dict[str, Any]
+    ) -> None:
+        """Before a step that waits on a large table: collect every side step and stop
+        the worker, so that its libraries and its copy of the table are not held beside
+        that step's memory."""
+        if step.name in WAITS_ON_LARGE_TABLE and not fits_beside(ctx.summaries.get("ingest", {})):
+            ctx.forget(keep=step.needs)  # the table itself, once split, is read again later
+            self._collect(side, ctx, record, until="all", forget=False)
             side.stop()
 
     def _open_record(self, run_id: str) -> dict[str, Any]:
@@ -255,6 +258,8 @@ class PipelineRunner:
         side: SideWorker | None,
     ) -> None:
         prepared = 0.0  # counted in the step's own time
+        if side is not None:
+            self._free_for(step, side, ctx, record)
         if side is not None and any(u in side.pending for u in step.needs):
             prepared = self._prepare(step, ctx)
         for upstream in step.needs:
@@ -279,12 +284,7 @@ class PipelineRunner:
             )
             return
         folder = self._begin_step(step, ctx, record)
-        if (
-            side is not None
-            and step.name in self.side_steps
-            and step in STEPS
-            and worth_running_beside(ctx.summaries.get("ingest", {}))
-        ):
+        if side is not None and step.name in self.side_steps and step in STEPS:
             side.submit(step.name, ctx, folder)
             return
         summary = step.execute(ctx, folder)
@@ -299,9 +299,11 @@ class PipelineRunner:
         record: dict[str, Any],
         *,
         until: str | None,
+        forget: bool = True,
     ) -> None:
         """Record the side steps that are done: without ``until`` only those finished by
         now; with a step name, waiting up to that one; with ``"all"``, waiting for all.
+        Before waiting, the outputs held in memory are dropped unless not ``forget``.
 
         Raises:
             Exception: what a side step raised, once every other side step has ended.
@@ -310,7 +312,7 @@ class PipelineRunner:
             return
         while side.pending:
             block = until == "all" or (until is not None and until in side.pending)
-            if block:  # nothing runs here meanwhile: what is held in memory can go
+            if block and forget:  # nothing runs here meanwhile: what is held in memory can go
                 ctx.memo.clear()
             outcome = side.next_outcome(block=block)
             if outcome is None:

@@ -9,11 +9,11 @@ evaluates; the runner waits for them before any step that needs them, so the
 validation gate still stands before registration, and a failed validation still fails
 the run.
 
-The worker is started on the first step it takes, or, when the source is a small local
-file, when the run starts: it then imports Great Expectations while the run reads and
-cleans the table, so validation starts as soon as the table is there. It runs its steps
-one at a time in the order given, and is stopped with the run (or as soon as the cleaned
-table turns out too large to run side steps beside). It is in its own process group, so a
+The worker is started on the first step it takes, or, when the source is a local file,
+when the run starts: it then imports Great Expectations while the run reads and cleans
+the table, so validation starts as soon as the table is there. It runs its steps one at a
+time in the order given, and is stopped with the run, or, on a large table, before
+training (``WAITS_ON_LARGE_TABLE``), once its steps are done. It is in its own process group, so a
 Ctrl-C in the terminal reaches the run only; the run passes it on and waits for the step
 to wind down. It dies with the run's process if that is killed (Linux), so it never works
 for a run that is gone.
@@ -51,10 +51,11 @@ if TYPE_CHECKING:
 __all__ = [
     "BESIDE_MAX_CELLS",
     "SIDE_STEPS",
+    "WAITS_ON_LARGE_TABLE",
     "WARM_MAX_SOURCE_BYTES",
     "SideOutcome",
     "SideWorker",
-    "worth_running_beside",
+    "fits_beside",
     "worth_warming",
 ]
 
@@ -64,18 +65,22 @@ SIDE_STEPS = frozenset({"validate", "version"})
 """Steps that run beside the model's steps when a whole run is executed."""
 
 BESIDE_MAX_CELLS = 4_000_000
-"""The largest cleaned table (rows x columns) whose side steps run beside the run. The
-worker holds its own libraries and its own copy of the table: for a small table that is
-a few hundred MB against seconds of fixed import cost saved; for a large one the seconds
-saved are a small share of the run while the copy grows with the table, so its side
-steps run in the run's own process, one after the other."""
+"""The largest cleaned table (rows x columns) whose side steps run beside training too.
+The worker holds its own libraries and its own copy of the table. Beside a small table
+that is a few hundred MB; beside a large one the copy would sit on top of training's
+peak, the run's largest memory. So the side steps of a larger table run beside the
+steps before training only (split): training starts once they are done and the worker
+has stopped (``WAITS_ON_LARGE_TABLE``)."""
 
-WARM_MAX_SOURCE_BYTES = 32 * 2**20
-"""The largest local source file for which the worker starts with the run, before the
-table is read. A CSV of that size holds about 4,000,000 cells (the demo table takes about
-7 bytes a cell), so its table usually runs its side steps beside; a larger source, a
-folder, a database or an object store starts the worker on its first step instead, so a
-large table never has the worker's libraries in memory beside it while it is read."""
+WAITS_ON_LARGE_TABLE = frozenset({"train"})
+"""Steps that, on a table above ``BESIDE_MAX_CELLS``, start only after every side step has
+finished and the worker has stopped, so that its memory is free for theirs."""
+
+WARM_MAX_SOURCE_BYTES = 2 * 2**30
+"""The largest local source file for which the worker starts with the run and imports
+Great Expectations while the table is read. Its libraries take a few hundred MB beside
+the read, well below what training takes later; a larger file, a folder, a database or
+an object store starts the worker on its first step instead."""
 
 _STOP_SECONDS = 5.0
 _WIND_DOWN_SECONDS = 60.0
@@ -114,8 +119,9 @@ class _Task:
     keys: dict[str, str]
 
 
-def worth_running_beside(ingest: dict[str, Any]) -> bool:
-    """Whether a run whose ingest step summarised ``ingest`` runs its side steps beside.
+def fits_beside(ingest: dict[str, Any]) -> bool:
+    """Whether the side steps of a run whose ingest step summarised ``ingest`` may run
+    beside training too (else the steps in ``WAITS_ON_LARGE_TABLE`` wait for them).
 
     Args:
         ingest: the ingest step's summary (``rows`` and ``columns`` of the cleaned table).

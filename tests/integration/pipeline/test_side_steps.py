@@ -133,18 +133,33 @@ def test_a_small_source_starts_the_worker_before_ingest(tmp_path: Path) -> None:
     assert seen == [1]
 
 
-def test_a_table_above_the_limit_runs_its_side_steps_in_process(
+def test_a_table_above_the_limit_has_its_side_steps_done_before_training(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(side, "BESIDE_MAX_CELLS", 0)
-    seen: list[int] = []
+    events: list[tuple[str, str]] = []
+
+    def note(event: StepEvent) -> None:
+        events.append((event.kind, event.step.name))
+
+    record = PipelineRunner(demo_project(tmp_path), on_event=note).run()
+    assert record["status"] == "succeeded"
+    train_starts = events.index(("start", "train"))
+    assert {("done", "validate"), ("done", "version")} <= set(events[:train_starts])
+
+
+def test_a_table_above_the_limit_trains_with_no_worker_alive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(side, "BESIDE_MAX_CELLS", 0)
+    seen: dict[str, int] = {}
 
     def count_workers(event: StepEvent) -> None:
-        if event.kind == "start" and event.step.name in ("train", "register"):
-            seen.append(len(workers()))
+        if event.kind == "start" and event.step.name in ("split", "train"):
+            seen[event.step.name] = len(workers())
 
-    record = PipelineRunner(demo_project(tmp_path), on_event=count_workers).run()
-    assert (record["status"], seen) == ("succeeded", [0, 0])
+    PipelineRunner(demo_project(tmp_path), on_event=count_workers).run()
+    assert seen == {"split": 1, "train": 0}
 
 
 def with_register_prepare(prepare: Any) -> tuple[Step, ...]:

@@ -1,4 +1,4 @@
-"""Which runs put their side steps beside the model's steps, and which warm the worker early."""
+"""Which runs keep their side steps beside training, and which warm the worker early."""
 
 from __future__ import annotations
 
@@ -7,21 +7,21 @@ from pathlib import Path
 from conveyor.pipeline.side import (
     BESIDE_MAX_CELLS,
     WARM_MAX_SOURCE_BYTES,
-    worth_running_beside,
+    fits_beside,
     worth_warming,
 )
 
 
-def test_a_small_table_runs_its_side_steps_beside() -> None:
-    assert worth_running_beside({"rows": 100_000, "columns": 12})
+def test_a_small_table_runs_its_side_steps_beside_training() -> None:
+    assert fits_beside({"rows": 100_000, "columns": 12})
 
 
-def test_a_table_at_the_limit_runs_its_side_steps_beside() -> None:
-    assert worth_running_beside({"rows": BESIDE_MAX_CELLS // 4, "columns": 4})
+def test_a_table_at_the_limit_runs_its_side_steps_beside_training() -> None:
+    assert fits_beside({"rows": BESIDE_MAX_CELLS // 4, "columns": 4})
 
 
-def test_a_large_table_runs_its_side_steps_in_process() -> None:
-    assert not worth_running_beside({"rows": 1_000_000, "columns": 12})
+def test_a_large_table_trains_after_its_side_steps() -> None:
+    assert not fits_beside({"rows": 1_000_000, "columns": 12})
 
 
 def test_a_small_local_file_warms_the_worker_before_ingest(tmp_path: Path) -> None:
