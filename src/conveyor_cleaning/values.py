@@ -143,10 +143,12 @@ def category_of(value: Any, rules: ValueRules) -> str | None:
         The category, or None for a missing value or a marker.
     """
     if isinstance(value, str):
-        if value.strip() in rules.na_values:
+        text = value.strip()
+        if text in rules.na_values:
             return None
-        return value.strip() if rules.strip else value
+        return text if rules.strip else value
     return None if _is_missing(value) else _typed_category(value, rules)
+
 
 
 def _typed_category(value: Any, rules: ValueRules) -> str | None:
