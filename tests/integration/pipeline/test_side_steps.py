@@ -162,6 +162,21 @@ def test_a_table_above_the_limit_trains_with_no_worker_alive(
     assert seen == {"split": 1, "train": 0}
 
 
+def test_a_failed_validation_on_a_table_above_the_limit_fails_before_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(side, "BESIDE_MAX_CELLS", 0)
+    project = demo_project(tmp_path, validation={"max_null_fraction": 0.0})
+    runner = PipelineRunner(project)
+    with pytest.raises(DataValidationError):
+        runner.run()
+    record = runner.store.read_record(runner.last_run_id or "")
+    assert (record["steps"]["validate"]["status"], "train" in record["steps"]) == (
+        "failed",
+        False,
+    )
+
+
 def with_register_prepare(prepare: Any) -> tuple[Step, ...]:
     """The pipeline, with ``prepare`` as registration's preparation."""
     return tuple(
