@@ -129,7 +129,7 @@ demo: setup monitoring-deps
 	$(BIN)/conveyor demo --dir $(DEMO_DIR) --loop
 
 test: lint system-deps airflow sbom
-	$(BIN)/pytest -n 2 --dist loadfile -q
+	$(BIN)/pytest -n 2 --dist loadfile -q --durations=25
 
 test-fast: setup
 	$(BIN)/pytest -n 2 -q tests/unit
