@@ -150,7 +150,6 @@ def category_of(value: Any, rules: ValueRules) -> str | None:
     return None if _is_missing(value) else _typed_category(value, rules)
 
 
-
 def _typed_category(value: Any, rules: ValueRules) -> str | None:
     """A value that is not text as a category."""
     if isinstance(value, bool) or type(value) is np_bool():
