@@ -223,7 +223,7 @@ class PipelineRunner:
         that step's memory."""
         if step.name in WAITS_ON_LARGE_TABLE and not fits_beside(ctx.summaries.get("ingest", {})):
             ctx.forget(keep=step.needs)  # the table itself, once split, is read again later
-            self._collect(side, ctx, record, until="all", forget=False)
+            self._collect(side, ctx, record, until="all", keep=step.needs)
             side.stop()
 
     def _open_record(self, run_id: str) -> dict[str, Any]:
@@ -299,11 +299,11 @@ class PipelineRunner:
         record: dict[str, Any],
         *,
         until: str | None,
-        forget: bool = True,
+        keep: Iterable[str] = (),
     ) -> None:
         """Record the side steps that are done: without ``until`` only those finished by
         now; with a step name, waiting up to that one; with ``"all"``, waiting for all.
-        Before waiting, the outputs held in memory are dropped unless not ``forget``.
+        Before waiting, the outputs held in memory are dropped, but those of ``keep``.
 
         Raises:
             Exception: what a side step raised, once every other side step has ended.
@@ -312,8 +312,8 @@ class PipelineRunner:
             return
         while side.pending:
             block = until == "all" or (until is not None and until in side.pending)
-            if block and forget:  # nothing runs here meanwhile: what is held in memory can go
-                ctx.memo.clear()
+            if block:  # nothing runs here meanwhile: what is held in memory can go
+                ctx.forget(keep=keep)
             outcome = side.next_outcome(block=block)
             if outcome is None:
                 return

@@ -12,11 +12,11 @@ the run.
 The worker is started on the first step it takes, or, when the source is a local file,
 when the run starts: it then imports Great Expectations while the run reads and cleans
 the table, so validation starts as soon as the table is there. It runs its steps one at a
-time in the order given, and is stopped with the run, or, on a large table, before
-training (``WAITS_ON_LARGE_TABLE``), once its steps are done. It is in its own process group, so a
-Ctrl-C in the terminal reaches the run only; the run passes it on and waits for the step
-to wind down. It dies with the run's process if that is killed (Linux), so it never works
-for a run that is gone.
+time in the order given, and is stopped with the run, or, on a large table, once its
+steps are done and before training starts (``WAITS_ON_LARGE_TABLE``). It is in its own
+process group, so a Ctrl-C in the terminal reaches the run only; the run passes it on and
+waits for the step to wind down. It dies with the run's process if that is killed
+(Linux), so it never works for a run that is gone.
 
 Registration and promotion run in the run's own process, which has the model's libraries
 loaded already. While registration waits for validation and versioning to finish, it

@@ -31,8 +31,8 @@ def sample_schema(frame: pd.DataFrame) -> Any:
     import pandas as pd
     from mlflow.types.utils import _infer_schema
 
-    # and the first missing value of every column that has one (one row each, by position:
-    # a boolean filter per column would copy the whole table as often)
+    # The first rows, and each gappy column's first missing row (found by position: a
+    # boolean filter per column would copy the whole table as often).
     with_nulls = sorted(
         {int(frame[c].isna().to_numpy().argmax()) for c in frame if frame[c].hasnans}
     )

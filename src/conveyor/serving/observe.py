@@ -69,7 +69,6 @@ class VersionMonitor:
         )
         self.last_drift: DriftReport | None = None
         self._pending: deque[tuple[dict[str, Any], list[Any], list[float] | None]] = deque()
-        self._class_counters: dict[Any, Any] = {}
         self._pending_rows = 0
         self._lock = threading.Lock()
 
@@ -121,14 +120,11 @@ class VersionMonitor:
         and queueing only; the drift window takes the rows at the next :meth:`flush`)."""
         predictions = prediction.predictions
         if self.slot.is_classifier:
+            name, version = self.labels
             for label, count in _counted(predictions):
-                counter = self._class_counters.get(label)
-                if counter is None:
-                    name, version = self.labels
-                    counter = self._class_counters[label] = self.metrics.child(
-                        self.metrics.predicted_class, name, version, str(label)
-                    )
-                counter.inc(count)
+                self.metrics.child(self.metrics.predicted_class, name, version, str(label)).inc(
+                    count
+                )
         else:
             summary = self.metrics.child(self.metrics.prediction_value, *self.labels)
             for value in predictions:
@@ -233,36 +229,36 @@ class FeedbackStore:
         self._rows = 0
         self._lock = threading.Lock()
 
-    def remember(self, request_id: str, entry: Remembered) -> bool:
-        """Keep one request's predictions (a request larger than the store is not kept).
-
-        Returns:
-            False when the id is taken (remembered or already labelled): nothing is
-            kept or replaced, and the caller should pick a new id.
-        """
-        return self.keep(request_id, entry.version, entry.predictions, entry.scores)
-
-    def keep(
+    def remember(
         self,
         request_id: str,
         version: str,
         predictions: Sequence[Any],
         scores: Sequence[float] | None,
     ) -> bool:
-        """:meth:`remember` without building a :class:`Remembered`: the request path's
-        form (every scored request comes through here)."""
+        """Keep one request's predictions (a request larger than the store is not kept).
+
+        Args:
+            request_id: the request's id, once only.
+            version: the version that answered.
+            predictions: its labels or values.
+            scores: the watched score per row, when known.
+
+        Returns:
+            False when the id is taken (remembered or already labelled): nothing is
+            kept or replaced, and the caller should pick a new id.
+        """
         rows = len(predictions)
         kept: _Entry = (version, tuple(predictions), None if scores is None else tuple(scores))
         with self._lock:
-            entries = self._entries
-            if request_id in entries or request_id in self._labelled:
+            if request_id in self._entries or request_id in self._labelled:
                 return False
             if rows > self.max_rows:
                 return True
-            entries[request_id] = kept
+            self._entries[request_id] = kept
             self._rows += rows
             while self._rows > self.max_rows:
-                _, dropped = entries.popitem(last=False)
+                _, dropped = self._entries.popitem(last=False)
                 self._rows -= len(dropped[1])
         return True
 

@@ -240,9 +240,10 @@ class ServingState:
         version, predictions = slot.version, prediction.predictions
         scores = monitor.scores(prediction)
         state = request.scope.setdefault("state", {})  # request.state, without its wrapper
-        if not self.feedback.keep(str(state.get("request_id", "")), version, predictions, scores):
+        request_id = str(state.get("request_id", ""))
+        if not self.feedback.remember(request_id, version, predictions, scores):
             state["request_id"] = request_id = new_request_id()
-            self.feedback.keep(request_id, version, predictions, scores)
+            self.feedback.remember(request_id, version, predictions, scores)
 
     def _monitor_of(self, version: str) -> VersionMonitor | None:
         return next((m for _, m in self.monitors() if m.slot.version == version), None)

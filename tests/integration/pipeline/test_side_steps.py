@@ -76,12 +76,16 @@ def test_a_failed_validation_beside_training_fails_the_run(tmp_path: Path) -> No
         PipelineRunner(project).run()
 
 
-def test_a_failed_validation_beside_training_registers_nothing(tmp_path: Path) -> None:
-    project = demo_project(tmp_path, validation={"max_null_fraction": 0.0})
-    runner = PipelineRunner(project)
+def failed_validation_record(tmp_path: Path) -> dict[str, Any]:
+    """The record of a run whose validation fails (every value must be present)."""
+    runner = PipelineRunner(demo_project(tmp_path, validation={"max_null_fraction": 0.0}))
     with pytest.raises(DataValidationError):
         runner.run()
-    record = runner.store.read_record(runner.last_run_id or "")
+    return runner.store.read_record(runner.last_run_id or "")
+
+
+def test_a_failed_validation_beside_training_registers_nothing(tmp_path: Path) -> None:
+    record = failed_validation_record(tmp_path)
     assert (record["steps"]["validate"]["status"], "register" in record["steps"]) == (
         "failed",
         False,
@@ -166,11 +170,7 @@ def test_a_failed_validation_on_a_table_above_the_limit_fails_before_training(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(side, "BESIDE_MAX_CELLS", 0)
-    project = demo_project(tmp_path, validation={"max_null_fraction": 0.0})
-    runner = PipelineRunner(project)
-    with pytest.raises(DataValidationError):
-        runner.run()
-    record = runner.store.read_record(runner.last_run_id or "")
+    record = failed_validation_record(tmp_path)
     assert (record["steps"]["validate"]["status"], "train" in record["steps"]) == (
         "failed",
         False,

@@ -9,11 +9,15 @@ def entry(rows: int, version: str = "1") -> Remembered:
     return Remembered(version, list(range(rows)), None)
 
 
+def remember(store: FeedbackStore, request_id: str, kept: Remembered) -> bool:
+    return store.remember(request_id, kept.version, kept.predictions, kept.scores)
+
+
 def test_oldest_requests_are_forgotten_first_when_rows_run_out() -> None:
     store = FeedbackStore(max_rows=10)
-    store.remember("a", entry(4))
-    store.remember("b", entry(4))
-    store.remember("c", entry(4))
+    remember(store, "a", entry(4))
+    remember(store, "b", entry(4))
+    remember(store, "c", entry(4))
     assert store.peek("a") is None and store.rows == 8
     assert store.take("b") == entry(4)
     assert store.take("b") is None  # labels count once
@@ -22,23 +26,23 @@ def test_oldest_requests_are_forgotten_first_when_rows_run_out() -> None:
 
 def test_a_repeated_id_never_replaces_the_remembered_entry() -> None:
     store = FeedbackStore(max_rows=10)
-    assert store.remember("a", entry(3)) is True
-    assert store.remember("a", entry(5, version="2")) is False
+    assert remember(store, "a", entry(3)) is True
+    assert remember(store, "a", entry(5, version="2")) is False
     assert store.rows == 3 and store.peek("a") == entry(3)
 
 
 def test_a_labelled_id_is_not_taken_again() -> None:
     store = FeedbackStore(max_rows=10)
-    store.remember("a", entry(2))
+    remember(store, "a", entry(2))
     assert store.take("a") == entry(2)
-    assert store.remember("a", entry(1)) is False
+    assert remember(store, "a", entry(1)) is False
     assert store.take("a") is None  # feedback for it again: unknown
 
 
 def test_huge_requests_are_not_kept() -> None:
     store = FeedbackStore(max_rows=10)
-    store.remember("a", entry(5))
-    assert store.remember("big", entry(11)) is True
+    remember(store, "a", entry(5))
+    assert remember(store, "big", entry(11)) is True
     assert store.peek("big") is None and store.rows == 5
 
 
@@ -49,7 +53,7 @@ def test_remembered_predictions_do_not_load_the_garbage_collector() -> None:
     gc.collect()
     before = len(gc.get_objects())
     for i in range(10_000):
-        store.remember(f"r{i}", Remembered("3", ["yes", "no"], [0.9, 0.2]))
+        remember(store, f"r{i}", Remembered("3", ["yes", "no"], [0.9, 0.2]))
     gc.collect()  # plain tuples of atomic values are untracked here
     assert len(gc.get_objects()) - before < 1000  # tracked entries would add 30,000
     assert store.take("r7") == Remembered("3", ["yes", "no"], [0.9, 0.2])
