@@ -134,16 +134,26 @@ def beside_note() -> str:
     from conveyor.pipeline.side import BESIDE_MAX_CELLS, SIDE_STEPS, WAITS_ON_LARGE_TABLE
     from conveyor.pipeline.steps import STEPS
 
-    beside = [s.name for s in STEPS if s.name in SIDE_STEPS]
-    model = ("split", "train", "evaluate")
-    first_waiting = min(i for i, s in enumerate(STEPS) if s.name in WAITS_ON_LARGE_TABLE)
-    before = [s.name for s in STEPS[:first_waiting] if s.name in model]
+    names = [s.name for s in STEPS]
+    model = [n for n in names if n in ("split", "train", "evaluate")]
+    first_waiting = min(names.index(n) for n in WAITS_ON_LARGE_TABLE)
+    early = [n for n in names[:first_waiting] if n in SIDE_STEPS]
+    late = [n for n in names[first_waiting:] if n in SIDE_STEPS]
+    before = [n for n in model if names.index(n) < first_waiting]
+    after = [n for n in model if names.index(n) > names.index(late[0])] if late else []
+    late_note = (
+        f", and {publish.listed(late)} beside {publish.listed(after)} in a fresh worker"
+        if late
+        else ""
+    )
     return (
-        f"{publish.listed(beside)} run in a worker beside"
-        f" {publish.listed([s.name for s in STEPS if s.name in model])} on a table of at most"
-        f" {BESIDE_MAX_CELLS:,} cells (rows x columns), and beside {publish.listed(before)}"
-        " only on a larger one (training starts once they are done), so the steps add up to"
-        " more than the run; reading a local file, the worker imports Great Expectations"
-        " while ingest reads the table, which validate's time leaves out; register's time"
-        f" includes the imports it does while it waits for {publish.listed(beside)}"
+        f"{publish.listed(early)} run in a worker beside {publish.listed(model)}"
+        + (f", and {publish.listed(late)} beside {publish.listed(after)}" if late else "")
+        + f", on a table of at most {BESIDE_MAX_CELLS:,} cells (rows x columns); on a larger"
+        f" one {publish.listed(early)} run beside {publish.listed(before)} only (training"
+        f" starts once they are done and the worker has stopped){late_note}. So the steps"
+        " add up to more than the run; reading a local file, the worker imports Great"
+        " Expectations while ingest reads the table, which validate's time leaves out;"
+        " register's time includes the imports it does while it waits for"
+        f" {publish.listed([*early, *late])}"
     )

@@ -1,9 +1,9 @@
 """Airflow DAG ``conveyor_training``: Conveyor's training pipeline, one task per step.
 
-ingest -> validate -> version -> split -> train -> evaluate -> register -> promote, each
-task running ``conveyor run --step STEP --run-id ID`` of Conveyor's own environment (or,
-with ``conveyor_executor=kubernetes``, a pod of the Conveyor image). The DAG holds no
-pipeline logic: data travels between tasks in Conveyor's run store, by run id.
+ingest -> validate -> version -> split -> train -> export -> evaluate -> register ->
+promote, each task running ``conveyor run --step STEP --run-id ID`` of Conveyor's own
+environment (or, with ``conveyor_executor=kubernetes``, a pod of the Conveyor image). The
+DAG holds no pipeline logic: data travels between tasks in Conveyor's run store, by run id.
 
 Trigger it for any project::
 

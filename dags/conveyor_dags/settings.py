@@ -33,7 +33,17 @@ __all__ = [
 ]
 
 DAGS_DIR = Path(__file__).resolve().parent.parent
-STEPS = ("ingest", "validate", "version", "split", "train", "evaluate", "register", "promote")
+STEPS = (
+    "ingest",
+    "validate",
+    "version",
+    "split",
+    "train",
+    "export",
+    "evaluate",
+    "register",
+    "promote",
+)
 OWNER = "conveyor"
 
 # Generous ceilings: a task that hangs (a stuck connection, a dead NFS mount) must not

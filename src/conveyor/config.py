@@ -199,10 +199,11 @@ class PromotionConfig(_Strict):
 
 
 class OnnxConfig(_Strict):
-    """ONNX export at registration: the serving fast path, used only where it matches."""
+    """ONNX export (the export step, before registration): the serving fast path, used only
+    where it matches."""
 
     enabled: bool = Field(
-        True, description="Export the model to ONNX at registration when converters exist."
+        True, description="Export the model to ONNX before registration when converters exist."
     )
     tolerance: float = Field(
         1e-4,

@@ -206,7 +206,8 @@ def run(
         typer.Option(help="Read this data source instead of the config's data.source."),
     ] = None,
 ) -> None:
-    """Run the training pipeline: ingest, validate, version, train, evaluate, register, promote."""
+    """Run the training pipeline: ingest, validate, version, split, train, export, evaluate,
+    register, promote."""
     from conveyor.cli.report import StepProgress, print_failure, print_summary
 
     if step and not run_id:

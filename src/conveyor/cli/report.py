@@ -30,12 +30,24 @@ def _validation_brief(summary: dict[str, Any]) -> str:
     return f"{summary['evaluated']} expectations passed{made}"
 
 
+def _export_brief(summary: dict[str, Any]) -> str:
+    profile = f"profile of {summary['profile_rows']:,} rows"
+    onnx = summary.get("onnx")
+    if onnx is None:
+        return f"{profile}; ONNX export off"
+    diff = onnx.get("max_abs_diff")
+    return f"{profile}; ONNX {onnx['status']}" + (
+        f" (max diff {diff:.3g})" if diff is not None else ""
+    )
+
+
 _BRIEFS: dict[str, Callable[[dict[str, Any]], str]] = {
     "ingest": lambda s: f"{s['rows']:,} rows, {s['columns']} columns, task {s['task']}",
     "validate": _validation_brief,
     "version": lambda s: "skipped" if s.get("skipped") else f"md5 {s['md5'][:12]}",
     "split": lambda s: f"{s['train_rows']:,} train / {s['test_rows']:,} held out",
     "train": lambda s: f"{s['model']} in {s['fit_seconds']:.1f}s",
+    "export": _export_brief,
     "evaluate": lambda s: ", ".join(f"{k} {v:.4f}" for k, v in list(s["metrics"].items())[:3]),
     "register": lambda s: f"{s['name']} v{s['version']}",
     "promote": lambda s: f"-> {s['alias']}",

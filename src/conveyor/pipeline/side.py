@@ -4,24 +4,26 @@ Validation and versioning need only the cleaned table, and nothing the model is 
 from needs them: split, train and evaluate read the cleaned table too. Their cost is
 mostly fixed (importing Great Expectations takes seconds, DVC hashes and copies the
 file), so on a fresh run they are a large share of the overhead over a plain script.
-A worker process therefore runs them while the run's own process splits, trains and
-evaluates; the runner waits for them before any step that needs them, so the
-validation gate still stands before registration, and a failed validation still fails
-the run.
+The same holds for the export of the trained model (its ONNX graph, its parity check
+and the drift reference profile), which only registration reads. A worker process
+therefore runs them while the run's own process splits, trains and evaluates; the
+runner waits for them before any step that needs them, so the validation gate still
+stands before registration, and a failed validation still fails the run.
 
 The worker is started on the first step it takes, or, when the source is a local file,
 when the run starts: it then imports Great Expectations while the run reads and cleans
 the table, so validation starts as soon as the table is there. It runs its steps one at a
 time in the order given, and is stopped with the run, or, on a large table, once its
-steps are done and before training starts (``WAITS_ON_LARGE_TABLE``). It is in its own
+steps are done and before training starts (``WAITS_ON_LARGE_TABLE``); the export after
+training then starts a fresh one, beside evaluation, whose memory is well below
+training's. It is in its own
 process group, so a Ctrl-C in the terminal reaches the run only; the run passes it on and
 waits for the step to wind down. It dies with the run's process if that is killed
 (Linux), so it never works for a run that is gone.
 
 Registration and promotion run in the run's own process, which has the model's libraries
-loaded already. While registration waits for validation and versioning to finish, it
-imports MLflow, skops and the ONNX converter (``Step.prepare``); nothing is written to
-the registry before the gate.
+loaded already. While registration waits for the side steps to finish, it imports MLflow
+and skops (``Step.prepare``); nothing is written to the registry before the gate.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SIDE_STEPS = frozenset({"validate", "version"})
+SIDE_STEPS = frozenset({"validate", "version", "export"})
 """Steps that run beside the model's steps when a whole run is executed."""
 
 BESIDE_MAX_CELLS = 4_000_000

@@ -261,6 +261,63 @@ def _evaluate(ctx: RunContext, out: Path) -> dict[str, Any]:
     }
 
 
+# -- export -------------------------------------------------------------------
+ONNX_EXPORT = "onnx"
+ONNX_GRAPH = "model.onnx"
+REFERENCE_PROFILE = "profile"
+
+
+def _export_key(ctx: RunContext) -> list[Any]:
+    return [ctx.keys["train"], ctx.keys["split"], config_hash(ctx.config.serving.onnx)]
+
+
+def _export(ctx: RunContext, out: Path) -> dict[str, Any]:
+    """The model's serving artifacts beside the model itself: its ONNX graph, checked
+    against the pipeline on held-out rows, and the drift reference (the training rows'
+    and the predictions' distributions). Neither writes to the registry."""
+    from conveyor.monitoring.profile import profile_model
+
+    model, schema = ctx.model("train", "model"), ctx.schema
+    profile = profile_model(model, ctx.frame("split", "train"), schema, task=ctx.task)
+    ctx.store.save_json(out, REFERENCE_PROFILE, profile.to_dict())
+    summary: dict[str, Any] = {"profile_rows": profile.rows}
+    if ctx.config.serving.onnx.enabled:
+        from conveyor.registry.onnx_export import export_onnx
+
+        settings = ctx.config.serving.onnx
+        onnx = export_onnx(
+            model,
+            ctx.frame("split", "test")[list(schema.features)],
+            tolerance=settings.tolerance,
+            parity_rows=settings.parity_rows,
+        )
+        log.log(
+            logging.INFO if onnx.verified else logging.WARNING,
+            "ONNX export %s (max diff %s, %.1fs)%s",
+            onnx.status,
+            "n/a" if onnx.max_abs_diff is None else f"{onnx.max_abs_diff:.3g}",
+            onnx.export_seconds,
+            f": {onnx.reason}" if onnx.reason else "",
+        )
+        if onnx.model is not None:
+            ctx.store.save_bytes(out, ONNX_GRAPH, onnx.model)
+        ctx.store.save_json(out, ONNX_EXPORT, onnx.to_dict())
+        summary["onnx"] = onnx.to_dict()
+    return summary
+
+
+def _onnx_export(ctx: RunContext) -> Any:
+    """The export step's ``OnnxExport``; None when ONNX export is off."""
+    if "onnx" not in ctx.summary("export"):
+        return None
+    from conveyor.registry.onnx_export import OnnxExport
+
+    folder = ctx.output("export")
+    graph = folder / ONNX_GRAPH
+    model = ctx.store.load_bytes(folder, ONNX_GRAPH) if graph.is_file() else None
+    return OnnxExport.from_dict(ctx.store.load_json(folder, ONNX_EXPORT), model=model)
+
+
 # -- register -----------------------------------------------------------------
 def _register_key(ctx: RunContext) -> list[Any]:
     # Upstream *results*, not keys: a validation reused under a new baseline key is the
@@ -314,14 +371,13 @@ def _lineage_tags(ctx: RunContext, champion: str | None) -> dict[str, str]:
 
 def _prepare_register(ctx: RunContext) -> None:
     """Import what registration uses and list the installed packages (the model's pinned
-    requirements), while validation and versioning finish beside the run."""
-    from conveyor.registry.onnx_export import load_converter
+    requirements), while the steps before it finish beside the run."""
     from conveyor.registry.serialization import import_skops, pin_requirements_ready
+    from conveyor.registry.tracking import import_mlflow
 
     import_skops()
-    if ctx.config.serving.onnx.enabled:
-        load_converter()
     pin_requirements_ready()
+    import_mlflow()
 
 
 def _register(ctx: RunContext, out: Path) -> dict[str, Any]:
@@ -362,7 +418,6 @@ def _write_lineage(ctx: RunContext, tags: dict[str, str], out: Path) -> Path:
 
 def _log_run(ctx: RunContext, registry: Any, tags: dict[str, str], *, lineage: Path) -> str:
     evaluation = ctx.summary("evaluate")
-    train = ctx.frame("split", "train")
     schema = ctx.schema
     artifacts = sorted((ctx.output("evaluate") / "plots").glob("*.png"))
     artifacts += [ctx.output("ingest") / "cleaning.json", lineage]
@@ -376,29 +431,13 @@ def _log_run(ctx: RunContext, registry: Any, tags: dict[str, str], *, lineage: P
         "split.strategy": ctx.config.split.strategy,
         "split.test_size": ctx.config.split.test_size,
         "metric": ctx.config.training.metric,
-        "train_rows": len(train),
+        "train_rows": ctx.summary("split")["train_rows"],
         "test_rows": evaluation["rows"],
     }
-    onnx = None
-    if ctx.config.serving.onnx.enabled:
-        from conveyor.registry.onnx_export import export_onnx
+    onnx = _onnx_export(ctx)
+    if onnx is not None:
         from conveyor.registry.tracking import onnx_tags
 
-        settings = ctx.config.serving.onnx
-        onnx = export_onnx(
-            ctx.model("train", "model"),
-            ctx.frame("split", "test")[list(schema.features)],
-            tolerance=settings.tolerance,
-            parity_rows=settings.parity_rows,
-        )
-        log.log(
-            logging.INFO if onnx.verified else logging.WARNING,
-            "ONNX export %s (max diff %s, %.1fs)%s",
-            onnx.status,
-            "n/a" if onnx.max_abs_diff is None else f"{onnx.max_abs_diff:.3g}",
-            onnx.export_seconds,
-            f": {onnx.reason}" if onnx.reason else "",
-        )
         tags.update(onnx_tags(onnx))  # the caller registers the version with these tags
     run_id: str = registry.log_training_run(
         experiment=ctx.project.config.name,
@@ -423,13 +462,10 @@ def _log_run(ctx: RunContext, registry: Any, tags: dict[str, str], *, lineage: P
 
 def _log_reference_profile(ctx: RunContext, registry: Any, run_id: str) -> None:
     """Store the training data's drift reference (features and predictions) with the run."""
-    from conveyor.monitoring.profile import profile_model
     from conveyor.registry.profiles import log_reference_profile
 
-    profile = profile_model(
-        ctx.model("train", "model"), ctx.frame("split", "train"), ctx.schema, task=ctx.task
-    )
-    log_reference_profile(registry, run_id, profile.to_dict())
+    profile = ctx.store.load_json(ctx.output("export"), REFERENCE_PROFILE)
+    log_reference_profile(registry, run_id, profile)
 
 
 def _log_model_report(
@@ -547,11 +583,18 @@ STEPS: tuple[Step, ...] = (
     Step("version", "Version the dataset with DVC", ("ingest",), _version_key, _version),
     Step("split", "Split train / held-out", ("ingest",), _split_key, _split),
     Step("train", "Train candidate models", ("split",), _train_key, _train),
+    Step(
+        "export",
+        "Export to ONNX and profile the training data",
+        ("train", "split"),
+        _export_key,
+        _export,
+    ),
     Step("evaluate", "Evaluate on held-out data", ("train", "split"), _evaluate_key, _evaluate),
     Step(
         "register",
         "Track and register in MLflow",
-        ("evaluate", "validate", "version"),
+        ("evaluate", "validate", "version", "export"),
         _register_key,
         _register,
         _prepare_register,

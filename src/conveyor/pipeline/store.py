@@ -137,6 +137,20 @@ class RunStore:
         return pd.read_parquet(_existing(folder / f"{name}.parquet"))
 
     @staticmethod
+    def save_bytes(folder: Path, name: str, data: bytes) -> Path:
+        """Write the file ``<folder>/<name>`` (atomically)."""
+        return _write_durably(folder / name, lambda tmp: tmp.write_bytes(data))
+
+    @staticmethod
+    def load_bytes(folder: Path, name: str) -> bytes:
+        """Read the file ``<folder>/<name>``.
+
+        Raises:
+            PipelineError: the output is missing.
+        """
+        return _existing(folder / name).read_bytes()
+
+    @staticmethod
     def save_model(folder: Path, name: str, model: Any) -> Path:
         """Write a fitted model to the run store (joblib; local intermediate only).
 

@@ -1,4 +1,4 @@
-"""ONNX export of a fitted pipeline at registration, verified for parity on held-out rows.
+"""ONNX export of a fitted pipeline before registration, verified for parity on held-out rows.
 
 The exported graph takes one input per feature column, named as the column, shaped
 ``[None, 1]``: ``double`` (or ``float`` where a converter needs it) for numbers, ``string``
@@ -111,6 +111,21 @@ class OnnxExport:
             "tolerance": self.tolerance,
             "model_bytes": len(self.model) if self.model is not None else 0,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, model: bytes | None) -> OnnxExport:
+        """The export :meth:`to_dict` described, with its serialised model."""
+        return cls(
+            status=data["status"],
+            reason=data.get("reason"),
+            model=model,
+            max_abs_diff=data.get("max_abs_diff"),
+            label_agreement=data.get("label_agreement"),
+            rows=int(data.get("rows", 0)),
+            export_seconds=float(data.get("export_seconds", 0.0)),
+            precision=data.get("precision"),
+            tolerance=data.get("tolerance"),
+        )
 
 
 @dataclass(frozen=True)

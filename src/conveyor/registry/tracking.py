@@ -56,6 +56,7 @@ __all__ = [
     "first_line",
     "flatten_params",
     "fluent_store",
+    "import_mlflow",
     "log_training_run",
     "onnx_tags",
     "quiet_mlflow",
@@ -77,6 +78,13 @@ MAX_KEY = 250
 PARAMS_PER_BATCH = 100
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".svg", ".gif"})
 
+_REGISTRATION_MODULES = (
+    "mlflow.data.pandas_dataset",
+    "mlflow.models",
+    "mlflow.sklearn",
+    "mlflow.store.model_registry.sqlalchemy_store",
+    "mlflow.store.tracking.sqlalchemy_store",
+)
 _FLUENT_LOCK = threading.RLock()
 _URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
@@ -87,6 +95,16 @@ def quiet_mlflow() -> None:
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+
+def import_mlflow() -> None:
+    """Import the parts of MLflow a registration uses (about a second), ahead of it;
+    nothing is opened or written."""
+    import importlib
+
+    quiet_mlflow()
+    for module in _REGISTRATION_MODULES:
+        importlib.import_module(module)
 
 
 @contextmanager

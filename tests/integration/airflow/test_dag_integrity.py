@@ -14,7 +14,17 @@ REPO = Path(__file__).resolve().parents[3]
 
 pytestmark = [pytest.mark.integration]
 
-STEPS = ["ingest", "validate", "version", "split", "train", "evaluate", "register", "promote"]
+STEPS = [
+    "ingest",
+    "validate",
+    "version",
+    "split",
+    "train",
+    "export",
+    "evaluate",
+    "register",
+    "promote",
+]
 
 # Runs inside .venv-airflow: loads dags/ as the dag-processor does (a bundle on sys.path)
 # and describes each DAG.

@@ -67,7 +67,8 @@ def test_dag_run_registers_a_version_with_lineage_once_per_logical_date(
     record = _record(project, RUN_ID)
     assert record["status"] == "succeeded"
     assert list(record["steps"]) == [
-        "ingest", "validate", "version", "split", "train", "evaluate", "register", "promote"
+        "ingest", "validate", "version", "split", "train", "export", "evaluate", "register",
+        "promote",
     ]  # fmt: skip
     registry = _registry(project)
     version = registry.get_version("churn-demo", "1")

@@ -1,4 +1,4 @@
-"""Validation, versioning, registration and promotion in a worker process beside the run.
+"""Validation, versioning and export in a worker process beside the run.
 
 Real runs of the whole pipeline on a small demo table: the worker is a real process
 running the real steps (Great Expectations, DVC, MLflow).
@@ -60,7 +60,17 @@ def test_a_whole_run_completes_every_step(tmp_path: Path) -> None:
     record = PipelineRunner(demo_project(tmp_path)).run()
     statuses = {name: step["status"] for name, step in record["steps"].items()}
     assert statuses == dict.fromkeys(
-        ("ingest", "validate", "version", "split", "train", "evaluate", "register", "promote"),
+        (
+            "ingest",
+            "validate",
+            "version",
+            "split",
+            "train",
+            "export",
+            "evaluate",
+            "register",
+            "promote",
+        ),
         "succeeded",
     )
 
@@ -164,6 +174,34 @@ def test_a_table_above_the_limit_trains_with_no_worker_alive(
 
     PipelineRunner(demo_project(tmp_path), on_event=count_workers).run()
     assert seen == {"split": 1, "train": 0}
+
+
+def steps_running_at_evaluation(tmp_path: Path) -> tuple[list[str], int]:
+    """A whole run's steps still running, and the workers alive, when evaluation starts."""
+    seen: list[tuple[list[str], int]] = []
+    runner = PipelineRunner(demo_project(tmp_path))
+
+    def note(event: StepEvent) -> None:
+        if event.kind == "start" and event.step.name == "evaluate":
+            steps = runner.store.read_record(runner.last_run_id or "")["steps"]
+            running = [name for name, step in steps.items() if step["status"] == "running"]
+            seen.append((running, len(workers())))
+
+    runner.on_event = note
+    assert runner.run()["status"] == "succeeded"
+    return seen[0]
+
+
+def test_the_export_runs_beside_evaluation(tmp_path: Path) -> None:
+    running, _ = steps_running_at_evaluation(tmp_path)
+    assert "export" in running
+
+
+def test_a_table_above_the_limit_exports_in_a_fresh_worker_beside_evaluation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(side, "BESIDE_MAX_CELLS", 0)
+    assert steps_running_at_evaluation(tmp_path) == (["export"], 1)
 
 
 def test_a_failed_validation_on_a_table_above_the_limit_fails_before_training(

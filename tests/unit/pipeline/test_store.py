@@ -79,6 +79,17 @@ def test_an_unreadable_run_record_is_a_clear_error(store: RunStore, content: str
         store.read_record("r1")
 
 
+def test_bytes_round_trip(store: RunStore) -> None:
+    folder = store.step_dir("r1", "export")
+    store.save_bytes(folder, "model.onnx", b"\x08\x07graph")
+    assert store.load_bytes(folder, "model.onnx") == b"\x08\x07graph"
+
+
+def test_missing_bytes_name_the_step_output(store: RunStore) -> None:
+    with pytest.raises(PipelineError, match=r"missing step output .*model.onnx"):
+        store.load_bytes(store.step_dir("r1", "export"), "model.onnx")
+
+
 def test_an_unreadable_step_output_is_a_clear_error(store: RunStore) -> None:
     folder = store.step_dir("r1", "evaluate")
     (folder / "evaluation.json").write_text('{"metrics": {', encoding="utf-8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -175,6 +176,15 @@ def test_to_dict_is_json_without_the_model(train: pd.DataFrame, holdout: pd.Data
     assert data["model_bytes"] == len(export.model or b"") > 0
     assert "model" not in data
     assert "model=" not in repr(export)
+
+
+def test_from_dict_restores_what_to_dict_wrote(train: pd.DataFrame, holdout: pd.DataFrame) -> None:
+    pipeline = _fit("logistic_regression", "binary", train)
+    export = export_onnx(pipeline, holdout, tolerance=TOLERANCE, parity_rows=20)
+
+    stored = json.loads(json.dumps(export.to_dict()))
+    restored = OnnxExport.from_dict(stored, model=export.model)
+    assert restored == replace(export, export_seconds=round(export.export_seconds, 3))
 
 
 def test_empty_sample_is_unsupported_not_an_error(train: pd.DataFrame) -> None:
