@@ -25,8 +25,9 @@ from conveyor.data.versioning import DatasetVersioner, file_md5
 from conveyor.errors import ConfigError, PipelineError
 from conveyor.pipeline.context import RunContext
 from conveyor.pipeline.project import Project
+from conveyor.pipeline.release import LINEAGE_ARTIFACT, git_commit
 from conveyor.pipeline.runner import PipelineRunner, StepEvent, code_version
-from conveyor.pipeline.steps import LINEAGE_ARTIFACT, Step, git_commit, step_named
+from conveyor.pipeline.steps import Step, step_named
 from conveyor.pipeline.store import RunStore
 
 __all__ = ["MetricComparison", "Reproduction", "reproduce_version"]

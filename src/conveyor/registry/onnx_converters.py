@@ -220,7 +220,7 @@ def _imputer_shape(operator: Any) -> None:
 
 def _convert_imputer(scope: Any, operator: Any, container: Any) -> None:
     """A string imputer on NaN is the identity: missing categories are fed as its fill
-    value (see :func:`build_feeds`); everything else goes to skl2onnx's converter."""
+    value (see ``onnx_scoring.build_feeds``); everything else goes to skl2onnx's converter."""
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
     from skl2onnx.operator_converters.imputer_op import convert_sklearn_imputer
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import RegistryError
-from conveyor.registry.onnx_export import OnnxScorer
+from conveyor.registry.onnx_scoring import OnnxScorer
 from conveyor.serving.slot import Prediction
 
 if TYPE_CHECKING:

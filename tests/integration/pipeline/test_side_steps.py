@@ -185,6 +185,9 @@ def steps_running_at_evaluation(tmp_path: Path) -> tuple[list[str], int]:
         if event.kind == "start" and event.step.name == "evaluate":
             steps = runner.store.read_record(runner.last_run_id or "")["steps"]
             running = [name for name, step in steps.items() if step["status"] == "running"]
+            deadline = time.monotonic() + 10  # a worker just started may not have exec'd yet
+            while running and not workers() and time.monotonic() < deadline:
+                time.sleep(0.05)
             seen.append((running, len(workers())))
 
     runner.on_event = note
