@@ -9,22 +9,14 @@ from typing import Any
 
 import pytest
 
+from conveyor.pipeline.steps import STEPS as PIPELINE
+
 Airflow = Any  # conftest.Airflow: airflow(*args), airflow.python(code)
 REPO = Path(__file__).resolve().parents[3]
 
 pytestmark = [pytest.mark.integration]
 
-STEPS = [
-    "ingest",
-    "validate",
-    "version",
-    "split",
-    "train",
-    "export",
-    "evaluate",
-    "register",
-    "promote",
-]
+STEPS = [step.name for step in PIPELINE]  # the DAG runs Conveyor's own pipeline
 
 # Runs inside .venv-airflow: loads dags/ as the dag-processor does (a bundle on sys.path)
 # and describes each DAG.

@@ -13,6 +13,8 @@ from urllib.parse import unquote
 
 import pytest
 
+from conveyor.pipeline.steps import STEPS
+
 Airflow = Any  # conftest.Airflow: airflow(*args), airflow.python(code)
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -66,10 +68,7 @@ def test_dag_run_registers_a_version_with_lineage_once_per_logical_date(
     assert f"[conveyor {RUN_ID}]" in first, "task logs must carry the Conveyor run id"
     record = _record(project, RUN_ID)
     assert record["status"] == "succeeded"
-    assert list(record["steps"]) == [
-        "ingest", "validate", "version", "split", "train", "export", "evaluate", "register",
-        "promote",
-    ]  # fmt: skip
+    assert list(record["steps"]) == [step.name for step in STEPS]
     registry = _registry(project)
     version = registry.get_version("churn-demo", "1")
     assert version.tags["conveyor.pipeline_run"] == RUN_ID
