@@ -101,11 +101,13 @@ def _onnx_export(ctx: RunContext) -> Any:
 
 # -- register -----------------------------------------------------------------
 def register_key(ctx: RunContext) -> list[Any]:
-    """A registration depends on the evaluated model, the data's checks and the registry."""
+    """A registration depends on the evaluated and exported model, the data's checks and
+    the registry."""
     # Upstream *results*, not keys: a validation reused under a new baseline key is the
     # same validation, and must not make a new model version.
     return [
         ctx.keys["evaluate"],
+        ctx.keys["export"],
         ctx.summary("validate"),
         ctx.summary("version").get("md5"),
         ctx.project.config.name,

@@ -24,10 +24,8 @@ from conveyor.settings import Settings
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], ModelRegistry]:
-    """A whole run's record and the registry it registered in."""
-    root = tmp_path_factory.mktemp("export")
+def exported_project(root: Path, **onnx: Any) -> Project:
+    """A demo project training a small LightGBM model, with these ``serving.onnx`` settings."""
     data = write_demo_dataset(root / "data.csv", n_rows=1500, seed=4, messy=True)
     config = ConveyorConfig.model_validate(
         {
@@ -36,9 +34,16 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Model
             "training": {
                 "models": [{"type": "lightgbm", "params": {"n_estimators": 20, "n_jobs": 1}}]
             },
+            "serving": {"onnx": onnx},
         }
     )
-    project = Project.open(config, config_dir=root, settings=Settings())
+    return Project.open(config, config_dir=root, settings=Settings())
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], ModelRegistry]:
+    """A whole run's record and the registry it registered in."""
+    project = exported_project(tmp_path_factory.mktemp("export"))
     record = PipelineRunner(project).run()
     assert record["status"] == "succeeded", record.get("error")
     return record, ModelRegistry(project.tracking_uri)
@@ -72,3 +77,13 @@ def test_the_registered_reference_profile_is_the_exported_one(
 ) -> None:
     profile = json.loads((export_output(run) / "profile.json").read_text(encoding="utf-8"))
     assert load_reference_profile(run[1], registered(run)) == profile
+
+
+def test_new_onnx_settings_register_a_new_version(tmp_path: Path) -> None:
+    PipelineRunner(exported_project(tmp_path, parity_rows=200)).run()
+    record = PipelineRunner(exported_project(tmp_path, parity_rows=100)).run()
+    statuses = {n: record["steps"][n]["status"] for n in ("train", "export", "register")}
+    assert (statuses, record["steps"]["register"]["summary"]["version"]) == (
+        {"train": "cached", "export": "succeeded", "register": "succeeded"},
+        "2",
+    )
