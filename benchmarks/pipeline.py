@@ -131,7 +131,12 @@ def _only_record(project: Path) -> dict[str, Any]:
 
 def beside_note() -> str:
     """Which steps run beside which others, for the step tables' caption."""
-    from conveyor.pipeline.side import BESIDE_MAX_CELLS, SIDE_STEPS, WAITS_ON_LARGE_TABLE
+    from conveyor.pipeline.side import (
+        BESIDE_MAX_CELLS,
+        SIDE_STEPS,
+        WAITS_ON_LARGE_TABLE,
+        WARM_DURING,
+    )
     from conveyor.pipeline.steps import STEPS
 
     names = [s.name for s in STEPS]
@@ -154,6 +159,10 @@ def beside_note() -> str:
         f" starts once they are done and the worker has stopped){late_note}. So the steps"
         " add up to more than the run; reading a local file, the worker imports Great"
         " Expectations while ingest reads the table, which validate's time leaves out;"
-        " register's time includes the imports it does while it waits for"
+        + "".join(
+            f" it imports {side}'s libraries while {step} runs, which {side}'s time leaves out;"
+            for step, side in WARM_DURING.items()
+        )
+        + " register's time includes the imports it does while it waits for"
         f" {publish.listed([*early, *late])}"
     )

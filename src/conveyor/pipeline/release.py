@@ -19,6 +19,7 @@ from conveyor.config import config_hash
 from conveyor.errors import ConveyorError, ServiceUnavailableError
 from conveyor.pipeline.context import RunContext
 from conveyor.pipeline.interrupts import check_interrupted
+from conveyor.pipeline.project import Project
 from conveyor.redaction import redact, redact_tree
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "promote_key",
     "register",
     "register_key",
+    "warm_export",
 ]
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,22 @@ def export_key(ctx: RunContext) -> list[Any]:
     """The export depends on the model, the split it was trained and checked on, and the
     ONNX settings."""
     return [ctx.keys["train"], ctx.keys["split"], config_hash(ctx.config.serving.onnx)]
+
+
+def warm_export(project: Project) -> None:
+    """Import what the export runs on: the model's libraries (to load it), the profile's
+    and, with ONNX on, the converter and the runtime."""
+    import joblib  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+
+    from conveyor.monitoring import profile  # noqa: F401
+    from conveyor.training.models import import_model_libraries
+
+    import_model_libraries(project.config.training.models)
+    if project.config.serving.onnx.enabled:
+        from conveyor.registry.onnx_export import load_converter
+
+        load_converter()
 
 
 def export(ctx: RunContext, out: Path) -> dict[str, Any]:

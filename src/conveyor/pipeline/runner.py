@@ -35,6 +35,7 @@ from conveyor.pipeline.project import Project
 from conveyor.pipeline.side import (
     SIDE_STEPS,
     WAITS_ON_LARGE_TABLE,
+    WARM_DURING,
     SideOutcome,
     SideWorker,
     fits_beside,
@@ -195,10 +196,12 @@ class PipelineRunner:
         Great Expectations) right away when validation runs on a small local file."""
         if len(steps) < 2 or not self.side_steps:
             return None
-        side = SideWorker()
         names = {s.name for s in steps}
-        if "validate" in self.side_steps & names and worth_warming(self.project.config.data.source):
-            side.warm()
+        beside = self.side_steps & names
+        ahead = {s: x for s, x in WARM_DURING.items() if s in names and x in beside}
+        side = SideWorker(warm_during=ahead)
+        if "validate" in beside and worth_warming(self.project.config.data.source):
+            side.warm("validate", self.project)
         return side
 
     @staticmethod
@@ -287,6 +290,8 @@ class PipelineRunner:
         if side is not None and step.name in self.side_steps and step in STEPS:
             side.submit(step.name, ctx, folder)
             return
+        if side is not None:
+            side.warm_during(step.name, ctx.project)
         summary = step.execute(ctx, folder)
         check_interrupted()  # the signal may have been swallowed inside the step
         seconds = prepared + time.perf_counter() - started

@@ -12,11 +12,12 @@ stands before registration, and a failed validation still fails the run.
 
 The worker is started on the first step it takes, or, when the source is a local file,
 when the run starts: it then imports Great Expectations while the run reads and cleans
-the table, so validation starts as soon as the table is there. It runs its steps one at a
-time in the order given, and is stopped with the run, or, on a large table, once its
-steps are done and before training starts (``WAITS_ON_LARGE_TABLE``); the export after
-training then starts a fresh one, beside evaluation, whose memory is well below
-training's. It is in its own
+the table, so validation starts as soon as the table is there. Likewise, while training
+runs, it imports what the export needs (``WARM_DURING``). It runs its steps one at a
+time in the order given, at the lowest priority, and is stopped with the run, or, on a
+large table, once its steps are done and before training starts
+(``WAITS_ON_LARGE_TABLE``); a fresh one, holding libraries but no table, then imports the
+export's libraries while training runs and exports beside evaluation. It is in its own
 process group, so a Ctrl-C in the terminal reaches the run only; the run passes it on and
 waits for the step to wind down. It dies with the run's process if that is killed
 (Linux), so it never works for a run that is gone.
@@ -37,6 +38,7 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -54,6 +56,7 @@ __all__ = [
     "BESIDE_MAX_CELLS",
     "SIDE_STEPS",
     "WAITS_ON_LARGE_TABLE",
+    "WARM_DURING",
     "WARM_MAX_SOURCE_BYTES",
     "SideOutcome",
     "SideWorker",
@@ -77,6 +80,13 @@ has stopped (``WAITS_ON_LARGE_TABLE``)."""
 WAITS_ON_LARGE_TABLE = frozenset({"train"})
 """Steps that, on a table above ``BESIDE_MAX_CELLS``, start only after every side step has
 finished and the worker has stopped, so that its memory is free for theirs."""
+
+WARM_DURING = {"train": "export"}
+"""Side steps whose libraries the worker imports while a step of the run's own process
+runs (not from cache): the export's (the model's libraries, the ONNX converter and
+runtime) while training runs. On a table above ``BESIDE_MAX_CELLS`` that is a fresh
+worker, holding libraries and no table; at its low priority it works mostly while
+training's preprocessing leaves a core idle."""
 
 WARM_MAX_SOURCE_BYTES = 2 * 2**30
 """The largest local source file for which the worker starts with the run and imports
@@ -107,7 +117,10 @@ class SideOutcome:
 
 @dataclass(frozen=True)
 class _Warm:
-    """Ask the worker to import what validation needs before its first step arrives."""
+    """Ask the worker to import what ``step`` needs (its ``Step.warm``) before it arrives."""
+
+    project: Project
+    step: str
 
 
 @dataclass(frozen=True)
@@ -151,20 +164,33 @@ class SideWorker:
     """One worker process running side steps in order; started by :meth:`warm` or on
     the first step it takes."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, warm_during: Mapping[str, str] | None = None) -> None:
+        """
+        Args:
+            warm_during: step of the run's own process -> side step to warm up for while
+                it runs (``WARM_DURING``, for the side steps of this run).
+        """
         self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self._pending: deque[str] = deque()
+        self._warm_during = dict(warm_during or {})
 
     @property
     def pending(self) -> tuple[str, ...]:
         """Steps handed to the worker whose outcome has not been collected yet."""
         return tuple(self._pending)
 
-    def warm(self) -> None:
-        """Start the worker now and have it import what validation needs."""
-        with contextlib.suppress(OSError):  # gone already: the first step reports it
-            self._connection().send(_Warm())
+    def warm(self, step: str, project: Project) -> None:
+        """Start the worker if needed and have it import what ``step`` needs, after the
+        steps handed to it already."""
+        with contextlib.suppress(OSError):  # gone already: the next step reports it
+            self._connection().send(_Warm(project, step))
+
+    def warm_during(self, step: str, project: Project) -> None:
+        """``step`` starts in the run's process: warm up for the side step after it."""
+        ahead = self._warm_during.get(step)
+        if ahead is not None:
+            self.warm(ahead, project)
 
     def submit(self, step: str, ctx: RunContext, folder: Path) -> None:
         """Hand one step to the worker (it starts the worker if needed)."""
@@ -275,7 +301,7 @@ def _serve(conn: Connection, parent: int) -> None:
         except (EOFError, OSError):
             return
         if isinstance(task, _Warm):
-            if not _warm_for_validation():
+            if not _warm(task):
                 return  # Ctrl-C, passed on by the run: the steps sent meanwhile never start
             continue
         with watching_interrupts():
@@ -293,22 +319,24 @@ def _quiet_progress_locks() -> None:
     tqdm.set_lock(threading.RLock())
 
 
-def _warm_for_validation() -> bool:
-    """Import Great Expectations (seconds) while the run reads and cleans the table.
+def _warm(task: _Warm) -> bool:
+    """Import what a step needs (seconds) while the steps before it run.
 
     Returns:
         False when a Ctrl-C, passed on by the run, arrived meanwhile.
     """
+    from conveyor.pipeline.steps import step_named
+
     started = time.perf_counter()
     try:
-        from conveyor.data.validation import load_great_expectations
-
-        load_great_expectations()
-    except Exception as exc:  # validation itself reports what is wrong
-        log.debug("warming up for validation failed: %s", exc)
+        warm = step_named(task.step).warm
+        if warm is not None:
+            warm(task.project)
+    except Exception as exc:  # the step itself reports what is wrong
+        log.debug("warming up for %s failed: %s", task.step, exc)
     except KeyboardInterrupt:
         return False
-    log.debug("warmed up for validation in %.1fs", time.perf_counter() - started)
+    log.debug("warmed up for %s in %.1fs", task.step, time.perf_counter() - started)
     return True
 
 

@@ -19,6 +19,7 @@ from conveyor.config import config_hash
 from conveyor.data.versioning import file_md5
 from conveyor.errors import DataError, DataValidationError
 from conveyor.pipeline.context import RunContext, digest
+from conveyor.pipeline.project import Project
 from conveyor.pipeline.release import (
     export,
     export_key,
@@ -27,6 +28,7 @@ from conveyor.pipeline.release import (
     promote_key,
     register,
     register_key,
+    warm_export,
 )
 
 __all__ = ["STEPS", "Step", "step_named"]
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 KeyFn = Callable[[RunContext], list[Any] | None]
 ExecuteFn = Callable[[RunContext, Path], dict[str, Any]]
 PrepareFn = Callable[[RunContext], None]
+WarmFn = Callable[[Project], None]
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,9 @@ class Step:
         prepare: work that needs none of its upstream steps (imports, mostly), run while
             the step waits for upstream steps still running beside it; ``execute`` must
             not rely on it having run.
+        warm: for a step run beside the others, the imports it needs, done ahead by the
+            worker process that will run it while the steps before it run
+            (``pipeline.side``); ``execute`` must not rely on it having run.
     """
 
     name: str
@@ -60,6 +66,7 @@ class Step:
     key_parts: KeyFn
     execute: ExecuteFn
     prepare: PrepareFn | None = None
+    warm: WarmFn | None = None
 
 
 # -- ingest -------------------------------------------------------------------
@@ -104,6 +111,12 @@ def _ingest(ctx: RunContext, out: Path) -> dict[str, Any]:
 
 
 # -- validate -----------------------------------------------------------------
+def _warm_validate(project: Project) -> None:
+    from conveyor.data.validation import load_great_expectations
+
+    load_great_expectations()
+
+
 def _baseline_digest(ctx: RunContext) -> str:
     path = ctx.project.baseline_path
     return file_md5(path) if path.is_file() else "absent"
@@ -265,7 +278,14 @@ def _evaluate(ctx: RunContext, out: Path) -> dict[str, Any]:
 
 STEPS: tuple[Step, ...] = (
     Step("ingest", "Read and clean the source table", (), _ingest_key, _ingest),
-    Step("validate", "Validate with Great Expectations", ("ingest",), _validate_key, _validate),
+    Step(
+        "validate",
+        "Validate with Great Expectations",
+        ("ingest",),
+        _validate_key,
+        _validate,
+        warm=_warm_validate,
+    ),
     Step("version", "Version the dataset with DVC", ("ingest",), _version_key, _version),
     Step("split", "Split train / held-out", ("ingest",), _split_key, _split),
     Step("train", "Train candidate models", ("split",), _train_key, _train),
@@ -275,6 +295,7 @@ STEPS: tuple[Step, ...] = (
         ("train", "split"),
         export_key,
         export,
+        warm=warm_export,
     ),
     Step("evaluate", "Evaluate on held-out data", ("train", "split"), _evaluate_key, _evaluate),
     Step(

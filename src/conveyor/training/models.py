@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from conveyor.config import ModelSpec
@@ -16,6 +17,7 @@ __all__ = [
     "build_estimator",
     "default_model",
     "estimator_params",
+    "import_model_libraries",
     "needs_scaling",
 ]
 
@@ -137,6 +139,32 @@ def build_estimator(spec: ModelSpec, *, task: Task, seed: int) -> Any:
 
         return LabelEncodedClassifier(estimator)
     return estimator
+
+
+def import_model_libraries(specs: Iterable[ModelSpec]) -> None:
+    """Import the libraries of these models and of the pipeline around them (most of a
+    second), ahead of loading a trained one; an import that fails is left for the load
+    to report.
+
+    Args:
+        specs: the candidate models.
+    """
+    import sklearn.compose
+    import sklearn.impute
+    import sklearn.pipeline
+    import sklearn.preprocessing  # noqa: F401
+
+    import conveyor_cleaning.cleaner  # noqa: F401
+
+    for spec in specs:
+        for path in MODEL_TYPES.get(spec.type, (spec.type,)):
+            module = (path or "").rpartition(".")[0]
+            if not module:
+                continue
+            try:
+                importlib.import_module(module)
+            except Exception as exc:
+                log.debug("importing %s ahead failed: %s", module, exc)
 
 
 def estimator_params(estimator: Any) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from conveyor.errors import DataValidationError, PipelineError
 from conveyor.pipeline import side
 from conveyor.pipeline.project import Project
 from conveyor.pipeline.runner import PipelineRunner, StepEvent
-from conveyor.pipeline.steps import STEPS, Step
+from conveyor.pipeline.steps import STEPS, Step, step_named
 from conveyor.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -149,18 +149,61 @@ def test_a_table_above_the_limit_has_its_side_steps_done_before_training(
     assert {("done", "validate"), ("done", "version")} <= set(events[:train_starts])
 
 
-def test_a_table_above_the_limit_trains_with_no_worker_alive(
+def test_a_table_above_the_limit_stops_the_worker_holding_it_before_training(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(side, "BESIDE_MAX_CELLS", 0)
-    seen: dict[str, int] = {}
+    seen: dict[str, list[psutil.Process]] = {}
 
-    def count_workers(event: StepEvent) -> None:
+    def note_workers(event: StepEvent) -> None:
         if event.kind == "start" and event.step.name in ("split", "train"):
-            seen[event.step.name] = len(workers())
+            seen[event.step.name] = workers()
 
-    PipelineRunner(demo_project(tmp_path), on_event=count_workers).run()
-    assert seen == {"split": 1, "train": 0}
+    PipelineRunner(demo_project(tmp_path), on_event=note_workers).run()
+    assert [w.is_running() for w in seen["split"]] == [False]
+
+
+def onnx_runtime_loaded(process: psutil.Process) -> bool:
+    """Whether ONNX Runtime's native library is mapped into ``process``."""
+    try:
+        return any("onnxruntime" in m.path for m in process.memory_maps())
+    except psutil.Error:
+        return False
+
+
+def runtime_loaded_while_training(tmp_path: Path) -> bool:
+    """A whole run with ONNX on whose training waits (up to 30 s) for a worker with ONNX
+    Runtime loaded; returns whether one was seen before training ended."""
+    seen: list[bool] = []
+
+    def train_waiting(ctx: Any, out: Path) -> dict[str, Any]:
+        deadline = time.monotonic() + 30
+        while not any(onnx_runtime_loaded(w) for w in workers()):
+            if time.monotonic() > deadline:
+                seen.append(False)
+                break
+            time.sleep(0.1)
+        else:
+            seen.append(True)
+        return step_named("train").execute(ctx, out)
+
+    steps = tuple(
+        dataclasses.replace(s, execute=train_waiting) if s.name == "train" else s for s in STEPS
+    )
+    project = demo_project(tmp_path, serving={"onnx": {"enabled": True}})
+    assert PipelineRunner(project, steps=steps).run()["status"] == "succeeded"
+    return seen == [True]
+
+
+def test_the_worker_loads_the_exports_libraries_while_training_runs(tmp_path: Path) -> None:
+    assert runtime_loaded_while_training(tmp_path)
+
+
+def test_on_a_table_above_the_limit_a_fresh_worker_loads_them_while_training_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(side, "BESIDE_MAX_CELLS", 0)
+    assert runtime_loaded_while_training(tmp_path)
 
 
 def steps_running_at_evaluation(tmp_path: Path) -> tuple[list[str], int]:

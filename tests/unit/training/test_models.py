@@ -116,3 +116,31 @@ def test_missing_torch_gives_install_hint(monkeypatch: pytest.MonkeyPatch) -> No
     estimator = build_estimator(ModelSpec(type="torch_mlp"), task="binary", seed=0)
     with pytest.raises(TrainingError, match=r"pip install 'conveyor-mlops\[torch\]'"):
         estimator.fit(np.zeros((4, 2)), ["a", "b", "a", "b"])
+
+
+def imported_after(specs: str) -> set[str]:
+    """The model libraries a fresh interpreter holds after ``import_model_libraries``."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from conveyor.config import ModelSpec\n"
+        "from conveyor.training.models import import_model_libraries\n"
+        f"import_model_libraries([ModelSpec(type=t) for t in {specs}])\n"
+        "libraries = ('lightgbm', 'xgboost', 'sklearn.ensemble')\n"
+        "print(' '.join(m for m in libraries if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def test_import_model_libraries_imports_each_candidates_library() -> None:
+    assert imported_after("['lightgbm', 'sklearn.ensemble.ExtraTreesClassifier']") >= {
+        "lightgbm",
+        "sklearn.ensemble",
+    }
+
+
+def test_import_model_libraries_leaves_an_unimportable_path_to_the_load() -> None:
+    assert "lightgbm" in imported_after("['no_such_module.Model', 'lightgbm']")
