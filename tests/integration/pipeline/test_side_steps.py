@@ -153,14 +153,17 @@ def test_a_table_above_the_limit_stops_the_worker_holding_it_before_training(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(side, "BESIDE_MAX_CELLS", 0)
-    seen: dict[str, list[psutil.Process]] = {}
+    at_split: list[psutil.Process] = []
+    running_at_train: list[bool] = []
 
     def note_workers(event: StepEvent) -> None:
-        if event.kind == "start" and event.step.name in ("split", "train"):
-            seen[event.step.name] = workers()
+        if event.kind == "start" and event.step.name == "split":
+            at_split.extend(workers())
+        if event.kind == "start" and event.step.name == "train":
+            running_at_train.extend(w.is_running() for w in at_split)
 
     PipelineRunner(demo_project(tmp_path), on_event=note_workers).run()
-    assert [w.is_running() for w in seen["split"]] == [False]
+    assert running_at_train == [False]
 
 
 def onnx_runtime_loaded(process: psutil.Process) -> bool:
